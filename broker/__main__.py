@@ -1,0 +1,7 @@
+"""``python -m broker`` runs the ``carebroker`` command."""
+
+import sys
+
+from broker.cli import main
+
+sys.exit(main())

@@ -1,0 +1,354 @@
+"""Roles and the lifespan of one carebroker process.
+
+A process runs one or more roles (``mllp``, ``fhir``, ``relay``, ``router``,
+``delivery``, ``audit``, ``console``) against one PostgreSQL and one Kafka:
+``carebroker up`` runs them all with embedded defaults, ``carebroker run
+--role R`` one of them for deployments that scale roles separately.
+
+Start-up order is chosen so that every failure is a clear message and nothing
+is left running: check the configuration, bind the ports, start (or reach)
+PostgreSQL and Kafka, migrate, create topics, then start the roles. Shutdown
+runs the other way round within 10 s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import signal
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import asyncpg
+from fastapi import APIRouter
+
+from broker import kafka
+from broker.errors import BrokerError, ConfigError, StartupError
+from broker.health import Readiness
+from broker.http import HttpServer, bind, create_app
+from broker.local import EmbeddedPostgres, LocalKafka
+from broker.pseudonym import Pseudonymizer
+from broker.relay import Relay, republish_unrouted
+from broker.settings import ROLES, Role, Settings
+from broker.store import db, partitions
+from broker.store.messages import MessageStore
+from broker.store.migrate import migrate
+from routing.directory import Directory, load_directory
+
+log = logging.getLogger(__name__)
+
+Announce = Callable[[str], None]
+
+
+@dataclass
+class Context:
+    """What every role of a process shares. Built once at start-up, passed down."""
+
+    settings: Settings
+    pool: asyncpg.Pool
+    directory: Directory
+    pseudonymizer: Pseudonymizer
+    messages: MessageStore
+    readiness: Readiness
+    producer: kafka.Producer
+    stop: asyncio.Event
+    kafka_is_ephemeral: bool = False
+    routers: list[APIRouter] = field(default_factory=list)
+    on_reload: list[Callable[[Directory], None]] = field(default_factory=list)
+
+    def reload_directory(self) -> Directory:
+        """Re-read the partner file and swap it in; raise ConfigError and keep the old one."""
+        if self.settings.config is None:
+            return self.directory
+        fresh = load_directory(self.settings.config)
+        self.directory = fresh
+        for callback in self.on_reload:
+            callback(fresh)
+        return fresh
+
+
+class RoleService(Protocol):
+    """One role: ``start`` returns once it serves (ports bound), ``stop`` drains it."""
+
+    name: str
+
+    async def start(self, ctx: Context) -> None:
+        """Start serving; raise StartupError if it cannot."""
+
+    async def stop(self) -> None:
+        """Stop, finishing or leaving for replay what is in flight."""
+
+    def endpoints(self) -> list[str]:
+        """Return lines describing what this role serves, for the start-up banner."""
+
+
+class _TaskRole:
+    """A role that is one background task running until the process stops."""
+
+    name = "task"
+
+    def __init__(self) -> None:
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self, ctx: Context) -> None:
+        self._task = asyncio.create_task(self.run(ctx), name=f"role-{self.name}")
+
+    async def run(self, ctx: Context) -> None:
+        await ctx.stop.wait()
+
+    async def stop(self) -> None:
+        if self._task is None:
+            return
+        try:
+            async with asyncio.timeout(6):
+                await self._task
+        except TimeoutError:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def endpoints(self) -> list[str]:
+        return []
+
+
+class RelayRole(_TaskRole):
+    """Publish the outbox to Kafka."""
+
+    name = "relay"
+
+    async def run(self, ctx: Context) -> None:
+        if ctx.kafka_is_ephemeral:
+            # The local broker kept nothing: whatever was accepted but not yet
+            # routed when carebroker stopped must be published again.
+            count = await republish_unrouted(
+                ctx.pool, ctx.settings.kafka_topic_prefix, ctx.settings.outbox_shards
+            )
+            if count:
+                log.info("republished unrouted messages", extra={"count": count})
+        await Relay(ctx.pool, ctx.producer, ctx.settings.outbox_shards).run(ctx.stop)
+
+
+class ShellRole(_TaskRole):
+    """A role whose work lands with its issue; it starts and stops like a real one."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = name
+
+
+class MllpShellRole(_TaskRole):
+    """Bind the MLLP port; the HL7 v2 receiver proper lands with its issue."""
+
+    name = "mllp"
+
+    async def start(self, ctx: Context) -> None:
+        self._server = await asyncio.start_server(
+            self._refuse, ctx.settings.mllp_host, ctx.settings.mllp_port
+        )
+        host, port = self._server.sockets[0].getsockname()[:2]
+        self._where = f"{host}:{port}"
+        await super().start(ctx)
+
+    async def _refuse(self, _: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.close()
+
+    async def stop(self) -> None:
+        self._server.close()
+        await super().stop()
+
+    def endpoints(self) -> list[str]:
+        return [f"mllp: {self._where} (HL7 v2 over MLLP)"]
+
+
+def role_service(role: Role) -> RoleService:
+    """Return the service implementing ``role``."""
+    factories: dict[str, Callable[[], RoleService]] = {
+        "relay": RelayRole,
+        "mllp": MllpShellRole,
+    }
+    factory = factories.get(role)
+    return factory() if factory else ShellRole(role)
+
+
+async def serve(
+    settings: Settings,
+    roles: Sequence[Role],
+    *,
+    local: bool,
+    announce: Announce,
+    ready: Callable[[], None] | None = None,
+) -> None:
+    """Run the given roles until SIGINT/SIGTERM; ``local`` allows embedded PostgreSQL/Kafka."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    cleanup: list[Callable[[], object]] = []
+    try:
+        await _serve(
+            settings, roles, local=local, announce=announce, stop=stop, cleanup=cleanup, ready=ready
+        )
+    finally:
+        for undo in reversed(cleanup):
+            try:
+                result = undo()
+                if asyncio.iscoroutine(result):
+                    async with asyncio.timeout(8):
+                        await result
+            except (BrokerError, OSError, TimeoutError, asyncpg.PostgresError):
+                log.exception("shutdown step failed")
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            loop.remove_signal_handler(sig)
+
+
+async def _serve(
+    settings: Settings,
+    roles: Sequence[Role],
+    *,
+    local: bool,
+    announce: Announce,
+    stop: asyncio.Event,
+    cleanup: list[Callable[[], object]],
+    ready: Callable[[], None] | None,
+) -> None:
+    directory = load_directory(settings.config) if settings.config else Directory.empty()
+    dsn = settings.database_dsn()
+    if dsn is None and not local:
+        raise ConfigError(
+            "CAREBROKER_DATABASE_URL is not set (`run` needs a PostgreSQL; "
+            "`carebroker up` starts an embedded one)"
+        )
+    if settings.kafka_bootstrap_servers is None and not local:
+        raise ConfigError(
+            "CAREBROKER_KAFKA_BOOTSTRAP_SERVERS is not set (`run` needs Kafka; "
+            "`carebroker up` starts a local broker)"
+        )
+    if dsn is None:
+        _check_writable(settings.data_dir)
+    if "mllp" in roles:
+        from broker.local import check_port_free
+
+        check_port_free(settings.mllp_host, settings.mllp_port, "MLLP")
+
+    readiness = Readiness("postgresql", "kafka", *roles)
+    http_sock = bind(settings.http_host, settings.http_port)
+    routers: list[APIRouter] = []
+    http = HttpServer(create_app(readiness, routers), http_sock)
+    await http.start()
+    cleanup.append(http.stop)
+    announce(f"http: http://{settings.http_host}:{http.port} (health: /healthz)")
+
+    if dsn is None:
+        pg = EmbeddedPostgres(settings.data_dir)
+        cleanup.append(pg.stop)
+        await pg.start()
+        dsn = pg.dsn
+        announce(f"database: embedded PostgreSQL at {db.describe_dsn(dsn)} (data in {pg.pgdata})")
+    else:
+        announce(f"database: PostgreSQL at {db.describe_dsn(dsn)}")
+    ephemeral = False
+    if settings.kafka_bootstrap_servers is None:
+        broker_process = LocalKafka()
+        cleanup.append(broker_process.stop)
+        await broker_process.start()
+        settings = settings.model_copy(update={"kafka_bootstrap_servers": broker_process.bootstrap})
+        ephemeral = True
+        announce(f"kafka: local broker (tansu, in memory) at {broker_process.bootstrap}")
+    else:
+        announce(f"kafka: {settings.kafka_bootstrap_servers}")
+
+    pool = await db.connect(dsn, settings.database_pool_size)
+    cleanup.append(pool.close)
+    await migrate(pool)
+    await partitions.ensure_partitions(pool)
+    readiness.set("postgresql", True)
+    await kafka.ensure_topics(settings)
+    producer = kafka.Producer(settings)
+    await producer.start()
+    cleanup.append(producer.stop)
+    readiness.set("kafka", True)
+
+    key = (
+        settings.pseudonym_key.get_secret_value().encode()
+        if settings.pseudonym_key
+        else await db.fetch_secret(pool, "pseudonym_key", lambda: secrets.token_bytes(32))
+    )
+    ctx = Context(
+        settings=settings,
+        pool=pool,
+        directory=directory,
+        pseudonymizer=Pseudonymizer(key),
+        messages=MessageStore(
+            pool, topic_prefix=settings.kafka_topic_prefix, outbox_shards=settings.outbox_shards
+        ),
+        readiness=readiness,
+        producer=producer,
+        stop=stop,
+        kafka_is_ephemeral=ephemeral,
+        routers=routers,
+    )
+    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, _reload_on_hup, ctx)
+
+    services = [role_service(role) for role in roles]
+    for service in services:
+        await service.start(ctx)
+        cleanup.append(service.stop)
+        readiness.set(service.name, True)
+        for line in service.endpoints():
+            announce(line)
+    monitor = asyncio.create_task(_monitor(ctx))
+    cleanup.append(monitor.cancel)
+    partners = len(directory.partners)
+    announce(
+        f"ready: roles {', '.join(roles)}; {partners} partner(s)"
+        f"{f' from {settings.config}' if settings.config else ''}; Ctrl-C stops"
+    )
+    if ready:
+        ready()
+    await stop.wait()
+    announce("stopping: finishing in-flight work")
+
+
+def _reload_on_hup(ctx: Context) -> None:
+    try:
+        directory = ctx.reload_directory()
+        log.info("partner directory reloaded", extra={"partners": len(directory.partners)})
+    except ConfigError as exc:
+        log.error("partner directory not reloaded: %s", exc)  # noqa: TRY400 - clear, no trace
+
+
+async def _monitor(ctx: Context) -> None:
+    """Keep readiness true to what PostgreSQL and Kafka answer; keep partitions ahead."""
+    tick = 0
+    while True:
+        await asyncio.sleep(2.0)
+        ctx.readiness.set("postgresql", await db.ping(ctx.pool))
+        ctx.readiness.set("kafka", await ctx.producer.is_ready())
+        tick += 1
+        if tick % 1800 == 0:
+            with contextlib.suppress(*db.UNAVAILABLE):
+                await partitions.ensure_partitions(ctx.pool)
+
+
+def _check_writable(data_dir: Path) -> None:
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        probe = data_dir / ".write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise StartupError(
+            f"data dir {data_dir} is not writable "
+            f"({exc.strerror or exc.__class__.__name__}): "
+            "choose another with --data-dir"
+        ) from exc
+    if not os.access(data_dir, os.W_OK | os.X_OK):
+        raise StartupError(f"data dir {data_dir} is not writable: choose another with --data-dir")
+
+
+__all__ = ["ROLES", "Context", "RoleService", "role_service", "serve"]

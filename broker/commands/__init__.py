@@ -1,0 +1,1 @@
+"""Subcommands of ``carebroker``; each module has ``register(subparsers)``."""

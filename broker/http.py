@@ -1,0 +1,119 @@
+"""The HTTP server every carebroker process runs: health, metrics, and the roles' routes.
+
+Roles add their routes (FHIR gateway, console API, mailbox) to one FastAPI
+application; the OpenAPI document is generated from it. The socket is bound
+before anything else starts so a taken port is a clear start-up error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import Iterator
+
+import uvicorn
+from fastapi import APIRouter, FastAPI
+from fastapi.responses import JSONResponse
+
+from broker.errors import StartupError
+from broker.health import Readiness
+
+log = logging.getLogger(__name__)
+
+
+def create_app(readiness: Readiness, routers: list[APIRouter] | None = None) -> FastAPI:
+    """Build the FastAPI application with ``/healthz`` and the given routers."""
+    app = FastAPI(
+        title="carebroker",
+        version="0.1.0",
+        description="Regional care-coordination message broker.",
+    )
+
+    @app.get(
+        "/healthz",
+        tags=["operations"],
+        summary="Readiness of this process",
+        responses={503: {"description": "Some part is not ready; the body names it."}},
+    )
+    async def healthz() -> JSONResponse:
+        missing = readiness.not_ready()
+        body = {
+            "status": "ok" if not missing else "starting",
+            "components": readiness.snapshot(),
+            "not_ready": missing,
+        }
+        return JSONResponse(body, status_code=200 if not missing else 503)
+
+    for router in routers or []:
+        app.include_router(router)
+    return app
+
+
+def bind(host: str, port: int, what: str = "HTTP") -> socket.socket:
+    """Bind a listening TCP socket; raise StartupError naming the port when taken."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        reason = "already in use" if exc.errno == 98 else (exc.strerror or "unavailable")
+        raise StartupError(f"{what} port {host}:{port} is {reason}") from exc
+    sock.listen(1024)
+    sock.setblocking(False)
+    return sock
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the process lifespan owns SIGINT/SIGTERM."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class HttpServer:
+    """uvicorn serving one FastAPI app on an already-bound socket."""
+
+    def __init__(self, app: FastAPI, sock: socket.socket) -> None:
+        self.sock = sock
+        self.server = _Server(
+            uvicorn.Config(
+                app,
+                log_config=None,
+                access_log=False,
+                lifespan="off",
+                timeout_graceful_shutdown=5,
+                limit_concurrency=2000,
+            )
+        )
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def port(self) -> int:
+        """Return the bound port (useful when asked for port 0)."""
+        port: int = self.sock.getsockname()[1]
+        return port
+
+    async def start(self) -> None:
+        """Serve in the background until :meth:`stop`."""
+        self._task = asyncio.create_task(self.server.serve(sockets=[self.sock]))
+        while not self.server.started:
+            if self._task.done():
+                self._task.result()
+            await asyncio.sleep(0.01)
+
+    async def stop(self) -> None:
+        """Stop accepting, finish in-flight requests (bounded), close."""
+        self.server.should_exit = True
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                try:
+                    async with asyncio.timeout(6):
+                        await self._task
+                except TimeoutError:
+                    self._task.cancel()
+        self.sock.close()

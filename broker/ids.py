@@ -1,0 +1,51 @@
+"""Time-ordered identifiers (UUID version 7, RFC 9562 §5.7).
+
+carebroker ids sort by creation time, which keeps B-tree inserts local, lets
+keyset pagination follow acceptance order, and lets a lookup by id find its
+time partition (the id carries the time). Within one process, ids made in the
+same millisecond stay in creation order: the 12 ``rand_a`` bits are a counter
+(RFC 9562 §6.2, method 1), so acceptance order is never shuffled.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+from datetime import UTC, datetime
+
+_lock = threading.Lock()
+_last_ms = 0
+_counter = 0
+
+
+def new_id() -> uuid.UUID:
+    """Return a new UUIDv7, greater than every id this process made before."""
+    global _last_ms, _counter
+    with _lock:
+        ms = time.time_ns() // 1_000_000
+        if ms > _last_ms:
+            _last_ms, _counter = ms, int.from_bytes(os.urandom(1), "big")  # leave headroom
+        else:
+            _counter += 1
+            if _counter > 0xFFF:  # counter exhausted: borrow the next millisecond
+                _last_ms, _counter = _last_ms + 1, 0
+        ms, counter = _last_ms, _counter
+    value = (ms & 0xFFFF_FFFF_FFFF) << 80
+    value |= 0x7 << 76  # version
+    value |= counter << 64  # rand_a used as a counter
+    value |= 0b10 << 62  # variant
+    value |= int.from_bytes(os.urandom(8), "big") & 0x3FFF_FFFF_FFFF_FFFF  # rand_b
+    return uuid.UUID(int=value)
+
+
+def id_time(value: uuid.UUID) -> datetime:
+    """Return the creation time a UUIDv7 carries (millisecond precision, UTC)."""
+    return datetime.fromtimestamp((value.int >> 80) / 1000, UTC)
+
+
+def new_id_at() -> tuple[uuid.UUID, datetime]:
+    """Return a new id and the time it carries: use both, so a lookup by id finds its partition."""
+    value = new_id()
+    return value, id_time(value)

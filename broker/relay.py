@@ -1,0 +1,198 @@
+"""The outbox relay: publish what PostgreSQL committed to Kafka, shard by shard, in order.
+
+Each outbox shard is relayed by one process at a time (a PostgreSQL advisory
+lock held on a dedicated connection), so rows of one key leave in the order
+they were committed even with several relay instances running. Rows are
+deleted only after Kafka acknowledged them; a crash in between republishes
+them, and consumers are idempotent (design invariant 3). While Kafka is down
+rows simply wait: senders are still answered, because acceptance depends on
+PostgreSQL alone (design invariant 1).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+
+from broker import topics
+from broker.envelope import Envelope
+from broker.errors import KafkaUnavailableError, StoreUnavailableError
+from broker.kafka import Producer, Record
+from broker.store import outbox
+from broker.store.db import UNAVAILABLE, transaction
+
+log = logging.getLogger(__name__)
+
+_STORE_DOWN: tuple[type[Exception], ...] = (*UNAVAILABLE, StoreUnavailableError)
+_LOCK_BASE = 0x6F757462_00000000  # "outb" << 32: advisory lock ids of the shards
+BATCH_ROWS = 500
+BATCH_BYTES = 16 * 1024 * 1024
+
+
+class Relay:
+    """Move outbox rows to Kafka."""
+
+    def __init__(self, pool: asyncpg.Pool, producer: Producer, shards: int) -> None:
+        self.pool = pool
+        self.producer = producer
+        self.shards = shards
+        self.owned: set[int] = set()
+        self.published = 0
+        self.kafka_ok = True
+        self._wake = asyncio.Event()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Relay until ``stop`` is set; survive store and Kafka outages."""
+        backoff = 0.1
+        while not stop.is_set():
+            try:
+                async with self.pool.acquire() as lock_conn:
+                    await lock_conn.add_listener("carebroker_outbox", self._notified)
+                    try:
+                        await self._loop(lock_conn, stop)
+                    finally:
+                        with contextlib.suppress(*UNAVAILABLE):
+                            await lock_conn.remove_listener("carebroker_outbox", self._notified)
+                            await lock_conn.execute("SELECT pg_advisory_unlock_all()")
+                        self.owned.clear()
+                backoff = 0.1
+            except _STORE_DOWN:
+                log.warning("relay: message store unavailable, retrying")
+                self.owned.clear()
+                await _sleep_or_stop(stop, backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    def _notified(self, *_: object) -> None:
+        self._wake.set()
+
+    async def _loop(self, lock_conn: asyncpg.Connection, stop: asyncio.Event) -> None:
+        next_claim = 0.0
+        loop = asyncio.get_running_loop()
+        kafka_backoff = 0.2
+        while not stop.is_set():
+            if loop.time() >= next_claim:
+                await self._claim(lock_conn)
+                next_claim = loop.time() + 5.0
+            self._wake.clear()
+            try:
+                moved = 0
+                for shard in sorted(self.owned):
+                    moved += await self._drain(shard)
+                self.kafka_ok = True
+                kafka_backoff = 0.2
+            except KafkaUnavailableError:
+                self.kafka_ok = False
+                log.warning("relay: Kafka unavailable, rows wait in the outbox")
+                await _sleep_or_stop(stop, kafka_backoff)
+                kafka_backoff = min(kafka_backoff * 2, 5.0)
+                continue
+            if moved == 0:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(1.0):
+                        stop_wait = asyncio.ensure_future(stop.wait())
+                        wake_wait = asyncio.ensure_future(self._wake.wait())
+                        try:
+                            await asyncio.wait(
+                                {stop_wait, wake_wait}, return_when=asyncio.FIRST_COMPLETED
+                            )
+                        finally:
+                            stop_wait.cancel()
+                            wake_wait.cancel()
+
+    async def _claim(self, lock_conn: asyncpg.Connection) -> None:
+        for shard in range(self.shards):
+            if shard in self.owned:
+                continue
+            if await lock_conn.fetchval("SELECT pg_try_advisory_lock($1)", _LOCK_BASE + shard):
+                self.owned.add(shard)
+
+    async def _drain(self, shard: int) -> int:
+        rows = await self.pool.fetch(
+            "SELECT id, topic, key, value, partition, headers FROM ("
+            " SELECT *, sum(octet_length(value)) OVER (ORDER BY id) AS running"
+            " FROM (SELECT * FROM outbox WHERE shard = $1 ORDER BY id LIMIT $2) s) t"
+            " WHERE running - octet_length(value) < $3 ORDER BY id",
+            shard,
+            BATCH_ROWS,
+            BATCH_BYTES,
+        )
+        if not rows:
+            return 0
+        await self.producer.publish(
+            [
+                Record(
+                    r["topic"],
+                    r["value"],
+                    r["key"],
+                    r["partition"],
+                    [(k, v.encode()) for k, v in (r["headers"] or {}).items()],
+                )
+                for r in rows
+            ]
+        )
+        await self.pool.execute(
+            "DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows]
+        )
+        self.published += len(rows)
+        return len(rows)
+
+
+async def republish_unrouted(
+    pool: asyncpg.Pool,
+    topic_prefix: str,
+    shards: int,
+    older_than: timedelta = timedelta(0),
+    within: timedelta = timedelta(days=7),
+) -> int:
+    """Queue again every accepted message the router has not taken yet; return how many.
+
+    Run at start-up when the Kafka broker keeps nothing across restarts (the
+    local tansu), and by operators after a Kafka data loss. The router is
+    idempotent, so a message that was in fact routed is not delivered twice.
+    """
+    now = datetime.now(UTC)
+    accepted_topic = topics.ACCEPTED.full_name(topic_prefix)
+    total = 0
+    cursor: tuple[datetime, object] | None = None
+    while True:
+        rows = await pool.fetch(
+            "SELECT m.id, m.received_at, m.envelope, p.data FROM messages m"
+            " JOIN payloads p ON p.message_id = m.id AND p.received_at = m.received_at"
+            " WHERE m.status = 'accepted' AND m.received_at BETWEEN $1 AND $2"
+            " AND ($3::timestamptz IS NULL OR (m.received_at, m.id) > ($3, $4::uuid))"
+            " ORDER BY m.received_at, m.id LIMIT 500",
+            now - within,
+            now - older_than,
+            cursor[0] if cursor else None,
+            cursor[1] if cursor else None,
+        )
+        if not rows:
+            return total
+        envelopes = [
+            Envelope.model_validate({**r["envelope"], "payload": r["data"]})
+            for r in rows
+            if r["envelope"]
+        ]
+        async with transaction(pool) as conn:
+            await outbox.insert(
+                conn,
+                [
+                    outbox.OutboxRow(
+                        accepted_topic, e.model_dump_json().encode(), e.ordering_key.encode()
+                    )
+                    for e in envelopes
+                ],
+                shards,
+            )
+        total += len(envelopes)
+        cursor = (rows[-1]["received_at"], rows[-1]["id"])
+
+
+async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await stop.wait()

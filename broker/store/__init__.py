@@ -1,0 +1,1 @@
+"""PostgreSQL: the message store, the outbox, deliveries and the audit trail (asyncpg)."""

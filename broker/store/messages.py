@@ -1,0 +1,334 @@
+"""The message store: accepted and rejected input, kept with its metadata and original bytes.
+
+:meth:`MessageStore.accept` is the durable-accept step of design invariant 1:
+one transaction stores a whole batch (metadata, original bytes, the
+idempotency key with the answer to give, the outbox record for Kafka and the
+``received`` audit event). Only after it commits may the caller send a positive
+ACK. Batching is what makes durable ingress fast: one commit, one fsync, for
+hundreds of messages from every open connection.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from broker import topics
+from broker.envelope import Channel, Envelope, Format
+from broker.events import AuditEvent
+from broker.ids import id_time
+from broker.store import events as audit_events
+from broker.store import outbox
+from broker.store.db import transaction
+
+REJECTED_PAYLOAD_CAP = 1024 * 1024  # bytes of a refused frame kept for operators
+
+
+@dataclass
+class Accepted:
+    """A message to store as accepted; ``answer`` is what a resend will get back."""
+
+    envelope: Envelope
+    answer: bytes
+    actor: str = "ingress"
+
+
+@dataclass
+class Rejected:
+    """Refused input, kept with its reason so operators can see it (design invariant 2)."""
+
+    message_id: uuid.UUID
+    received_at: datetime
+    channel: Channel
+    format: Format
+    payload: bytes
+    reason: str
+    answer: bytes | None = None
+    sender: str | None = None
+    sending_application: str = ""
+    sending_facility: str = ""
+    control_id: str = ""
+    message_type: str = ""
+    version: str = ""
+    batch_id: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+    actor: str = "ingress"
+
+
+@dataclass(frozen=True)
+class AcceptResult:
+    """What happened to one accepted message: stored now, or a duplicate of an earlier one."""
+
+    message_id: uuid.UUID
+    duplicate: bool
+    answer: bytes
+
+
+class MessageStore:
+    """Durable writes and lookups of messages (PostgreSQL, asyncpg)."""
+
+    def __init__(
+        self, pool: asyncpg.Pool, *, topic_prefix: str = "", outbox_shards: int = 8
+    ) -> None:
+        self.pool = pool
+        self.topic_prefix = topic_prefix
+        self.outbox_shards = outbox_shards
+
+    async def accept(self, items: Sequence[Accepted]) -> list[AcceptResult]:
+        """Store a batch durably, de-duplicating by (sender, MSH-3, control id).
+
+        Returns one result per item, in order. A duplicate (of an earlier message
+        or of an item earlier in the same batch) is not stored again: its result
+        carries the original message id and answer. Raises StoreUnavailableError
+        when nothing could be stored; then nothing was.
+        """
+        if not items:
+            return []
+        first_of: dict[tuple[str, str, str], int] = {}
+        for i, item in enumerate(items):
+            first_of.setdefault(_key(item.envelope), i)
+        unique = [items[i] for i in sorted(first_of.values())]
+        async with transaction(self.pool) as conn:
+            inserted = {
+                (r[0], r[1], r[2])
+                for r in await conn.fetch(
+                    "INSERT INTO ingress_keys (sender, sending_application, control_id,"
+                    " message_id, received_at, ack)"
+                    " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::uuid[],"
+                    " $5::timestamptz[], $6::bytea[])"
+                    " ON CONFLICT DO NOTHING"
+                    " RETURNING sender, sending_application, control_id",
+                    *_columns(
+                        unique,
+                        lambda i: [
+                            i.envelope.sender,
+                            i.envelope.sending_application,
+                            i.envelope.control_id,
+                            i.envelope.message_id,
+                            i.envelope.received_at,
+                            i.answer,
+                        ],
+                    ),
+                )
+            }
+            fresh = [i for i in unique if _key(i.envelope) in inserted]
+            earlier = await self._earlier(conn, [k for k in first_of if k not in inserted])
+            await self._insert_accepted(conn, fresh)
+            results = self._results(items, first_of, inserted, earlier)
+            duplicates = [
+                (item, result)
+                for item, result in zip(items, results, strict=True)
+                if result.duplicate
+            ]
+            if duplicates:
+                await conn.execute(
+                    "UPDATE ingress_keys k SET duplicates = k.duplicates + d.n FROM"
+                    " (SELECT s, a, c, count(*) AS n FROM unnest($1::text[], $2::text[],"
+                    " $3::text[]) AS t(s, a, c) GROUP BY s, a, c) d"
+                    " WHERE (k.sender, k.sending_application, k.control_id) = (d.s, d.a, d.c)",
+                    *_columns([d[0] for d in duplicates], lambda i: list(_key(i.envelope))),
+                )
+            await audit_events.record(
+                conn,
+                [
+                    *(
+                        AuditEvent(
+                            kind="received",
+                            actor=i.actor,
+                            message_id=i.envelope.message_id,
+                            control_id=i.envelope.control_id,
+                            partner=i.envelope.sender,
+                            detail={
+                                "message_type": i.envelope.message_type,
+                                "channel": i.envelope.channel,
+                                "size": len(i.envelope.payload),
+                            },
+                        )
+                        for i in fresh
+                    ),
+                    *(
+                        AuditEvent(
+                            kind="duplicate",
+                            actor=i.actor,
+                            message_id=r.message_id,
+                            control_id=i.envelope.control_id,
+                            partner=i.envelope.sender,
+                        )
+                        for i, r in duplicates
+                    ),
+                ],
+            )
+        return results
+
+    async def _earlier(
+        self, conn: asyncpg.Connection, keys: list[tuple[str, str, str]]
+    ) -> dict[tuple[str, str, str], tuple[uuid.UUID, bytes]]:
+        if not keys:
+            return {}
+        rows = await conn.fetch(
+            "SELECT k.sender, k.sending_application, k.control_id, k.message_id, k.ack"
+            " FROM ingress_keys k JOIN unnest($1::text[], $2::text[], $3::text[]) AS t(s, a, c)"
+            " ON (k.sender, k.sending_application, k.control_id) = (t.s, t.a, t.c)",
+            [k[0] for k in keys],
+            [k[1] for k in keys],
+            [k[2] for k in keys],
+        )
+        return {(r[0], r[1], r[2]): (r[3], r[4] or b"") for r in rows}
+
+    @staticmethod
+    def _results(
+        items: Sequence[Accepted],
+        first_of: dict[tuple[str, str, str], int],
+        inserted: set[tuple[str, str, str]],
+        earlier: dict[tuple[str, str, str], tuple[uuid.UUID, bytes]],
+    ) -> list[AcceptResult]:
+        results = []
+        for i, item in enumerate(items):
+            key = _key(item.envelope)
+            if key in inserted:
+                first = items[first_of[key]]
+                duplicate = i != first_of[key]
+                results.append(AcceptResult(first.envelope.message_id, duplicate, first.answer))
+            else:
+                message_id, answer = earlier[key]
+                results.append(AcceptResult(message_id, True, answer))
+        return results
+
+    async def _insert_accepted(self, conn: asyncpg.Connection, fresh: list[Accepted]) -> None:
+        if not fresh:
+            return
+        envelopes = [i.envelope for i in fresh]
+        await conn.executemany(
+            "INSERT INTO messages (id, received_at, channel, format, sender, sending_application,"
+            " sending_facility, control_id, message_type, version, status, batch_id, charset,"
+            " size, patient_digests, envelope, ack)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'accepted', $11, $12, $13, $14,"
+            " $15::text::jsonb, $16)",
+            [
+                (
+                    e.message_id,
+                    e.received_at,
+                    e.channel,
+                    e.format,
+                    e.sender,
+                    e.sending_application,
+                    e.sending_facility,
+                    e.control_id,
+                    e.message_type,
+                    e.version,
+                    e.batch_id,
+                    e.charset,
+                    len(e.payload),
+                    [k.digest for k in e.patient_keys],
+                    e.model_dump_json(exclude={"payload"}),
+                    i.answer,
+                )
+                for e, i in zip(envelopes, fresh, strict=True)
+            ],
+        )
+        await conn.execute(
+            "INSERT INTO payloads (message_id, received_at, data)"
+            " SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::bytea[])",
+            [e.message_id for e in envelopes],
+            [e.received_at for e in envelopes],
+            [e.payload for e in envelopes],
+        )
+        accepted_topic = topics.ACCEPTED.full_name(self.topic_prefix)
+        await outbox.insert(
+            conn,
+            [
+                outbox.OutboxRow(
+                    accepted_topic, e.model_dump_json().encode(), e.ordering_key.encode()
+                )
+                for e in envelopes
+            ],
+            self.outbox_shards,
+        )
+
+    async def reject(self, items: Sequence[Rejected]) -> None:
+        """Keep refused input with its reason (bytes capped) and audit the refusal."""
+        if not items:
+            return
+        async with transaction(self.pool) as conn:
+            await conn.executemany(
+                "INSERT INTO messages (id, received_at, channel, format, sender,"
+                " sending_application, sending_facility, control_id, message_type, version,"
+                " status, reason, batch_id, size, ack)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'rejected', $11, $12, $13, $14)",
+                [
+                    (
+                        r.message_id,
+                        r.received_at,
+                        r.channel,
+                        r.format,
+                        r.sender,
+                        r.sending_application,
+                        r.sending_facility,
+                        r.control_id,
+                        r.message_type,
+                        r.version,
+                        r.reason,
+                        r.batch_id,
+                        len(r.payload),
+                        r.answer,
+                    )
+                    for r in items
+                ],
+            )
+            await conn.execute(
+                "INSERT INTO payloads (message_id, received_at, data, truncated)"
+                " SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::bytea[], $4::bool[])",
+                [r.message_id for r in items],
+                [r.received_at for r in items],
+                [r.payload[:REJECTED_PAYLOAD_CAP] for r in items],
+                [len(r.payload) > REJECTED_PAYLOAD_CAP for r in items],
+            )
+            await audit_events.record(
+                conn,
+                [
+                    AuditEvent(
+                        kind="rejected",
+                        actor=r.actor,
+                        outcome="minor_failure",
+                        message_id=r.message_id,
+                        control_id=r.control_id or None,
+                        partner=r.sender,
+                        detail={"reason": r.reason, **r.detail},
+                    )
+                    for r in items
+                ],
+            )
+
+    async def get(self, message_id: uuid.UUID) -> dict[str, Any] | None:
+        """Return one message's metadata (no payload), or None."""
+        row = await self.pool.fetchrow(
+            "SELECT id, received_at, channel, format, sender, sending_application,"
+            " sending_facility, control_id, message_type, version, status, reason, batch_id,"
+            " charset, size, updated_at FROM messages WHERE id = $1 AND received_at = $2",
+            message_id,
+            id_time(message_id),
+        )
+        return dict(row) if row else None
+
+    async def payload(self, message_id: uuid.UUID) -> bytes | None:
+        """Return the original bytes of a message, or None when gone (retention)."""
+        data: bytes | None = await self.pool.fetchval(
+            "SELECT data FROM payloads WHERE message_id = $1 AND received_at = $2",
+            message_id,
+            id_time(message_id),
+        )
+        return data
+
+
+def _key(envelope: Envelope) -> tuple[str, str, str]:
+    return (envelope.sender, envelope.sending_application, envelope.control_id)
+
+
+def _columns(items: Sequence[Any], row: Any) -> list[list[Any]]:
+    rows = [row(i) for i in items]
+    return [list(col) for col in zip(*rows, strict=True)] if rows else []

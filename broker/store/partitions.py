@@ -1,0 +1,80 @@
+"""Create time partitions ahead of need, and drop whole ones for retention.
+
+``messages`` and ``payloads`` are range-partitioned on ``received_at`` by day,
+so retention drops a day's partition instead of deleting rows one by one.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import UTC, date, datetime, timedelta
+
+import asyncpg
+
+log = logging.getLogger(__name__)
+
+# table -> days of partitions created ahead of today
+PARTITIONED: dict[str, int] = {"messages": 3, "payloads": 3}
+_SUFFIX = re.compile(r"_p(\d{8})$")
+
+
+def _name(table: str, day: date) -> str:
+    return f"{table}_p{day:%Y%m%d}"
+
+
+async def ensure_partitions(
+    pool: asyncpg.Pool, today: date | None = None, tables: dict[str, int] | None = None
+) -> int:
+    """Create missing daily partitions from yesterday to ``ahead`` days on; return how many."""
+    today = today or datetime.now(UTC).date()
+    created = 0
+    async with pool.acquire() as conn:
+        for table, ahead in (tables or PARTITIONED).items():
+            existing = await _existing(conn, table)
+            for offset in range(-1, ahead + 1):
+                day = today + timedelta(days=offset)
+                name = _name(table, day)
+                if name in existing:
+                    continue
+                try:
+                    await conn.execute(
+                        f'CREATE TABLE IF NOT EXISTS "{name}" PARTITION OF "{table}" '
+                        f"FOR VALUES FROM ('{day.isoformat()}') "
+                        f"TO ('{(day + timedelta(days=1)).isoformat()}')"
+                    )
+                    created += 1
+                except asyncpg.exceptions.CheckViolationError:
+                    # Rows for that day already sit in the DEFAULT partition: leave
+                    # them there (still queryable) rather than fail start-up.
+                    log.warning(
+                        "partition not created: default partition holds rows",
+                        extra={"partition": name},
+                    )
+                except (
+                    asyncpg.exceptions.DuplicateTableError,
+                    asyncpg.exceptions.UniqueViolationError,
+                ):
+                    pass  # another instance created it at the same moment
+    return created
+
+
+async def _existing(conn: asyncpg.Connection, table: str) -> set[str]:
+    rows = await conn.fetch(
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = $1",
+        table,
+    )
+    return {r["relname"] for r in rows}
+
+
+async def drop_partitions_before(pool: asyncpg.Pool, table: str, cutoff: date) -> list[str]:
+    """Drop the daily partitions of ``table`` that end on or before ``cutoff``."""
+    dropped = []
+    async with pool.acquire() as conn:
+        for name in sorted(await _existing(conn, table)):
+            match = _SUFFIX.search(name)
+            if match and datetime.strptime(match[1], "%Y%m%d").replace(tzinfo=UTC).date() < cutoff:
+                await conn.execute(f'DROP TABLE IF EXISTS "{name}"')
+                dropped.append(name)
+    return dropped

@@ -1,0 +1,362 @@
+"""The partner directory: who the care partners are, how to reach them, what they read.
+
+The shape is ../shared/partners-example.yaml: field names there are the
+contract. carebroker accepts a few more optional fields (documented on each
+model) and refuses unknown ones, so a typo is an error at start-up rather than
+a silently ignored setting. Errors name the file, the line, the partner and the
+field (design invariant 7).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from broker.errors import ConfigError
+from broker.yamlfile import Loc, describe_errors, load_yaml
+
+SLUG = r"^[a-z0-9][a-z0-9-]{0,62}$"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Identifier(_Model):
+    """An identifier of an organisation: FINESS, SIRET, a local code (``system`` is a URI)."""
+
+    system: str
+    value: str
+
+
+class Practitioner(_Model):
+    """A person whose id appears in OBR-16, OBR-28, PV1-8, PRD, ROL, PRT, ORC-12 ..."""
+
+    system: str
+    value: str
+    name: str | None = None
+
+
+class MllpEndpoint(_Model):
+    """Deliver over MLLP; ``connections`` in parallel, each with one message in flight."""
+
+    type: Literal["mllp"]
+    host: str
+    port: int = Field(ge=1, le=65535)
+    tls: bool = False
+    ack_timeout_s: float = Field(default=30.0, gt=0)
+    connections: int = Field(default=1, ge=1, le=64)
+
+
+class FhirEndpoint(_Model):
+    """Deliver a FHIR message Bundle to ``<url>/$process-message``."""
+
+    type: Literal["fhir"]
+    url: str = Field(pattern=r"^https?://")
+    timeout_s: float = Field(default=30.0, gt=0)
+
+
+class MailboxEndpoint(_Model):
+    """Keep messages for the partner to poll over HTTP; flag them when unacknowledged too long."""
+
+    type: Literal["mailbox"]
+    unacked_alert_after_s: float = Field(default=24 * 3600, gt=0)
+
+
+Endpoint = Annotated[MllpEndpoint | FhirEndpoint | MailboxEndpoint, Field(discriminator="type")]
+
+
+class Accepts(_Model):
+    """What a partner reads: format, HL7 version, character set (table 0211), ACK mode."""
+
+    format: Literal["hl7v2", "fhir"]
+    version: str | None = None
+    charset: str | None = None
+    ack_mode: Literal["original", "enhanced"] | None = None
+
+
+class Partner(_Model):
+    """One care partner (hospital, lab, GP practice ...)."""
+
+    id: str = Field(pattern=SLUG)
+    name: str
+    kind: Literal["hospital", "lab", "gp", "clinic", "other"]
+    facilities: list[str] = Field(default_factory=list)
+    applications: list[str] = Field(
+        default_factory=list,
+        description="MSH-3 values; when set, MSH-3 must be one of them (optional).",
+    )
+    identifiers: list[Identifier] = Field(default_factory=list)
+    practitioners: list[Practitioner] = Field(default_factory=list)
+    endpoint: Endpoint | None = None
+    accepts: Accepts | None = None
+    inbound_charset: str | None = Field(
+        default=None,
+        description="Decode this sender's messages with this charset whatever MSH-18 says "
+        "(for senders that label cp1252 as 8859/1).",
+    )
+    certificate_cn: str | None = Field(
+        default=None, description="Client-certificate subject CN that identifies this partner."
+    )
+    token_sha256: list[str] = Field(
+        default_factory=list,
+        description="SHA-256 (hex) of bearer tokens this partner may use over HTTP.",
+    )
+    ordering: Literal["patient", "strict"] = Field(
+        default="patient",
+        description="`strict`: one failing delivery holds the whole endpoint, not one patient.",
+    )
+    identity_policy: Literal["strip", "refuse"] = Field(
+        default="strip",
+        description="A non-qualified INS: `strip` forwards without it (flagged), `refuse` AEs.",
+    )
+
+    @field_validator("token_sha256")
+    @classmethod
+    def _hex_digests(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if not re.fullmatch(r"[0-9a-f]{64}", value):
+                raise ValueError("must be 64 lower-case hex characters (sha256 of the token)")
+        return values
+
+    @model_validator(mode="after")
+    def _endpoint_needs_accepts(self) -> Partner:
+        if self.endpoint is not None and self.accepts is None:
+            raise ValueError("a partner with an endpoint must say what it `accepts`")
+        return self
+
+
+class PartnerRef(_Model):
+    """A route target naming one partner."""
+
+    partner: str
+
+
+class RouteWhen(_Model):
+    """When a route applies: message type (``*`` wildcards), sender, field conditions."""
+
+    message: str = "*"
+    sender: str | None = None
+    fields: dict[str, str] = Field(
+        default_factory=dict, description="HL7 v2 path -> required value (``*`` wildcards)."
+    )
+
+    def matches_type(self, message_type: str) -> bool:
+        """Tell whether ``message_type`` (``ORU^R01``) matches the ``message`` pattern."""
+        return fnmatch.fnmatchcase(message_type, self.message)
+
+
+ROLE_TARGETS = frozenset(
+    {"patient-gp", "ordering-provider", "copies-to", "referred-to", "referrer", "addressee"}
+)
+
+
+class Route(_Model):
+    """An explicit route from the file, on top of the built-in clinical routing."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    when: RouteWhen
+    to: list[Annotated[str, Field(pattern=SLUG)] | PartnerRef]
+    enabled: bool = True
+    include_sender: bool = Field(
+        default=False, description="Allow this route to send a message back to its sender."
+    )
+
+    @field_validator("to")
+    @classmethod
+    def _known_roles(cls, targets: list[str | PartnerRef]) -> list[str | PartnerRef]:
+        for target in targets:
+            if isinstance(target, str) and target not in ROLE_TARGETS:
+                raise ValueError(
+                    f"unknown role {target!r}; roles are {', '.join(sorted(ROLE_TARGETS))}, "
+                    "or use {partner: ID}"
+                )
+        return targets
+
+
+class DirectoryFile(_Model):
+    """The whole partner directory file."""
+
+    partners: list[Partner] = Field(default_factory=list)
+    routes: list[Route] = Field(default_factory=list)
+
+
+class Directory:
+    """The partner directory with the lookups routing and ingress need.
+
+    Built once per (re)load; immutable afterwards, so readers need no lock.
+    """
+
+    def __init__(self, data: DirectoryFile, source: str = "(inline)") -> None:
+        self.source = source
+        self.partners: dict[str, Partner] = {p.id: p for p in data.partners}
+        self.routes: list[Route] = list(data.routes)
+        self._by_facility: dict[str, Partner] = {}
+        self._by_identifier: dict[tuple[str, str], Partner] = {}
+        self._by_practitioner: dict[str, Partner] = {}
+        self._by_certificate: dict[str, Partner] = {}
+        self._by_token: dict[str, Partner] = {}
+        for partner in data.partners:
+            for facility in partner.facilities:
+                self._by_facility[facility.casefold()] = partner
+            for ident in partner.identifiers:
+                self._by_identifier[(ident.system, ident.value)] = partner
+                self._by_facility.setdefault(ident.value.casefold(), partner)
+            for person in partner.practitioners:
+                self._by_practitioner[person.value] = partner
+            if partner.certificate_cn:
+                self._by_certificate[partner.certificate_cn] = partner
+            for digest in partner.token_sha256:
+                self._by_token[digest] = partner
+        self.digest = hashlib.sha256(data.model_dump_json().encode()).hexdigest()
+        self.data = data
+
+    @classmethod
+    def empty(cls) -> Directory:
+        """Return a directory with no partners (carebroker refuses every sender)."""
+        return cls(DirectoryFile())
+
+    def partner(self, partner_id: str) -> Partner | None:
+        """Return the partner with this id."""
+        return self.partners.get(partner_id)
+
+    def by_facility(self, facility: str) -> Partner | None:
+        """Return the partner an HL7 v2 facility (MSH-4 / MSH-6) names."""
+        return self._by_facility.get(facility.casefold()) if facility else None
+
+    def by_practitioner(self, value: str) -> Partner | None:
+        """Return the partner a practitioner id (RPPS, ADELI, local) belongs to."""
+        return self._by_practitioner.get(value) if value else None
+
+    def by_identifier(self, system: str, value: str) -> Partner | None:
+        """Return the partner an organisation identifier (FINESS ...) names."""
+        return self._by_identifier.get((system, value))
+
+    def by_certificate(self, common_name: str) -> Partner | None:
+        """Return the partner a client-certificate CN identifies."""
+        return self._by_certificate.get(common_name)
+
+    def by_token(self, token: str) -> Partner | None:
+        """Return the partner a bearer token belongs to (tokens are kept hashed)."""
+        return self._by_token.get(hashlib.sha256(token.encode()).hexdigest())
+
+    def recipients(self) -> Iterable[Partner]:
+        """Return the partners carebroker can deliver to."""
+        return (p for p in self.partners.values() if p.endpoint is not None)
+
+
+def parse_directory(
+    data: Any, source: str = "(inline)", lines: dict[Loc, int] | None = None
+) -> Directory:
+    """Validate already-loaded data as a directory; errors name file, line, partner, field."""
+    lines = lines or {}
+    path = Path(source)
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{source}:1: the file must be a mapping with `partners:` (and `routes:`)"
+        )
+    try:
+        model = DirectoryFile.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(describe_errors(path, exc, lines, _labeller(data))) from exc
+    problems = _cross_check(model, lines, data)
+    if problems:
+        raise ConfigError("\n".join(f"{path}:{line}: {text}" for line, text in problems))
+    return Directory(model, source)
+
+
+def load_directory(path: Path) -> Directory:
+    """Load and validate the partner directory file at ``path``."""
+    data, lines = load_yaml(path)
+    return parse_directory(data, str(path), lines)
+
+
+def _labeller(data: dict[str, Any]) -> Any:
+    def label(loc: Loc) -> str | None:
+        if len(loc) >= 2 and loc[0] in ("partners", "routes") and isinstance(loc[1], int):
+            items = data.get(loc[0]) or []
+            item = items[loc[1]] if loc[1] < len(items) else None
+            key = "id" if loc[0] == "partners" else "name"
+            ident = item.get(key) if isinstance(item, dict) else None
+            kind = "partner" if loc[0] == "partners" else "route"
+            return f"{kind} {ident!r}" if ident else f"{kind} #{loc[1] + 1}"
+        return None
+
+    return label
+
+
+def _cross_check(
+    model: DirectoryFile, lines: dict[Loc, int], data: dict[str, Any]
+) -> list[tuple[int, str]]:
+    """Find what one model cannot see: duplicates across partners, dangling references."""
+    problems: list[tuple[int, str]] = []
+    seen_ids: dict[str, int] = {}
+    facility_owner: dict[str, str] = {}
+    practitioner_owner: dict[str, str] = {}
+    for i, partner in enumerate(model.partners):
+        line = lines.get(("partners", i, "id"), lines.get(("partners", i), 1))
+        if partner.id in seen_ids:
+            problems.append(
+                (
+                    line,
+                    f"partner {partner.id!r}: id: duplicate of the partner "
+                    f"at line {seen_ids[partner.id]}",
+                )
+            )
+        seen_ids.setdefault(partner.id, line)
+        for j, facility in enumerate(partner.facilities):
+            owner = facility_owner.setdefault(facility.casefold(), partner.id)
+            if owner != partner.id:
+                problems.append(
+                    (
+                        lines.get(("partners", i, "facilities", j), line),
+                        f"partner {partner.id!r}: facilities: {facility!r} already "
+                        f"belongs to partner {owner!r}",
+                    )
+                )
+        for j, person in enumerate(partner.practitioners):
+            owner = practitioner_owner.setdefault(person.value, partner.id)
+            if owner != partner.id:
+                problems.append(
+                    (
+                        lines.get(("partners", i, "practitioners", j), line),
+                        f"partner {partner.id!r}: practitioners: {person.value} "
+                        f"resolves to two partners ({owner!r} and {partner.id!r})",
+                    )
+                )
+    for i, route in enumerate(model.routes):
+        line = lines.get(("routes", i), 1)
+        if route.when.sender and route.when.sender not in seen_ids:
+            problems.append(
+                (
+                    lines.get(("routes", i, "when", "sender"), line),
+                    f"route {route.name!r}: when.sender: unknown partner {route.when.sender!r}",
+                )
+            )
+        for j, target in enumerate(route.to):
+            if isinstance(target, PartnerRef) and target.partner not in seen_ids:
+                problems.append(
+                    (
+                        lines.get(("routes", i, "to", j), line),
+                        f"route {route.name!r}: to: unknown partner {target.partner!r}",
+                    )
+                )
+            elif isinstance(target, PartnerRef):
+                partner = next(p for p in model.partners if p.id == target.partner)
+                if partner.endpoint is None:
+                    problems.append(
+                        (
+                            lines.get(("routes", i, "to", j), line),
+                            f"route {route.name!r}: to: partner {target.partner!r} "
+                            "has no endpoint to deliver to",
+                        )
+                    )
+    return problems
