@@ -49,6 +49,11 @@ class ProviderRef(_Frozen):
     id: str = Field(description="Identifier value (XCN-1 / XON-10): RPPS, ADELI, FINESS, local.")
     authority: str = Field(default="", description="Assigning authority (XCN-9) when given.")
     address: str = Field(default="", description="Electronic address (PRT-15, MSSanté) if any.")
+    path: str = Field(
+        default="",
+        description="For FHIR input: the FHIRPath it was read from; `source` then names the "
+        "HL7 v2 field of the same meaning, so routing treats both formats alike.",
+    )
 
 
 class Envelope(_Frozen):
