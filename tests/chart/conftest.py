@@ -69,11 +69,11 @@ def chart() -> Iterator[helm_python.Chart]:
 
 @pytest.fixture(scope="session")
 def render(chart: helm_python.Chart) -> Iterator[Any]:
-    """Return ``render(values) -> Rendered``; Helm errors propagate."""
+    """Return ``render(values, release) -> Rendered``; Helm errors propagate."""
     with helm_python.Config(namespace=NAMESPACE) as config:
 
-        def render(values: dict[str, Any] | None = None) -> Rendered:
-            files = config.render(chart, values, name=RELEASE, namespace=NAMESPACE, is_install=True)
+        def render(values: dict[str, Any] | None = None, release: str = RELEASE) -> Rendered:
+            files = config.render(chart, values, name=release, namespace=NAMESPACE, is_install=True)
             manifests = [
                 doc
                 for name, text in sorted(files.items())

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -344,3 +345,18 @@ def test_service_monitor_scrapes_metrics_on_every_role(render: Any) -> None:
         if service["metadata"]["name"] != "cb-carebroker-mllp-tcp":
             assert [p["name"] for p in service["spec"]["ports"]] == ["http"]
     assert render(None).of_kind("ServiceMonitor") == []
+
+
+def test_readme_deployment_section_names_what_the_chart_renders(render: Any) -> None:
+    """The commands the README gives name Deployments a release called carebroker has."""
+    readme = (CHART.parent.parent / "README.md").read_text()
+    section = readme[readme.index("## Deploying on Kubernetes") :]
+    section = section[: section.index("\n## ", 1)]
+    deployments = {d["metadata"]["name"] for d in render(None, "carebroker").of_kind("Deployment")}
+    named = set(re.findall(r"deployment/(carebroker-[a-z]+)", section))
+    loop = re.search(r"for role in ([a-z ]+); do", section)
+    assert loop, "the upgrade loop over roles"
+    named |= {f"carebroker-{role}" for role in loop.group(1).split()}
+    assert named and named <= deployments, named - deployments
+    sizing = section[section.index("### Sizing") : section.index("### Upgrades")]
+    assert sorted(re.findall(r"^\| ([a-z]+) \|", sizing, re.MULTILINE)[1:]) == sorted(ROLES)
