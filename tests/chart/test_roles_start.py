@@ -16,7 +16,6 @@ import signal
 import socket
 import subprocess
 import sys
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ import pytest
 from broker.local import free_port
 from broker.settings import ROLES
 from tests.chart.conftest import PodStart, image_environment
-from tests.conftest import REPO, _with_database
+from tests.conftest import REPO, scratch_database
 from tests.e2e.conftest import Running
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -39,16 +38,8 @@ PARTNERS = REPO / "tests" / "data" / "partners.yaml"
 @pytest.fixture
 async def empty_database(pg_admin_dsn: str) -> AsyncIterator[str]:
     """A database with no schema at all, as on the day of the first install."""
-    name = f"cbchart_{uuid.uuid4().hex[:12]}"
-    conn = await asyncpg.connect(pg_admin_dsn)
-    await conn.execute(f'CREATE DATABASE "{name}"')
-    await conn.close()
-    try:
-        yield _with_database(pg_admin_dsn, name)
-    finally:
-        conn = await asyncpg.connect(pg_admin_dsn)
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.close()
+    async with scratch_database(pg_admin_dsn, prefix="cbchart") as dsn:
+        yield dsn
 
 
 def _process_environment(
