@@ -23,10 +23,9 @@ COPY broker ./broker
 COPY adapters ./adapters
 COPY routing ./routing
 # A regular (not editable) install: the package, its migrations and the
-# `carebroker` entry point land in /opt/carebroker; bytecode is compiled here
-# because the final image's filesystem is read-only at run time.
-RUN /opt/carebroker/bin/pip install . \
-    && /opt/carebroker/bin/python -m compileall -q /opt/carebroker/lib
+# `carebroker` entry point land in /opt/carebroker, with their bytecode compiled
+# now (pip's default), as the pods' root filesystem is read-only.
+RUN /opt/carebroker/bin/pip install .
 
 FROM python:${PYTHON_VERSION}-slim-bookworm
 # A fixed numeric user, so Kubernetes' runAsNonRoot can check it (the chart

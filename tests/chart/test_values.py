@@ -112,7 +112,7 @@ def test_defaults_satisfy_the_schema(chart: helm_python.Chart) -> None:
         ({"roles": {"console": {"settings": {"log_levl": "DEBUG"}}}}, "log_levl"),
         ({"settings": {"log_level": "LOUD"}}, "log_level"),
         ({"settings": {"database_url": "postgresql://app:secret@db/app"}}, "database_url"),
-        ({"settings": {"pseudonym_key": {"secretName": "k"}}}, "key"),
+        ({"settings": {"pseudonym_key": {"secretName": "k"}}}, "missing property 'key'"),
         ({"settings": {"http_port": 0}}, "http_port"),
         ({"imagee": {"tag": "1"}}, "imagee"),
     ],
