@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -76,19 +77,30 @@ async def template_db(pg_admin_dsn: str) -> AsyncIterator[str]:
         await conn.close()
 
 
+@contextlib.asynccontextmanager
+async def scratch_database(
+    admin_dsn: str, template: str | None = None, prefix: str = "cbtest"
+) -> AsyncIterator[str]:
+    """Create a database (a copy of ``template`` if given), yield its DSN, drop it."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    conn = await asyncpg.connect(admin_dsn)
+    await conn.execute(
+        f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else "")
+    )
+    await conn.close()
+    try:
+        yield _with_database(admin_dsn, name)
+    finally:
+        conn = await asyncpg.connect(admin_dsn)
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.close()
+
+
 @pytest.fixture
 async def database_url(pg_admin_dsn: str, template_db: str) -> AsyncIterator[str]:
     """DSN of a fresh, migrated database for one test."""
-    name = f"cbtest_{uuid.uuid4().hex[:12]}"
-    conn = await asyncpg.connect(pg_admin_dsn)
-    await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
-    await conn.close()
-    try:
-        yield _with_database(pg_admin_dsn, name)
-    finally:
-        conn = await asyncpg.connect(pg_admin_dsn)
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.close()
+    async with scratch_database(pg_admin_dsn, template_db) as dsn:
+        yield dsn
 
 
 @pytest.fixture

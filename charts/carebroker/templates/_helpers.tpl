@@ -1,0 +1,216 @@
+{{/*
+Names, labels and the pieces every role's pod shares: the CAREBROKER_* environment
+built from `settings`, and the volumes that environment points into.
+*/}}
+
+{{- define "carebroker.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Release-wide name; role resources are "<fullname>-<role>", so leave room for the suffix. */}}
+{{- define "carebroker.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 48 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 48 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 48 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "carebroker.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "carebroker.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "carebroker.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "carebroker.labels" -}}
+helm.sh/chart: {{ include "carebroker.chart" . }}
+{{ include "carebroker.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: carebroker
+{{- end }}
+
+{{/* The roles in broker/settings.py ROLES order; `roles` in values may only name these. */}}
+{{- define "carebroker.roles" -}}
+{{- list "mllp" "fhir" "relay" "router" "delivery" "audit" "console" | toJson }}
+{{- end }}
+
+{{- define "carebroker.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+
+{{- define "carebroker.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "carebroker.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/*
+Settings of one role: `settings` with the role's own `settings` laid over it,
+returned as JSON (templates can only return text). Argument: dict root, role.
+*/}}
+{{- define "carebroker.roleSettings" -}}
+{{- $spec := get .root.Values.roles .role }}
+{{- mergeOverwrite (deepCopy .root.Values.settings) (deepCopy (default dict $spec.settings)) | toJson }}
+{{- end }}
+
+{{/*
+Settings whose value is a file: a Secret reference for these is mounted and its
+path passed (the others' Secret references become secretKeyRef variables).
+*/}}
+{{- define "carebroker.fileSettings" -}}
+{{- list "kafka_ssl_cafile" "mllp_tls_cert" "mllp_tls_key" "mllp_tls_client_ca" | toJson }}
+{{- end }}
+
+{{/* Whether a setting reaches a role: MLLP TLS material (a private key) only the mllp role gets. */}}
+{{- define "carebroker.settingReaches" -}}
+{{- if and (hasPrefix "mllp_tls_" .key) (ne .role "mllp") }}{{- else }}yes{{- end }}
+{{- end }}
+
+{{- define "carebroker.secretMountPath" -}}
+{{- printf "/etc/carebroker/secrets/%s" . }}
+{{- end }}
+
+{{- define "carebroker.partnersConfigMap" -}}
+{{- $config := .Values.settings.config }}
+{{- if and $config.directory $config.existingConfigMap }}
+{{- fail "settings.config: set `directory` or `existingConfigMap`, not both" }}
+{{- end }}
+{{- if $config.existingConfigMap }}{{ $config.existingConfigMap }}{{- else if $config.directory }}{{ include "carebroker.fullname" . }}-partners{{- end }}
+{{- end }}
+
+{{/*
+A plain setting as the environment carries it. YAML numbers reach templates as
+float64, which print as 3.3554432e+07: integral ones are printed as integers so
+pydantic reads them back.
+*/}}
+{{- define "carebroker.scalar" -}}
+{{- if and (kindIs "float64" .) (eq (float64 (int64 .)) .) }}{{ int64 . }}{{- else }}{{ . }}{{- end }}
+{{- end }}
+
+{{/*
+CAREBROKER_* variables of one role, one per setting that is not null.
+Argument: dict root, role, settings (the role's merged settings).
+*/}}
+{{- define "carebroker.settingsEnv" -}}
+{{- $files := include "carebroker.fileSettings" . | fromJsonArray }}
+{{- $role := .role }}
+{{- range $key := keys .settings | sortAlpha }}
+{{- $value := get $.settings $key }}
+{{- $name := printf "CAREBROKER_%s" (upper $key) }}
+{{- if not (include "carebroker.settingReaches" (dict "key" $key "role" $role)) }}
+{{- else if eq $key "config" }}
+{{- if include "carebroker.partnersConfigMap" $.root }}
+- name: {{ $name }}
+  value: {{ printf "/etc/carebroker/partners/%s" $value.key | quote }}
+{{- end }}
+{{- else if kindIs "invalid" $value }}
+{{- else if kindIs "map" $value }}
+{{- if not (and $value.secretName $value.key) }}
+{{- fail (printf "settings.%s: a Secret reference needs secretName and key" $key) }}
+{{- end }}
+{{- if has $key $files }}
+- name: {{ $name }}
+  value: {{ printf "%s/%s" (include "carebroker.secretMountPath" $key) $value.key | quote }}
+{{- else }}
+- name: {{ $name }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ $value.secretName | quote }}
+      key: {{ $value.key | quote }}
+{{- end }}
+{{- else }}
+- name: {{ $name }}
+  value: {{ include "carebroker.scalar" $value | quote }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Volumes of one role's pod. Argument: dict root, role, settings. */}}
+{{- define "carebroker.volumes" -}}
+{{- $files := include "carebroker.fileSettings" . | fromJsonArray }}
+- name: tmp
+  emptyDir: {}
+{{- with include "carebroker.partnersConfigMap" .root }}
+- name: partners
+  configMap:
+    name: {{ . | quote }}
+{{- end }}
+{{- range $key := $files }}
+{{- $value := get $.settings $key }}
+{{- if and $value (include "carebroker.settingReaches" (dict "key" $key "role" $.role)) }}
+- name: {{ $key | replace "_" "-" }}
+  secret:
+    secretName: {{ $value.secretName | quote }}
+    items:
+      - key: {{ $value.key | quote }}
+        path: {{ $value.key | quote }}
+{{- end }}
+{{- end }}
+{{- if eq .role "delivery" }}
+{{- range .root.Values.partnerCredentials }}
+- name: {{ printf "partner-%s" .secretName | trunc 63 | trimSuffix "-" }}
+  secret:
+    secretName: {{ .secretName | quote }}
+{{- end }}
+{{- end }}
+{{- with .root.Values.extraVolumes }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/* Mounts matching carebroker.volumes. */}}
+{{- define "carebroker.volumeMounts" -}}
+{{- $files := include "carebroker.fileSettings" . | fromJsonArray }}
+- name: tmp
+  mountPath: /tmp
+{{- if include "carebroker.partnersConfigMap" .root }}
+- name: partners
+  mountPath: /etc/carebroker/partners
+  readOnly: true
+{{- end }}
+{{- range $key := $files }}
+{{- $value := get $.settings $key }}
+{{- if and $value (include "carebroker.settingReaches" (dict "key" $key "role" $.role)) }}
+- name: {{ $key | replace "_" "-" }}
+  mountPath: {{ include "carebroker.secretMountPath" $key | quote }}
+  readOnly: true
+{{- end }}
+{{- end }}
+{{- if eq .role "delivery" }}
+{{- range .root.Values.partnerCredentials }}
+- name: {{ printf "partner-%s" .secretName | trunc 63 | trimSuffix "-" }}
+  mountPath: {{ printf "/etc/carebroker/partner-credentials/%s" .secretName | quote }}
+  readOnly: true
+{{- end }}
+{{- end }}
+{{- with .root.Values.extraVolumeMounts }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{- define "carebroker.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 10001
+runAsGroup: 10001
+fsGroup: 10001
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{- define "carebroker.containerSecurityContext" -}}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+capabilities:
+  drop: [ALL]
+{{- end }}
