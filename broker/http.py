@@ -46,6 +46,17 @@ def create_app(readiness: Readiness, routers: list[APIRouter] | None = None) -> 
         }
         return JSONResponse(body, status_code=200 if not missing else 503)
 
+    @app.get(
+        "/livez",
+        tags=["operations"],
+        summary="Liveness of this process",
+        responses={200: {"description": "The process serves HTTP; dependencies aside."}},
+    )
+    async def livez() -> dict[str, str]:
+        # Liveness must not follow PostgreSQL or Kafka: restarting a pod does
+        # not bring a database back, it only adds churn while it is down.
+        return {"status": "alive"}
+
     for router in routers or []:
         app.include_router(router)
     return app

@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -39,23 +41,22 @@ def _with_database(dsn: str, database: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def tmp_session(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("session")
-
-
-@pytest.fixture(scope="session")
-async def pg_admin_dsn(tmp_session: Path) -> AsyncIterator[str]:
+async def pg_admin_dsn() -> AsyncIterator[str]:
     """DSN of a PostgreSQL server's maintenance database, for creating test databases."""
     configured = os.environ.get("CAREBROKER_DATABASE_URL")
     if configured:
         yield _with_database(configured, "postgres")
         return
-    server = EmbeddedPostgres(tmp_session / "pg")
+    # Not under pytest's basetemp: pytest resets it to 0700 when another session
+    # starts, and (as root) the server runs as another user who must reach it.
+    data_dir = Path(tempfile.mkdtemp(prefix="carebroker-test-pg-"))
+    server = EmbeddedPostgres(data_dir)
     await server.start()
     try:
         yield f"postgresql://postgres@127.0.0.1:{server.port}/postgres"
     finally:
         await server.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
