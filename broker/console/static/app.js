@@ -259,7 +259,7 @@
         )
       )
     );
-    return [cards, charts, el("h2", { text: L("inbound") }), inbound, el("h2", { text: L("outbound") }), outbound];
+    return [cards, charts, inbound, outbound];
   }
 
   function poll(path, render) {
