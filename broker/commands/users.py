@@ -92,13 +92,10 @@ def _read_password(args: argparse.Namespace) -> str:
     elif sys.stdin.isatty():
         password = getpass.getpass("password: ")
         if getpass.getpass("again: ") != password:
-            raise ConfigError("the two passwords differ")
+            raise UserError("the two passwords differ")
     else:
-        raise ConfigError("no terminal to ask for the password: pass --password-stdin")
-    try:
-        check_password(password)
-    except UserError as exc:
-        raise ConfigError(str(exc)) from exc
+        raise UserError("no terminal to ask for the password: pass --password-stdin")
+    check_password(password)
     return password
 
 
@@ -114,10 +111,7 @@ def _run(
 
         async def main() -> int:
             async with _pool(settings) as pool:
-                try:
-                    return await action(args, pool)
-                except UserError as exc:
-                    raise ConfigError(str(exc)) from exc
+                return await action(args, pool)
 
         return asyncio.run(main())
 
@@ -188,7 +182,7 @@ async def _password(args: argparse.Namespace, pool: asyncpg.Pool) -> int:
 
 async def _token(args: argparse.Namespace, pool: asyncpg.Pool) -> int:
     if args.days < 1:
-        raise ConfigError("--days must be at least 1")
+        raise UserError("--days must be at least 1")
     console = ConsoleSettings()
     sessions = SessionStore(
         pool,
@@ -200,7 +194,7 @@ async def _token(args: argparse.Namespace, pool: asyncpg.Pool) -> int:
             "SELECT NOT disabled FROM console_users WHERE name = $1", args.name
         )
         if not known:
-            raise ConfigError(f"no active user {args.name!r}")
+            raise UserError(f"no active user {args.name!r}")
         token, session = await sessions.open(
             conn, args.name, "api", lifetime=timedelta(days=args.days), label=args.label
         )
