@@ -128,7 +128,8 @@ def _accepts(partner: Partner) -> str:
     return " ".join(p for p in (accepts.format, accepts.version, accepts.charset) if p)
 
 
-async def _health(pool: asyncpg.Pool, ids: list[str]) -> dict[str, Health]:
+async def health(pool: asyncpg.Pool, ids: list[str]) -> dict[str, Health]:
+    """Return last contact and last error of each partner id, from the store."""
     rows = await pool.fetch(
         "SELECT p,"
         " (SELECT max(received_at) FROM messages WHERE sender = p) AS last_received_at,"
@@ -164,11 +165,11 @@ async def list_partners(
     flows = await ctx.console.flows.get(ctx.pool, directory)
     inbound = {i.partner: i for i in flows.inbound}
     outbound = {o.partner: o for o in flows.outbound}
-    health = await _health(ctx.pool, list(directory.partners))
+    found = await health(ctx.pool, list(directory.partners))
     views = []
     for partner in directory.partners.values():
         cert_path = _client_certificate(partner)
-        state = health.get(partner.id, Health())
+        state = found.get(partner.id, Health())
         if cert_path is not None:
             state = state.model_copy(update={"certificate": certificate(cert_path)})
         views.append(
