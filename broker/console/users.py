@@ -69,6 +69,16 @@ def check_password(password: str) -> None:
         raise UserError(f"password too short: at least {MIN_PASSWORD} characters")
 
 
+async def _checked(role: str | None, password: str | None) -> str | None:
+    """Refuse an unknown role or a weak password; return the password's hash, if any."""
+    if role is not None and role not in USER_ROLES:
+        raise UserError(f"unknown role {role!r}: one of {', '.join(USER_ROLES)}")
+    if password is None:
+        return None
+    check_password(password)
+    return await _hash(password)
+
+
 async def _hash(password: str) -> str:
     return await asyncio.to_thread(_hasher.hash, password)
 
@@ -98,11 +108,7 @@ class UserStore:
                 f"invalid user name {name!r}: lower-case letters, digits and . _ @ - "
                 "(at most 63, starting with a letter or digit)"
             )
-        if role not in USER_ROLES:
-            raise UserError(f"unknown role {role!r}: one of {', '.join(USER_ROLES)}")
-        if password is not None:
-            check_password(password)
-        hashed = await _hash(password) if password is not None else None
+        hashed = await _checked(role, password)
         async with transaction(self.pool) as conn:
             row = await conn.fetchrow(
                 "INSERT INTO console_users (name, role, password_hash) VALUES ($1, $2, $3)"
@@ -130,11 +136,7 @@ class UserStore:
         password: str | None = None,
     ) -> ConsoleUser:
         """Change a user's role, state or password; disabling signs the user out everywhere."""
-        if role is not None and role not in USER_ROLES:
-            raise UserError(f"unknown role {role!r}: one of {', '.join(USER_ROLES)}")
-        if password is not None:
-            check_password(password)
-        hashed = await _hash(password) if password is not None else None
+        hashed = await _checked(role, password)
         async with transaction(self.pool) as conn:
             row = await conn.fetchrow(
                 "UPDATE console_users SET role = coalesce($2, role),"

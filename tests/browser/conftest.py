@@ -9,22 +9,20 @@ chromium``).
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
-from tests.conftest import REPO
-from tests.e2e.conftest import Running, carebroker, carebroker_command, start_carebroker
+from tests.e2e.conftest import Running, carebroker
+from tests.e2e.console import PASSWORD, start_console, users_add
 
-__all__ = ["carebroker"]  # the fixture that stops what a test started
+__all__ = ["PASSWORD", "carebroker", "users_add"]  # carebroker: stops what a test started
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-PARTNERS = REPO / "tests" / "data" / "partners.yaml"
-PASSWORD = "correct horse battery"
 USERS = {"otto": "operator", "vera": "viewer", "ada": "admin"}
 
 
@@ -42,30 +40,6 @@ async def browser() -> AsyncIterator[Browser]:
             await launched.close()
 
 
-def users_add(database_url: str, name: str, role: str, password: str = PASSWORD) -> str:
-    """Run ``carebroker users add`` as an administrator would; return its output."""
-    done = subprocess.run(
-        [
-            *carebroker_command(),
-            "users",
-            "add",
-            name,
-            "--role",
-            role,
-            "--password-stdin",
-            "--database-url",
-            database_url,
-        ],
-        input=f"{password}\n",
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
-
-
 @pytest.fixture
 def console_server(
     tmp_path: Path,
@@ -77,43 +51,33 @@ def console_server(
     """A ``carebroker run --role console`` serving the example partners, with three users."""
     for name, role in USERS.items():
         users_add(database_url, name, role)
-    running = start_carebroker(
-        tmp_path,
-        "--role",
-        "console",
-        "--config",
-        str(PARTNERS),
-        command="run",
-        env={
-            "CAREBROKER_DATABASE_URL": database_url,
-            "CAREBROKER_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-            "CAREBROKER_KAFKA_TOPIC_PREFIX": topic_prefix,
-            "CAREBROKER_KAFKA_PARTITIONS": "2",
-        },
-    )
+    running = start_console(tmp_path, database_url, kafka_bootstrap, topic_prefix)
     carebroker.append(running)
     running.wait_healthy(60)
     return running
 
 
-@pytest.fixture
-async def context(browser: Browser) -> AsyncIterator[BrowserContext]:
-    """A fresh browser profile at 1280x800, in English unless a test says otherwise."""
-    made = await browser.new_context(viewport={"width": 1280, "height": 800}, locale="en-GB")
+@asynccontextmanager
+async def _profile(browser: Browser, locale: str) -> AsyncIterator[BrowserContext]:
+    made = await browser.new_context(viewport={"width": 1280, "height": 800}, locale=locale)
     try:
         yield made
     finally:
         await made.close()
+
+
+@pytest.fixture
+async def context(browser: Browser) -> AsyncIterator[BrowserContext]:
+    """A fresh browser profile at 1280x800 whose Accept-Language asks for English."""
+    async with _profile(browser, "en-GB") as made:
+        yield made
 
 
 @pytest.fixture
 async def browser_context_fr(browser: Browser) -> AsyncIterator[BrowserContext]:
-    """A browser profile whose Accept-Language asks for French."""
-    made = await browser.new_context(viewport={"width": 1280, "height": 800}, locale="fr-FR")
-    try:
+    """The same, asking for French."""
+    async with _profile(browser, "fr-FR") as made:
         yield made
-    finally:
-        await made.close()
 
 
 async def sign_in_with_keyboard(page: Page, url: str, name: str) -> None:

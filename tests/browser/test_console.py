@@ -8,8 +8,9 @@ import asyncpg
 import pytest
 from playwright.async_api import BrowserContext, expect
 
-from tests.browser.conftest import PASSWORD, sign_in_with_keyboard, users_add
+from tests.browser.conftest import sign_in_with_keyboard
 from tests.e2e.conftest import Running
+from tests.e2e.console import PASSWORD, users_add
 from tests.integration.console.traffic import add_delivery, add_message
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]

@@ -9,22 +9,10 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.conftest import REPO
 from tests.e2e.conftest import Running, carebroker_command, start_carebroker
+from tests.e2e.console import PARTNERS, PASSWORD, start_console, users
 
 pytestmark = pytest.mark.e2e
-PASSWORD = "correct horse battery"
-
-
-def users(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*carebroker_command(), "users", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 async def test_add_list_password_and_token(
@@ -67,20 +55,7 @@ async def test_add_list_password_and_token(
     token = users("token", "claire", "--days", "7", "--label", "nightly export", *db)
     assert token.returncode == 0, token.stderr
     assert "valid until" in token.stderr
-    running = start_carebroker(
-        tmp_path,
-        "--role",
-        "console",
-        "--config",
-        str(REPO / "tests" / "data" / "partners.yaml"),
-        command="run",
-        env={
-            "CAREBROKER_DATABASE_URL": database_url,
-            "CAREBROKER_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-            "CAREBROKER_KAFKA_TOPIC_PREFIX": topic_prefix,
-            "CAREBROKER_KAFKA_PARTITIONS": "2",
-        },
-    )
+    running = start_console(tmp_path, database_url, kafka_bootstrap, topic_prefix)
     carebroker.append(running)
     running.wait_healthy(60)
     assert f"carebroker console: http://127.0.0.1:{running.http_port}/console/" in running.output()
@@ -98,7 +73,7 @@ async def test_add_list_password_and_token(
             "/api/session",
             json={"name": "claire", "password": "another long one", "client": "cli"},
         )
-        assert signed_in.status_code == 200
+        assert signed_in.status_code == 200, running.output()
 
 
 def test_without_a_database_it_says_how_to_get_one(tmp_path: Path) -> None:
@@ -117,7 +92,7 @@ def test_without_a_database_it_says_how_to_get_one(tmp_path: Path) -> None:
 def test_newcomer_adds_a_user_to_carebroker_up_and_signs_in(
     tmp_path: Path, carebroker: list[Running]
 ) -> None:
-    running = start_carebroker(tmp_path, "--config", str(REPO / "tests" / "data" / "partners.yaml"))
+    running = start_carebroker(tmp_path, "--config", str(PARTNERS))
     carebroker.append(running)
     running.wait_healthy(90)
     data = ("--data-dir", str(running.data_dir))
@@ -127,7 +102,7 @@ def test_newcomer_adds_a_user_to_carebroker_up_and_signs_in(
     signed_in = httpx.post(
         f"{running.url}/api/session", json={"name": "alice", "password": PASSWORD}
     )
-    assert signed_in.status_code == 200
+    assert signed_in.status_code == 200, running.output()
     page = httpx.get(f"{running.url}/console/flows", cookies=signed_in.cookies)
     assert page.status_code == 200 and "alice" in page.text
     running.stop()

@@ -13,6 +13,7 @@ import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -96,6 +97,14 @@ async def cli_token(client: httpx.AsyncClient, name: str) -> str:
     )
     assert response.status_code == 200, response.text
     return str(response.json()["token"])
+
+
+async def get_as(client: httpx.AsyncClient, path: str, name: str = "vera") -> Any:
+    """GET ``path`` with a CLI token of ``name`` (a viewer by default); return the JSON."""
+    token = await cli_token(client, name)
+    response = await client.get(path, headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 200, response.text
+    return response.json()
 
 
 async def audit(pool: asyncpg.Pool) -> list[dict[str, object]]:

@@ -6,15 +6,8 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.integration.console.conftest import Console, cli_token
+from tests.integration.console.conftest import Console, get_as
 from tests.integration.console.traffic import add_delivery, add_message
-
-
-async def _flows(client: httpx.AsyncClient) -> dict:  # type: ignore[type-arg]
-    token = await cli_token(client, "vera")  # a viewer may watch flows
-    response = await client.get("/api/flows", headers={"Authorization": f"Bearer {token}"})
-    assert response.status_code == 200
-    return response.json()  # type: ignore[no-any-return]
 
 
 async def test_inbound_counts_per_sender_by_window(
@@ -25,7 +18,7 @@ async def test_inbound_counts_per_sender_by_window(
     await add_message(pool, "chu-montpellier", ago_s=20 * 60)
     await add_message(pool, "chu-montpellier", ago_s=2 * 3600)  # outside the hour
     await add_message(pool, None, ago_s=10, status="rejected")  # unrecognised sender
-    flows = await _flows(client)
+    flows = await get_as(client, "/api/flows")
     rows = {r["partner"]: r for r in flows["inbound"]}
     chu = rows["chu-montpellier"]
     assert (chu["received_5m"], chu["received_1h"], chu["rejected_1h"]) == (2, 3, 1)
@@ -62,7 +55,7 @@ async def test_outbound_queue_latency_dead_letters_and_state(
     await add_delivery(
         pool, "maison-sante-nord", status="dead", received_ago_s=3000, updated_ago_s=2000
     )
-    flows = await _flows(client)
+    flows = await get_as(client, "/api/flows")
     rows = {r["partner"]: r for r in flows["outbound"]}
 
     dupont = rows["cabinet-dupont"]
@@ -96,7 +89,7 @@ async def test_an_old_queue_shows_backlog(
     client: httpx.AsyncClient, users: dict[str, str], pool: asyncpg.Pool
 ) -> None:
     await add_delivery(pool, "cabinet-dupont", status="pending", received_ago_s=400)
-    rows = {r["partner"]: r for r in (await _flows(client))["outbound"]}
+    rows = {r["partner"]: r for r in (await get_as(client, "/api/flows"))["outbound"]}
     assert rows["cabinet-dupont"]["state"] == "backlog"
 
 

@@ -13,15 +13,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from broker.console.partners import ERROR_CHARS, certificate
-from tests.integration.console.conftest import Console, audit, cli_token, sign_in
+from tests.integration.console.conftest import Console, audit, get_as, sign_in
 from tests.integration.console.traffic import add_delivery, add_message
-
-
-async def _partners(client: httpx.AsyncClient) -> dict:  # type: ignore[type-arg]
-    token = await cli_token(client, "vera")
-    response = await client.get("/api/partners", headers={"Authorization": f"Bearer {token}"})
-    assert response.status_code == 200
-    return response.json()  # type: ignore[no-any-return]
 
 
 async def test_partners_show_endpoint_health_and_traffic(
@@ -34,7 +27,7 @@ async def test_partners_show_endpoint_health_and_traffic(
     await add_delivery(
         pool, "cabinet-dupont", status="failed", received_ago_s=30, last_error="E" * 1000
     )
-    body = await _partners(client)
+    body = await get_as(client, "/api/partners")
     partners = {p["id"]: p for p in body["partners"]}
     assert list(partners) == [
         "chu-montpellier",
