@@ -18,6 +18,7 @@ from broker.app import Context
 if TYPE_CHECKING:
     from broker.console.auth import Authenticator
     from broker.console.flows import FlowsCache
+    from broker.console.oidc import OidcClient
     from broker.console.settings import ConsoleSettings
 
 
@@ -28,6 +29,7 @@ class Console:
     settings: ConsoleSettings
     auth: Authenticator
     flows: FlowsCache
+    oidc: OidcClient | None = None
 
 
 def context(request: Request) -> Context:

@@ -31,6 +31,9 @@ LABELS: dict[Language, dict[str, str]] = {
         "signed_in_as": "Signed in as",
         "sign_in_failed": "Wrong user name or password, or sign-in temporarily locked.",
         "session_ended": "Your session has ended. Sign in again.",
+        "sso_sign_in": "Sign in with",
+        "sso_failed": "Single sign-on did not succeed. Try again, or sign in with a password.",
+        "or": "or",
         "role_viewer": "viewer",
         "role_operator": "operator",
         "role_admin": "admin",
@@ -122,6 +125,10 @@ LABELS: dict[Language, dict[str, str]] = {
         "sign_in_failed": "Nom d'utilisateur ou mot de passe incorrect, ou connexion "
         "temporairement bloquée.",
         "session_ended": "Votre session a expiré. Reconnectez-vous.",
+        "sso_sign_in": "Se connecter avec",
+        "sso_failed": "La connexion unique n'a pas abouti. Réessayez, ou connectez-vous avec "
+        "un mot de passe.",
+        "or": "ou",
         "role_viewer": "lecteur",
         "role_operator": "opérateur",
         "role_admin": "administrateur",

@@ -7,14 +7,21 @@ import contextlib
 import logging
 
 from broker.app import Context, _TaskRole
-from broker.console import auth, flows, partners, ui, users_api
+from broker.console import auth, flows, oidc, partners, ui, users_api
 from broker.console.deps import Console
 from broker.console.settings import ConsoleSettings
 from broker.store.db import UNAVAILABLE
 
 log = logging.getLogger(__name__)
 
-ROUTERS = (auth.router, users_api.router, flows.router, partners.router, ui.router)
+ROUTERS = (
+    auth.router,
+    users_api.router,
+    flows.router,
+    partners.router,
+    oidc.router,
+    ui.router,
+)
 
 
 def build_console(ctx: Context, settings: ConsoleSettings | None = None) -> Console:
@@ -24,6 +31,9 @@ def build_console(ctx: Context, settings: ConsoleSettings | None = None) -> Cons
         settings=settings,
         auth=auth.Authenticator(ctx.pool, settings),
         flows=flows.FlowsCache(settings.flows_cache_s),
+        oidc=oidc.OidcClient(settings)
+        if settings.oidc_issuer and settings.oidc_client_id
+        else None,
     )
     ctx.routers.extend(ROUTERS)
     return ctx.console

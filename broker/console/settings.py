@@ -7,8 +7,10 @@ there as ``Settings.console`` (the variable names stay the same).
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from broker.console.users import UserRole
 
 
 class ConsoleSettings(BaseSettings):
@@ -46,3 +48,32 @@ class ConsoleSettings(BaseSettings):
     sign_in_lockout_s: int = Field(
         default=15 * 60, ge=1, description="Window of the failed sign-in count."
     )
+
+    # --- OpenID Connect (optional; see broker/console/oidc.py) --------------------
+    oidc_issuer: str | None = Field(
+        default=None,
+        description="Issuer URL of an OpenID Connect provider; with a client id, the sign-in "
+        "page offers single sign-on.",
+    )
+    oidc_client_id: str | None = Field(default=None, description="carebroker's client id there.")
+    oidc_client_secret: SecretStr | None = Field(
+        default=None, description="Client secret (client_secret_basic); unset: a public client."
+    )
+    oidc_redirect_url: str | None = Field(
+        default=None,
+        description="Callback URL as the provider must call it (behind a proxy); unset: "
+        "derived from the request, `.../console/oidc/callback`.",
+    )
+    oidc_scopes: str = Field(default="openid profile", description="Scopes asked for.")
+    oidc_name_claim: str = Field(
+        default="preferred_username", description="Claim holding the console user name."
+    )
+    oidc_role_claim: str = Field(
+        default="carebroker_role",
+        description="Claim naming the role (a string or a list; the highest known role wins).",
+    )
+    oidc_default_role: UserRole | None = Field(
+        default=None,
+        description="Role of new users whose token has no role claim; unset: they are refused.",
+    )
+    oidc_label: str = Field(default="single sign-on", description="Name of the provider's button.")

@@ -19,6 +19,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from broker.console.auth import COOKIE, Auth, Authenticator, Principal
+from broker.console.deps import console
 from broker.console.i18n import LABELS, LANG_COOKIE, LANGUAGES, Language, choose_language
 
 Page = Literal["flows", "messages", "partners", "alerts", "users"]
@@ -42,7 +43,7 @@ def _language(request: Request) -> Language:
     return choose_language(request.cookies.get(LANG_COOKIE), request.headers.get("accept-language"))
 
 
-def _safe_next(target: str | None) -> str:
+def safe_next(target: str | None) -> str:
     """Return ``target`` when it is a console path, so sign-in cannot redirect off-site."""
     if target and target.startswith("/console/") and not target.startswith("//"):
         return target
@@ -115,10 +116,18 @@ def _shell(lang: Language, page: Page, who: Principal) -> Response:
     )
 
 
-def _login(lang: Language, target: str, expired: bool) -> Response:
+def _login(lang: Language, target: str, expired: bool, sso: str | None, failed: bool) -> Response:
     labels = LABELS[lang]
     notice = (
         f'<p class="notice" role="status">{escape(labels["session_ended"])}</p>' if expired else ""
+    )
+    if failed:
+        notice += f'<p class="error" role="alert">{escape(labels["sso_failed"])}</p>'
+    single = (
+        f'<p><a class="sso" id="sso" href="/console/oidc/start?next={escape(quote(target))}">'
+        f"{escape(labels['sso_sign_in'])} {escape(sso)}</a></p><p>{escape(labels['or'])}</p>"
+        if sso
+        else ""
     )
     body = f"""<a class="skip" href="#main">{escape(labels["skip"])}</a>
 <header class="top">
@@ -128,6 +137,7 @@ def _login(lang: Language, target: str, expired: bool) -> Response:
 <main id="main" tabindex="-1" class="narrow">
   <h1>{escape(labels["sign_in"])}</h1>
   {notice}
+  {single}
   <form id="sign-in" novalidate>
     <label for="name">{escape(labels["user_name"])}</label>
     <input id="name" name="name" autocomplete="username" autocapitalize="none"
@@ -162,18 +172,27 @@ async def console_root() -> RedirectResponse:
 
 
 @router.get("/console/login")
-async def login_page(request: Request, auth: Auth, next: str | None = None) -> Response:
-    """Show the sign-in form, or go straight on when already signed in."""
-    target = _safe_next(next)
+async def login_page(
+    request: Request, auth: Auth, next: str | None = None, error: str | None = None
+) -> Response:
+    """Show the sign-in form (and single sign-on when set up), or go on when signed in."""
+    target = safe_next(next)
     if await _browser_principal(request, auth):
         return RedirectResponse(target, status_code=303)
-    return _login(_language(request), target, expired=COOKIE in request.cookies)
+    sso = auth.settings.oidc_label if console(request).oidc else None
+    return _login(
+        _language(request),
+        target,
+        expired=COOKIE in request.cookies,
+        sso=sso,
+        failed=error == "sso",
+    )
 
 
 @router.get("/console/lang/{lang}")
 async def switch_language(lang: str, next: str | None = None) -> RedirectResponse:
     """Remember the chosen language in a cookie (a preference, not a state change)."""
-    response = RedirectResponse(_safe_next(next), status_code=303)
+    response = RedirectResponse(safe_next(next), status_code=303)
     if lang in LANGUAGES:
         response.set_cookie(
             LANG_COOKIE, lang, max_age=365 * 86400, samesite="lax", path="/", httponly=True

@@ -31,6 +31,16 @@ CREATE TABLE console_sessions (
     expires_at     timestamptz NOT NULL,
     revoked_at     timestamptz
 );
+-- OpenID Connect sign-ins under way: state (hashed), nonce, PKCE verifier.
+-- Single use, forgotten after 10 minutes (broker/console/oidc.py).
+CREATE TABLE console_oidc_logins (
+    state_sha256  bytea       PRIMARY KEY,
+    nonce         text        NOT NULL,
+    verifier      text        NOT NULL,
+    next          text        NOT NULL,
+    created_at    timestamptz NOT NULL DEFAULT now()
+);
+
 CREATE INDEX console_sessions_user ON console_sessions (user_name) WHERE revoked_at IS NULL;
 CREATE INDEX console_sessions_expiry ON console_sessions (expires_at);
 

@@ -45,13 +45,14 @@ class Console:
     config: Path
 
 
-@pytest.fixture
-async def console(database_url: str, pool: asyncpg.Pool, tmp_path: Path) -> Console:
+def build(
+    database_url: str, pool: asyncpg.Pool, tmp_path: Path, settings: ConsoleSettings
+) -> Console:
+    """Build the context, the console and the app, as the console role does at start."""
     config = tmp_path / "partners.yaml"
     shutil.copy(PARTNERS, config)
-    settings = Settings(database_url=database_url, config=config, http_port=0, mllp_port=0)
     ctx = Context(
-        settings=settings,
+        settings=Settings(database_url=database_url, config=config, http_port=0, mllp_port=0),
         pool=pool,
         directory=load_directory(config),
         pseudonymizer=Pseudonymizer(b"k" * 32),
@@ -60,10 +61,15 @@ async def console(database_url: str, pool: asyncpg.Pool, tmp_path: Path) -> Cons
         producer=None,  # type: ignore[arg-type]  # the console never produces to Kafka
         stop=asyncio.Event(),
     )
-    build_console(ctx, ConsoleSettings(flows_cache_s=0))
+    build_console(ctx, settings)
     app = create_app(ctx.readiness)
     mount(app, ctx)
     return Console(app, ctx, config)
+
+
+@pytest.fixture
+async def console(database_url: str, pool: asyncpg.Pool, tmp_path: Path) -> Console:
+    return build(database_url, pool, tmp_path, ConsoleSettings(flows_cache_s=0))
 
 
 @pytest.fixture
