@@ -95,6 +95,18 @@ class Authenticator:
             lifetime_s=settings.session_lifetime_s,
         )
 
+    def set_cookie(self, response: Response, token: str) -> None:
+        """Give a browser its session: HttpOnly, SameSite=Strict, Secure when configured."""
+        response.set_cookie(
+            COOKIE,
+            token,
+            max_age=self.settings.session_lifetime_s,
+            httponly=True,
+            samesite="strict",
+            secure=self.settings.cookie_secure,
+            path="/",
+        )
+
     async def principal(self, request: Request) -> Principal | None:
         """Return who the request's bearer token or cookie signs in, or None."""
         header = request.headers.get("authorization", "")
@@ -225,15 +237,7 @@ async def sign_in(
         token, session = await auth.sessions.open(conn, user.name, body.client)
     if body.client == "cli":
         return _info(session, token)
-    response.set_cookie(
-        COOKIE,
-        token,
-        max_age=auth.settings.session_lifetime_s,
-        httponly=True,
-        samesite="strict",
-        secure=auth.settings.cookie_secure,
-        path="/",
-    )
+    auth.set_cookie(response, token)
     return _info(session)
 
 

@@ -32,7 +32,7 @@ import jwt
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
-from broker.console.auth import COOKIE, Authenticator
+from broker.console.auth import Authenticator
 from broker.console.deps import console
 from broker.console.settings import ConsoleSettings
 from broker.console.users import NAME, USER_ROLES, UserRole
@@ -312,15 +312,7 @@ async def oidc_callback(
         return _back_to_login(reason)
     response = RedirectResponse(login["next"], status_code=303)
     response.delete_cookie(STATE_COOKIE, path="/console/oidc")
-    response.set_cookie(
-        COOKIE,
-        token,
-        max_age=auth.settings.session_lifetime_s,
-        httponly=True,
-        samesite="strict",
-        secure=auth.settings.cookie_secure,
-        path="/",
-    )
+    auth.set_cookie(response, token)
     return response
 
 
