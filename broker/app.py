@@ -22,10 +22,10 @@ import signal
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import asyncpg
-from fastapi import APIRouter
+from fastapi import APIRouter, FastAPI
 
 from broker import kafka
 from broker.errors import BrokerError, ConfigError, StartupError
@@ -39,6 +39,9 @@ from broker.store import db, partitions
 from broker.store.messages import MessageStore
 from broker.store.migrate import migrate
 from routing.directory import Directory, load_directory
+
+if TYPE_CHECKING:
+    from broker.console.deps import Console
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +63,7 @@ class Context:
     kafka_is_ephemeral: bool = False
     routers: list[APIRouter] = field(default_factory=list)
     on_reload: list[Callable[[Directory], None]] = field(default_factory=list)
+    console: Console | None = None  # set by the console role (broker/console/deps.py)
 
     def reload_directory(self) -> Directory:
         """Re-read the partner file and swap it in; raise ConfigError and keep the old one."""
@@ -165,11 +169,18 @@ class MllpShellRole(_TaskRole):
         return [f"mllp: {self._where} (HL7 v2 over MLLP)"]
 
 
+def _console() -> RoleService:
+    from broker.console.role import ConsoleRole
+
+    return ConsoleRole()
+
+
 def role_service(role: Role) -> RoleService:
     """Return the service implementing ``role``."""
     factories: dict[str, Callable[[], RoleService]] = {
         "relay": RelayRole,
         "mllp": MllpShellRole,
+        "console": _console,
     }
     factory = factories.get(role)
     return factory() if factory else ShellRole(role)
@@ -238,7 +249,8 @@ async def _serve(
     readiness = Readiness("postgresql", "kafka", *roles)
     http_sock = bind(settings.http_host, settings.http_port)
     routers: list[APIRouter] = []
-    http = HttpServer(create_app(readiness, routers), http_sock)
+    app = create_app(readiness)
+    http = HttpServer(app, http_sock)
     await http.start()
     cleanup.append(http.stop)
     announce(f"http: http://{settings.http_host}:{http.port} (health: /healthz)")
@@ -301,6 +313,7 @@ async def _serve(
         readiness.set(service.name, True)
         for line in service.endpoints():
             announce(line)
+    mount(app, ctx)
     monitor = asyncio.create_task(_monitor(ctx))
     cleanup.append(monitor.cancel)
     partners = len(directory.partners)
@@ -312,6 +325,18 @@ async def _serve(
         ready()
     await stop.wait()
     announce("stopping: finishing in-flight work")
+
+
+def mount(app: FastAPI, ctx: Context) -> None:
+    """Serve the routes the roles added in ``start`` and let requests reach the context.
+
+    Called once the roles have started: ``create_app`` runs before them (the
+    port is bound first), so their routers are included here.
+    Console routes find their state via ``app.state.context``.
+    """
+    for router in ctx.routers:
+        app.include_router(router)
+    app.state.context = ctx
 
 
 def _reload_on_hup(ctx: Context) -> None:
@@ -351,4 +376,4 @@ def _check_writable(data_dir: Path) -> None:
         raise StartupError(f"data dir {data_dir} is not writable: choose another with --data-dir")
 
 
-__all__ = ["ROLES", "Context", "RoleService", "role_service", "serve"]
+__all__ = ["ROLES", "Context", "RoleService", "mount", "role_service", "serve"]

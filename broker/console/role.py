@@ -1,0 +1,64 @@
+"""The ``console`` role: the operator API and web UI on the process's HTTP port."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from broker.app import Context, _TaskRole
+from broker.console import auth, flows, oidc, partners, ui, users_api
+from broker.console.deps import Console
+from broker.console.settings import ConsoleSettings
+from broker.store.db import UNAVAILABLE
+
+log = logging.getLogger(__name__)
+
+ROUTERS = (
+    auth.router,
+    users_api.router,
+    flows.router,
+    partners.router,
+    oidc.router,
+    ui.router,
+)
+
+
+def build_console(ctx: Context, settings: ConsoleSettings | None = None) -> Console:
+    """Build the console's state for this process and hang it on the context."""
+    settings = settings or ConsoleSettings()
+    ctx.console = Console(
+        settings=settings,
+        auth=auth.Authenticator(ctx.pool, settings),
+        flows=flows.FlowsCache(settings.flows_cache_s),
+        oidc=oidc.OidcClient(settings)
+        if settings.oidc_issuer and settings.oidc_client_id
+        else None,
+    )
+    ctx.routers.extend(ROUTERS)
+    return ctx.console
+
+
+class ConsoleRole(_TaskRole):
+    """Serve the console; hourly, forget sessions that ended a week ago."""
+
+    name = "console"
+
+    async def start(self, ctx: Context) -> None:
+        build_console(ctx)
+        self._where = f"http://{ctx.settings.http_host}:{ctx.settings.http_port}/console/"
+        await super().start(ctx)
+
+    async def run(self, ctx: Context) -> None:
+        assert ctx.console is not None
+        while not ctx.stop.is_set():
+            with contextlib.suppress(*UNAVAILABLE):
+                purged = await ctx.console.auth.sessions.purge()
+                if purged:
+                    log.info("ended sessions purged", extra={"count": purged})
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(3600):
+                    await ctx.stop.wait()
+
+    def endpoints(self) -> list[str]:
+        return [f"console: {self._where} (operator web UI and API)"]

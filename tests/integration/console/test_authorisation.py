@@ -1,0 +1,122 @@
+"""Every state-changing console endpoint refuses: no session, wrong role, missing CSRF token.
+
+The table below lists each one with the lowest role allowed; a test fails if a
+state-changing route is added to the console without a row here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+
+from broker.console.role import ROUTERS
+from broker.console.users import USER_ROLES
+from tests.integration.console.conftest import cli_token, sign_in
+
+
+@dataclass(frozen=True)
+class Change:
+    """One state-changing endpoint and what a valid call sends."""
+
+    method: str
+    path: str
+    minimum: str
+    json: dict[str, Any] | None = None
+
+
+CHANGES = [
+    Change("DELETE", "/api/session", "viewer"),
+    Change(
+        "POST", "/api/users", "admin", {"name": "new-user", "role": "viewer", "password": "x" * 12}
+    ),
+    Change("PATCH", "/api/users/{name}", "admin", {"role": "operator"}),
+    Change("POST", "/api/partners/reload", "admin"),
+]
+# Sign-in opens a session, so it cannot require one; its CSRF defence (JSON
+# only, same origin) is tested in test_auth.py.
+OPEN = {("POST", "/api/session")}
+ROLE_OF = {"viewer": "vera", "operator": "otto", "admin": "ada"}
+
+
+def _call(change: Change) -> tuple[str, str, dict[str, Any] | None]:
+    return change.method, change.path.replace("{name}", "vera"), change.json
+
+
+def test_the_table_covers_every_state_changing_route() -> None:
+    routes = {
+        (method, route.path)
+        for router in ROUTERS
+        for route in router.routes
+        for method in getattr(route, "methods", set())
+        if method not in {"GET", "HEAD", "OPTIONS"}
+    }
+    assert routes == {(c.method, c.path) for c in CHANGES} | OPEN
+
+
+@pytest.mark.parametrize("change", CHANGES, ids=lambda c: f"{c.method} {c.path}")
+async def test_no_session_is_refused(
+    change: Change, client: httpx.AsyncClient, users: dict[str, str]
+) -> None:
+    method, path, body = _call(change)
+    response = await client.request(method, path, json=body)
+    assert response.status_code == 401, response.text
+    assert response.headers["www-authenticate"] == "Bearer"
+    forged = await client.request(
+        method, path, json=body, headers={"Authorization": "Bearer not-a-token"}
+    )
+    assert forged.status_code == 401
+
+
+@pytest.mark.parametrize("change", CHANGES, ids=lambda c: f"{c.method} {c.path}")
+async def test_missing_or_wrong_csrf_token_is_refused(
+    change: Change, client: httpx.AsyncClient, users: dict[str, str]
+) -> None:
+    csrf = await sign_in(client, ROLE_OF[change.minimum])
+    method, path, body = _call(change)
+    missing = await client.request(method, path, json=body)
+    assert missing.status_code == 403 and "CSRF" in missing.json()["detail"]
+    wrong = await client.request(method, path, json=body, headers={"X-CSRF-Token": csrf[::-1]})
+    assert wrong.status_code == 403 and "CSRF" in wrong.json()["detail"]
+    foreign = await client.request(
+        method, path, json=body, headers={"X-CSRF-Token": csrf, "Origin": "https://evil.example"}
+    )
+    assert foreign.status_code == 403
+    allowed = await client.request(method, path, json=body, headers={"X-CSRF-Token": csrf})
+    assert allowed.status_code < 300, allowed.text
+
+
+@pytest.mark.parametrize("change", CHANGES, ids=lambda c: f"{c.method} {c.path}")
+async def test_roles_below_the_minimum_are_refused(
+    change: Change, client: httpx.AsyncClient, users: dict[str, str]
+) -> None:
+    method, path, body = _call(change)
+    rank = USER_ROLES.index(change.minimum)  # type: ignore[arg-type]
+    for role in USER_ROLES:
+        token = await cli_token(client, ROLE_OF[role])
+        response = await client.request(
+            method, path, json=body, headers={"Authorization": f"Bearer {token}"}
+        )
+        if USER_ROLES.index(role) < rank:
+            assert response.status_code == 403, (role, response.text)
+            assert change.minimum in response.json()["detail"]
+        else:
+            assert response.status_code < 300, (role, response.text)
+            break  # the call changed state; one allowed role proves the rule
+
+
+@pytest.mark.parametrize(
+    ("path", "minimum"),
+    [("/api/flows", "viewer"), ("/api/partners", "viewer"), ("/api/users", "admin")],
+)
+async def test_reads_need_a_session_and_the_role(
+    path: str, minimum: str, client: httpx.AsyncClient, users: dict[str, str]
+) -> None:
+    assert (await client.get(path)).status_code == 401
+    for role in USER_ROLES:
+        token = await cli_token(client, ROLE_OF[role])
+        response = await client.get(path, headers={"Authorization": f"Bearer {token}"})
+        expected = 200 if USER_ROLES.index(role) >= USER_ROLES.index(minimum) else 403  # type: ignore[arg-type]
+        assert response.status_code == expected, (role, path)

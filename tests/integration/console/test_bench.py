@@ -1,0 +1,17 @@
+"""The console benchmark runs end to end (small), so its figures can be reproduced."""
+
+from __future__ import annotations
+
+from broker.console.bench import run
+
+
+async def test_bench_loads_times_and_compares(pg_admin_dsn: str) -> None:
+    result = await run(pg_admin_dsn, 2_000, repeat=1)
+    assert set(result) == {
+        "load_s",
+        "flows_ms",
+        "health_ms",
+        "flows_baseline_ms",
+        "health_baseline_ms",
+    }
+    assert all(value > 0 for value in result.values())
