@@ -165,11 +165,40 @@ class MllpShellRole(_TaskRole):
         return [f"mllp: {self._where} (HL7 v2 over MLLP)"]
 
 
+class FhirRole(_TaskRole):
+    """Serve the FHIR gateway (``/fhir``) on the process's HTTP listener."""
+
+    name = "fhir"
+
+    async def start(self, ctx: Context) -> None:
+        from adapters.fhir.auth import FhirGatewaySettings
+        from adapters.fhir.gateway import Gateway, create_router
+
+        fhir = FhirGatewaySettings()
+        ctx.routers.append(
+            create_router(
+                Gateway(
+                    store=ctx.messages,
+                    directory=lambda: ctx.directory,
+                    pseudonymizer=ctx.pseudonymizer,
+                    max_body_bytes=ctx.settings.http_max_body_bytes,
+                    cert_header=fhir.client_cert_header,
+                    base_url=fhir.base_url,
+                )
+            )
+        )
+        await super().start(ctx)
+
+    def endpoints(self) -> list[str]:
+        return ["fhir: /fhir on the HTTP listener (FHIR R4 $process-message, REST create)"]
+
+
 def role_service(role: Role) -> RoleService:
     """Return the service implementing ``role``."""
     factories: dict[str, Callable[[], RoleService]] = {
         "relay": RelayRole,
         "mllp": MllpShellRole,
+        "fhir": FhirRole,
     }
     factory = factories.get(role)
     return factory() if factory else ShellRole(role)
@@ -238,7 +267,8 @@ async def _serve(
     readiness = Readiness("postgresql", "kafka", *roles)
     http_sock = bind(settings.http_host, settings.http_port)
     routers: list[APIRouter] = []
-    http = HttpServer(create_app(readiness, routers), http_sock)
+    app = create_app(readiness, routers)
+    http = HttpServer(app, http_sock)
     await http.start()
     cleanup.append(http.stop)
     announce(f"http: http://{settings.http_host}:{http.port} (health: /healthz)")
@@ -296,8 +326,12 @@ async def _serve(
 
     services = [role_service(role) for role in roles]
     for service in services:
+        served = len(routers)
         await service.start(ctx)
         cleanup.append(service.stop)
+        # The app was built before the roles started: add the routes they brought.
+        for router in routers[served:]:
+            app.include_router(router)
         readiness.set(service.name, True)
         for line in service.endpoints():
             announce(line)
