@@ -179,27 +179,38 @@ def alternate_code(code: str, table: str) -> Json:
 
 
 def hd_system(namespace: str, universal_id: str, id_type: str) -> str:
-    """Return the ``Identifier.system`` an HD (assigning authority) names (HD[uri])."""
+    """Return the ``Identifier.system`` an HD (assigning authority) names (HD[uri]).
+
+    The universal id wins over the namespace, as it does for routing
+    (:func:`adapters.hl7v2.extract.hd_authority`): ``urn:oid:`` for an ISO OID,
+    ``urn:uuid:`` for a UUID, the id itself for other types (CLIA, DNS, local).
+    """
     kind = id_type.upper()
     if universal_id and (kind == "ISO" or (not kind and _is_oid(universal_id))):
         return f"urn:oid:{universal_id}"
     if universal_id and kind in ("UUID", "GUID"):
         return f"urn:uuid:{universal_id.lower()}"
-    if universal_id and kind in ("URI", "URL"):
-        return universal_id
+    if universal_id:
+        return universal_id.replace(" ", "%20")
     if namespace:
         return quote(namespace, safe=":/.-_~@&=+$,;")
-    return universal_id
+    return ""
 
 
-def system_to_hd(system: str) -> tuple[str, str, str]:
-    """Return (namespace, universal id, id type) for an ``Identifier.system``: the reverse."""
+def system_to_hd(system: str, assigner: str = "") -> tuple[str, str, str]:
+    """Return (namespace, universal id, id type) for an ``Identifier.system``: the reverse.
+
+    ``assigner`` is ``Identifier.assigner.display``, where the namespace of an
+    HD that had both is kept; its presence says the system is a universal id.
+    """
     if system.startswith("urn:oid:"):
-        return "", system[8:], "ISO"
+        return assigner, system[8:], "ISO"
     if system.startswith("urn:uuid:"):
-        return "", system[9:], "UUID"
+        return assigner, system[9:], "UUID"
     if "://" in system:
-        return "", system, "URI"
+        return assigner, system, "URI"
+    if assigner:
+        return assigner, system.replace("%20", " "), ""
     return unquote(system), "", ""
 
 

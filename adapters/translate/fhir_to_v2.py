@@ -226,10 +226,7 @@ def _trim(value: tuple[FieldValue, ...]) -> FieldValue:
 
 
 def _hd(system: str, display: str = "") -> FieldValue:
-    namespace, universal, kind = system_to_hd(system)
-    if universal and display:
-        namespace = display
-    return _trim((namespace, universal, kind))
+    return _trim(system_to_hd(system, display))
 
 
 def cx(identifier: Json) -> FieldValue:
@@ -251,10 +248,9 @@ def ei(identifier: Json | None) -> FieldValue:
     """Identifier -> EI: entity id, namespace, universal id, type."""
     if not identifier or not identifier.get("value"):
         return None
-    namespace, universal, kind = system_to_hd(identifier.get("system", ""))
-    display = (identifier.get("assigner") or {}).get("display", "")
-    if universal and display:
-        namespace = display
+    namespace, universal, kind = system_to_hd(
+        identifier.get("system", ""), (identifier.get("assigner") or {}).get("display", "")
+    )
     return _trim((identifier["value"], namespace, universal, kind))
 
 
@@ -500,10 +496,19 @@ def _patient(writer: _Writer, resources: Resources, patient: Json) -> None:
         for inner in extension.get("extension", []) or []
         if inner.get("url") == "identityStatus"
     ]
+    identifiers = [i for i in patient.get("identifier", []) or [] if i.get("value")]
+    # A social beneficiary number without a system is what PID-19 carried (v2-to-FHIR IG).
+    ssn = [
+        i
+        for i in identifiers
+        if not i.get("system") and _first_coding(i.get("type")).get("code") in ("SB", "SS")
+    ]
     fields: dict[int, FieldValue] = {
         1: "1",
-        3: [cx(i) for i in patient.get("identifier", []) or [] if i.get("value")] or None,
-        5: [xpn(n) for n in patient.get("name", []) or []] or None,
+        3: [cx(i) for i in identifiers if i not in ssn] or None,
+        19: ssn[0]["value"] if ssn else None,
+        5: [xpn(n) for n in patient.get("name", []) or [] if n.get("use") != "nickname"] or None,
+        9: [xpn(n) for n in patient.get("name", []) or [] if n.get("use") == "nickname"] or None,
         7: dtm(birth),
         8: _SEX.get(patient.get("gender", ""), ""),
         11: [xad(a) for a in patient.get("address", []) or []] or None,
@@ -582,12 +587,22 @@ def _results(writer: _Writer, resources: Resources) -> None:
     _patient(writer, resources, patient)
     encounter = resources.resolve((reports or loose or [{}])[0].get("encounter"))
     _visit(writer, resources, encounter)
-    if not reports:  # Observations without a report: one OBR groups them
-        _order_group(writer, resources, None, loose, index=1)
-        return
+    grouped: set[int] = set()
     for index, report in enumerate(reports, 1):
-        members = [resources.resolve(r) for r in report.get("result", []) or []]
-        _order_group(writer, resources, report, [m for m in members if m], index)
+        members = [m for r in report.get("result", []) or [] if (m := resources.resolve(r))]
+        grouped |= {id(m) for m in members}
+        _order_group(writer, resources, report, members, index)
+    rest = [o for o in loose if id(o) not in grouped and not _is_member(o, loose)]
+    if rest:  # Observations outside any report: one more OBR groups them, none is dropped
+        if reports:
+            writer.warnings.append("Observations outside a DiagnosticReport got their own OBR")
+        _order_group(writer, resources, None, rest, index=len(reports) + 1)
+
+
+def _is_member(observation: Json, observations: list[Json]) -> bool:
+    """Tell whether another Observation lists this one in hasMember (a panel's part)."""
+    del observation, observations
+    return False
 
 
 def _order_group(

@@ -115,6 +115,7 @@ def orc(ctx: Context, seg: Segment) -> set[int]:
         request["requester"] = {"reference": requester}
     ctx.note_target = request
     ctx.observation = None
+    ctx.document = None  # an ORU order document (TXA + OBX) ends with its group
     return {1, 2, 3, 4, 5, 9, 12}
 
 
@@ -124,6 +125,8 @@ def obr(ctx: Context, seg: Segment) -> set[int]:
     if order is None or order.has_obr:
         order = _new_order(ctx)
     order.has_obr = True
+    if ctx.family != "MDM":
+        ctx.document = None
     request = order.request
     placer, filler = first(seg, 2), first(seg, 3)
     _placer_filler(request, placer, filler)
@@ -317,6 +320,9 @@ def _observation_value(
 
 
 def _one_value(ctx: Context, kind: str, value: Value, units: Value | None) -> tuple[str, object]:
+    if kind == "" and decimal(value.c(1)) is not None:
+        ctx.problems.append(f"OBX({ctx.index})-2 is empty; a numeric OBX-5 read as NM")
+        kind = "NM"
     if kind == "NM":
         number = decimal(value.c(1))
         if number is None:
