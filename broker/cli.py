@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "broker.commands.up",
     "broker.commands.config",
     "broker.commands.convert",
+    "broker.commands.bench_convert",
 )
 
 

@@ -302,44 +302,31 @@ def identifier_value(value: str, type_code: str = "", system: str = "") -> Json 
 # --- names, addresses, telecom --------------------------------------------------
 
 
+def _name_parts(value: Value, family: int, name_type: int) -> Json:
+    """Read the name components XPN and XCN share, from the family name component on."""
+    return {
+        "family": value.s(family, 1) or value.c(family),
+        "given": [g for g in (value.c(family + 1), value.c(family + 2)) if g],
+        "suffix": [s for s in (value.c(family + 3), value.c(family + 5)) if s],
+        "prefix": [value.c(family + 4)] if value.c(family + 4) else [],
+        "use": mapped_code(value.c(name_type), maps.NAME_TYPE),
+    }
+
+
 def human_name(value: Value | None) -> Json | None:
     """Return a HumanName from an XPN (XPN[HumanName])."""
     if not value:
         return None
-    given = [g for g in (value.c(2), value.c(3)) if g]
-    suffix = [s for s in (value.c(4), value.c(6)) if s]
-    return (
-        prune(
-            {
-                "family": value.s(1, 1) or value.c(1),
-                "given": given,
-                "suffix": suffix,
-                "prefix": [value.c(5)] if value.c(5) else [],
-                "use": mapped_code(value.c(7), maps.NAME_TYPE),
-                "period": prune({"start": dtm(value.c(12)), "end": dtm(value.c(13))})
-                or prune({"start": dtm(value.s(10, 1)), "end": dtm(value.s(10, 2))}),
-            }
-        )
-        or None
+    name = _name_parts(value, 1, 7)
+    name["period"] = prune({"start": dtm(value.c(12)), "end": dtm(value.c(13))}) or prune(
+        {"start": dtm(value.s(10, 1)), "end": dtm(value.s(10, 2))}
     )
+    return prune(name) or None
 
 
 def practitioner_name(value: Value) -> Json | None:
     """Return a HumanName from the name part of an XCN (components 2-7, 10)."""
-    given = [g for g in (value.c(3), value.c(4)) if g]
-    suffix = [s for s in (value.c(5), value.c(7)) if s]
-    return (
-        prune(
-            {
-                "family": value.s(2, 1) or value.c(2),
-                "given": given,
-                "suffix": suffix,
-                "prefix": [value.c(6)] if value.c(6) else [],
-                "use": mapped_code(value.c(10), maps.NAME_TYPE),
-            }
-        )
-        or None
-    )
+    return prune(_name_parts(value, 2, 10)) or None
 
 
 def xcn_identifier(value: Value) -> Json | None:
@@ -694,22 +681,33 @@ def prune(value: Any) -> Any:
     """Drop empty strings, None, empty lists and empty objects, recursively.
 
     FHIR forbids empty elements; building with plain dicts and pruning once is
-    cheaper and clearer than a condition around every assignment.
+    cheaper and clearer than a condition around every assignment. (Written
+    with exact type checks: it runs on every element of every Bundle.)
     """
-    if isinstance(value, dict):
+    kind = type(value)
+    if kind is dict:
         out = {}
         for key, item in value.items():
-            kept: Any = prune(item)
-            if not _is_empty(kept):
-                out[key] = kept
+            item_kind = type(item)
+            if item_kind is dict or item_kind is list:
+                item = prune(item)
+                if item:
+                    out[key] = item
+            elif item is not None and item != "":
+                out[key] = item
         return out
-    if isinstance(value, list):
-        return [kept for kept in (prune(v) for v in value) if not _is_empty(kept)]
+    if kind is list:
+        kept = []
+        for item in value:
+            item_kind = type(item)
+            if item_kind is dict or item_kind is list:
+                item = prune(item)
+                if item:
+                    kept.append(item)
+            elif item is not None and item != "":
+                kept.append(item)
+        return kept
     return value
-
-
-def _is_empty(value: Any) -> bool:
-    return value is None or (isinstance(value, (str, list, dict)) and not value)
 
 
 def is_local_system(system: str) -> bool:

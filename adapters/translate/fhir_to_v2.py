@@ -592,17 +592,11 @@ def _results(writer: _Writer, resources: Resources) -> None:
         members = [m for r in report.get("result", []) or [] if (m := resources.resolve(r))]
         grouped |= {id(m) for m in members}
         _order_group(writer, resources, report, members, index)
-    rest = [o for o in loose if id(o) not in grouped and not _is_member(o, loose)]
+    rest = [o for o in loose if id(o) not in grouped]
     if rest:  # Observations outside any report: one more OBR groups them, none is dropped
         if reports:
             writer.warnings.append("Observations outside a DiagnosticReport got their own OBR")
         _order_group(writer, resources, None, rest, index=len(reports) + 1)
-
-
-def _is_member(observation: Json, observations: list[Json]) -> bool:
-    """Tell whether another Observation lists this one in hasMember (a panel's part)."""
-    del observation, observations
-    return False
 
 
 def _order_group(

@@ -89,8 +89,7 @@ def txa(ctx: Context, seg: Segment) -> set[int]:
     ctx.about_patient(document)
     ctx.focus.append(ref)
     ctx.note_target = document
-    document["_content_type"] = text(seg, 3)
-    return {1, 2, 3, 4, 6, 9, 10, 12, 13, 14, 15, 16, 17, 18, 19, 25}
+    return {1, 2, 4, 6, 9, 10, 12, 13, 14, 15, 16, 17, 18, 19, 25}
 
 
 def document_content(ctx: Context, seg: Segment) -> set[int]:
@@ -122,11 +121,8 @@ def document_note(ctx: Context, comment: str) -> None:
 def finish_document(document: Json) -> None:
     """Turn the collected text lines into the document's text attachment."""
     lines = document.pop("_lines", [])
-    content_type = document.pop("_content_type", "")
     if lines:
         data = base64.b64encode("\n".join(lines).encode("utf-8")).decode()
-        # TXA-3 says how the text was presented (TX, FT); the bytes are plain UTF-8 text.
-        del content_type
         document["content"].insert(0, {"attachment": {"contentType": "text/plain", "data": data}})
     if not document["content"]:
         document["content"] = [{"attachment": {"title": "document not included in the message"}}]
