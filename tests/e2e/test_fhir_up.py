@@ -53,3 +53,32 @@ def test_up_accepts_fhir_messages_once(tmp_path: Path, carebroker: list[Running]
     running.stop(signal.SIGTERM)
     assert running.process.returncode == 0, running.output()
     assert "Traceback" not in running.output()
+
+
+def test_bench_convert_prints_figures_with_a_baseline(tmp_path: Path) -> None:
+    import subprocess
+
+    from tests.e2e.conftest import carebroker_command
+
+    done = subprocess.run(
+        [
+            *carebroker_command(),
+            "bench-convert",
+            "--seconds",
+            "0.3",
+            "--type",
+            "ORU^R01",
+            "--corpus",
+            str(REPO / "tests" / "corpus"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert "validate only" in lines[1]
+    [row] = [line for line in lines if line.startswith("ORU^R01")]
+    full, baseline = (float(x.replace(",", "")) for x in row.split()[3:5])
+    assert full > 0 and baseline > 0

@@ -286,3 +286,28 @@ def test_message_without_type_is_refused_by_location() -> None:
     with pytest.raises(MessageError) as caught:
         convert(v2("MSH|^~\\&|A|B|C|D|20260101||||P|2.5"))
     assert caught.value.location == "MSH-9"
+
+
+@pytest.mark.parametrize(
+    ("trigger", "pv1", "status", "locations"),
+    [
+        ("A02", "PV1|1|I|CARDIO^201^B|||URG^101^A", "in-progress", ["active", "completed"]),
+        ("A03", "PV1|1|I|CARDIO^201^B" + "|" * 42 + "20261128120000", "finished", ["active"]),
+        ("A04", "PV1|1|O|CONSULT", "planned", ["active"]),
+        ("A28", "PV1||N", None, None),
+        ("A31", "PV1||N", None, None),
+    ],
+)
+def test_adt_events_set_the_encounter_as_the_ig_says(
+    trigger: str, pv1: str, status: str | None, locations: list[str] | None
+) -> None:
+    message = v2(MSH.format(type=f"ADT^{trigger}^ADT_A01"), "EVN||20261128101500", PID, pv1)
+    bundle = convert(message).bundle
+    assert len(resources(bundle, "Patient")) == 1
+    encounters = resources(bundle, "Encounter")
+    if status is None:
+        assert encounters == [], "a person update (A28/A31, PV1 class N) has no visit"
+        return
+    [encounter] = encounters
+    assert encounter["status"] == status
+    assert [loc["status"] for loc in encounter["location"]] == locations
