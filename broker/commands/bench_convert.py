@@ -46,9 +46,7 @@ def register(commands: Any) -> None:
         default=Path("tests/corpus"),
         help="folder of HL7 v2 samples (*.hl7, searched recursively); default tests/corpus",
     )
-    bench.add_argument(
-        "--seconds", type=float, default=2.0, help="time per figure (default 2 s)"
-    )
+    bench.add_argument("--seconds", type=float, default=2.0, help="time per figure (default 2 s)")
     bench.add_argument(
         "--type",
         dest="types",
