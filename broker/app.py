@@ -175,12 +175,41 @@ def _console() -> RoleService:
     return ConsoleRole()
 
 
+class FhirRole(_TaskRole):
+    """Serve the FHIR gateway (``/fhir``) on the process's HTTP listener."""
+
+    name = "fhir"
+
+    async def start(self, ctx: Context) -> None:
+        from adapters.fhir.auth import FhirGatewaySettings
+        from adapters.fhir.gateway import Gateway, create_router
+
+        fhir = FhirGatewaySettings()
+        ctx.routers.append(
+            create_router(
+                Gateway(
+                    store=ctx.messages,
+                    directory=lambda: ctx.directory,
+                    pseudonymizer=ctx.pseudonymizer,
+                    max_body_bytes=ctx.settings.http_max_body_bytes,
+                    cert_header=fhir.client_cert_header,
+                    base_url=fhir.base_url,
+                )
+            )
+        )
+        await super().start(ctx)
+
+    def endpoints(self) -> list[str]:
+        return ["fhir: /fhir on the HTTP listener (FHIR R4 $process-message, REST create)"]
+
+
 def role_service(role: Role) -> RoleService:
     """Return the service implementing ``role``."""
     factories: dict[str, Callable[[], RoleService]] = {
         "relay": RelayRole,
         "mllp": MllpShellRole,
         "console": _console,
+        "fhir": FhirRole,
     }
     factory = factories.get(role)
     return factory() if factory else ShellRole(role)

@@ -20,6 +20,8 @@ COMMAND_MODULES = (
     "broker.commands.config",
     "broker.commands.users",
     "broker.commands.openapi",
+    "broker.commands.convert",
+    "broker.commands.bench_convert",
 )
 
 

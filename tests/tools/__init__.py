@@ -1,0 +1,1 @@
+"""Developer tools that live with the tests: corpus comparison, table extraction."""
