@@ -27,7 +27,8 @@ from typing import Protocol
 import asyncpg
 from fastapi import APIRouter
 
-from broker import kafka
+from broker import alerts, kafka, metrics, telemetry
+from broker.audit_role import AuditRole
 from broker.errors import BrokerError, ConfigError, StartupError
 from broker.health import Readiness
 from broker.http import HttpServer, bind, create_app
@@ -170,6 +171,7 @@ def role_service(role: Role) -> RoleService:
     factories: dict[str, Callable[[], RoleService]] = {
         "relay": RelayRole,
         "mllp": MllpShellRole,
+        "audit": AuditRole,
     }
     factory = factories.get(role)
     return factory() if factory else ShellRole(role)
@@ -236,9 +238,12 @@ async def _serve(
         check_port_free(settings.mllp_host, settings.mllp_port, "MLLP")
 
     readiness = Readiness("postgresql", "kafka", *roles)
+    telemetry.configure(settings)
+    cleanup.append(telemetry.shutdown)
     http_sock = bind(settings.http_host, settings.http_port)
     routers: list[APIRouter] = []
-    http = HttpServer(create_app(readiness, routers), http_sock)
+    app = create_app(readiness, routers)
+    http = HttpServer(app, http_sock)
     await http.start()
     cleanup.append(http.stop)
     announce(f"http: http://{settings.http_host}:{http.port} (health: /healthz)")
@@ -293,6 +298,9 @@ async def _serve(
         routers=routers,
     )
     asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, _reload_on_hup, ctx)
+    # Every process answers /metrics and /api/alerts for the whole deployment.
+    app.include_router(metrics.router(pool, metrics.LagProbe(settings)))
+    app.include_router(alerts.router(pool, lambda: ctx.directory, settings))
 
     services = [role_service(role) for role in roles]
     for service in services:
