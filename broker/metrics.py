@@ -31,7 +31,6 @@ from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from fastapi import APIRouter
 from fastapi.responses import Response
@@ -261,24 +260,20 @@ class LagProbe:
             return self._value
 
     async def _measure(self) -> dict[str, dict[int, int]] | None:
+        # Committed offsets are read the way a group member reads its own
+        # (OffsetFetch through a consumer that never joins the group): the
+        # admin client's newer request versions are not spoken by every
+        # Kafka-compatible broker (tansu drops the connection).
         options = client_options(self.settings)
-        admin = AIOKafkaAdminClient(**options, request_timeout_ms=int(self.timeout * 1000))
-        consumer = AIOKafkaConsumer(**options, enable_auto_commit=False)
         try:
             async with asyncio.timeout(self.timeout):
-                await admin.start()
-                await consumer.start()
                 return {
-                    role: await _lag(admin, consumer, group, topic.full_name(self.prefix))
+                    role: await _lag(options, group, topic.full_name(self.prefix))
                     for role, (group, topic) in LAGGED_ROLES.items()
                 }
         except (KafkaError, OSError, TimeoutError):
             log.warning("consumer lag not measured: Kafka unavailable")
             return None
-        finally:
-            with contextlib.suppress(KafkaError, OSError):
-                await consumer.stop()
-                await admin.close()
 
     @property
     def prefix(self) -> str:
@@ -286,22 +281,23 @@ class LagProbe:
         return self.settings.kafka_topic_prefix
 
 
-async def _lag(
-    admin: AIOKafkaAdminClient, consumer: AIOKafkaConsumer, group: str, topic: str
-) -> dict[int, int]:
-    await consumer.topics()  # refresh metadata
-    partitions = consumer.partitions_for_topic(topic) or set()
-    if not partitions:
-        return {}
-    tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-    ends: dict[Any, int] = await consumer.end_offsets(tps)
-    committed = await admin.list_consumer_group_offsets(group, partitions=tps)
-    result = {}
-    for tp in tps:
-        offset = committed.get(tp)
-        done = offset.offset if offset is not None and offset.offset >= 0 else 0
-        result[tp.partition] = max(0, ends.get(tp, 0) - done)
-    return result
+async def _lag(options: dict[str, Any], group: str, topic: str) -> dict[int, int]:
+    consumer = AIOKafkaConsumer(**options, group_id=group, enable_auto_commit=False)
+    try:
+        await consumer.start()
+        await consumer.topics()  # refresh metadata
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        if not tps:
+            return {}
+        ends: dict[Any, int] = await consumer.end_offsets(tps)
+        result = {}
+        for tp in tps:
+            done = await consumer.committed(tp)
+            result[tp.partition] = max(0, ends.get(tp, 0) - (done or 0))
+        return result
+    finally:
+        with contextlib.suppress(KafkaError, OSError):
+            await consumer.stop()
 
 
 def router(pool: asyncpg.Pool, lag: LagProbe | None) -> APIRouter:
