@@ -1,0 +1,149 @@
+"""Alerts carebroker evaluates itself, on a real PostgreSQL: silence, stale queues, dead letters,
+certificates; shown at /api/alerts and as a metric, each start and end audited once."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+import httpx
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import NameOID
+from fastapi import FastAPI
+
+from broker import alerts
+from broker.settings import Settings
+from broker.store import audit
+from broker.store.audit import AuditWriter
+from routing.directory import parse_directory
+from tests.integration.audit.conftest import accept
+from tests.integration.observe.test_metrics import insert_delivery, scrape, value
+
+DIRECTORY = parse_directory(
+    {
+        "partners": [
+            {"id": "labo-sud", "name": "Labo", "kind": "lab", "expected_interval_s": 600},
+            {"id": "chu-montpellier", "name": "CHU", "kind": "hospital", "expected_interval_s": 60},
+            {"id": "cabinet-dupont", "name": "Cabinet", "kind": "gp"},
+        ]
+    }
+)
+
+
+def certificate(path: Path, days: float) -> Path:
+    """Write a self-signed PEM certificate that expires in ``days``."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "carebroker.test")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=days))
+        .sign(key, hashes.SHA256())
+    )
+    path.write_bytes(cert.public_bytes(Encoding.PEM))
+    return path
+
+
+def test_evaluate_is_pure_and_applies_each_threshold() -> None:
+    now = datetime(2026, 11, 28, 12, tzinfo=UTC)
+    settings = Settings(alert_queue_age_minutes=30, alert_certificate_days=30)
+    facts = alerts.Facts(
+        now=now,
+        watching_since=now - timedelta(hours=1),
+        last_received={"labo-sud": now - timedelta(minutes=5), "chu-montpellier": None},
+        oldest_pending={"cabinet-dupont": now - timedelta(minutes=31), "labo-sud": now},
+        dead={"chu-montpellier": 2},
+        certificates={
+            "/etc/ok.pem": now + timedelta(days=90),
+            "/etc/soon.pem": now + timedelta(days=3),
+        },
+    )
+    found = {(a.name, a.subject): a for a in alerts.evaluate(facts, DIRECTORY, settings)}
+    # chu-montpellier never sent, is watched for an hour and expected every 60 s.
+    assert set(found) == {
+        ("sender_silent", "chu-montpellier"),
+        ("queue_stale", "cabinet-dupont"),
+        ("dead_letters", "chu-montpellier"),
+        ("certificate_expiring", "/etc/soon.pem"),
+    }
+    assert (
+        found[("dead_letters", "chu-montpellier")].summary
+        == "chu-montpellier: 2 dead-lettered deliveries"
+    )
+    assert found[("certificate_expiring", "/etc/soon.pem")].summary == (
+        "certificate /etc/soon.pem expires in 3 d"
+    )
+    quiet = Settings(alert_dead_letters=False, alert_queue_age_minutes=60)
+    names = {a.name for a in alerts.evaluate(facts, DIRECTORY, quiet)}
+    assert "dead_letters" not in names and "queue_stale" not in names
+
+
+async def test_alerts_fire_show_and_resolve_once_each(pool: asyncpg.Pool, tmp_path: Path) -> None:
+    settings = Settings(
+        alert_queue_age_minutes=5,
+        alert_certificate_files=[certificate(tmp_path / "soon.pem", 2), tmp_path / "missing.pem"],
+    )
+    monitor = alerts.AlertMonitor(pool, lambda: DIRECTORY, settings)
+    monitor.started = datetime.now(UTC) - timedelta(minutes=2)
+    await accept(pool, "C1", sender="labo-sud")  # labo-sud sent recently: not silent
+    await insert_delivery(pool, "cabinet-dupont", "pending", timedelta(minutes=6))
+    await insert_delivery(pool, "chu-montpellier", "dead")
+
+    firing = await monitor.check()
+    assert {(a.name, a.subject) for a in firing} == {
+        ("sender_silent", "chu-montpellier"),
+        ("queue_stale", "cabinet-dupont"),
+        ("dead_letters", "chu-montpellier"),
+        ("certificate_expiring", str(tmp_path / "soon.pem")),
+        ("certificate_expiring", str(tmp_path / "missing.pem")),
+    }
+    await monitor.check()  # still firing: no new audit event, no new row
+    assert await pool.fetchval("SELECT count(*) FROM alerts") == 5
+
+    app = FastAPI()
+    app.include_router(alerts.router(pool, lambda: DIRECTORY, settings))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://c") as c:
+        body = (await c.get("/api/alerts")).json()
+    shown = {(a["name"], a["subject"]): a for a in body["alerts"]}
+    stale = shown[("queue_stale", "cabinet-dupont")]
+    assert stale["since"] is not None and stale["detail"]["limit_s"] == 300
+    assert shown[("certificate_expiring", str(tmp_path / "missing.pem"))]["summary"].endswith(
+        "cannot be read"
+    )
+    _, samples = await scrape(pool)
+    assert (
+        value(samples, "carebroker_alerts_firing", alert="dead_letters", subject="chu-montpellier")
+        == 1
+    )
+
+    # The queue drains and the dead letter is dealt with: both resolve, once.
+    await pool.execute("UPDATE deliveries SET status = 'delivered'")
+    firing = await monitor.check()
+    assert {a.name for a in firing} == {"sender_silent", "certificate_expiring"}
+    await AuditWriter(pool).drain_all()
+    changes = [
+        (r.detail["alert"], r.detail["subject"], r.detail["state"])
+        for r in await audit.read(pool)
+        if r.kind == "alert_changed"
+    ]
+    assert sorted(changes) == sorted(
+        [
+            ("sender_silent", "chu-montpellier", "firing"),
+            ("queue_stale", "cabinet-dupont", "firing"),
+            ("dead_letters", "chu-montpellier", "firing"),
+            ("certificate_expiring", str(tmp_path / "soon.pem"), "firing"),
+            ("certificate_expiring", str(tmp_path / "missing.pem"), "firing"),
+            ("queue_stale", "cabinet-dupont", "resolved"),
+            ("dead_letters", "chu-montpellier", "resolved"),
+        ]
+    )
+    assert await pool.fetchval("SELECT count(*) FROM alerts WHERE resolved_at IS NULL") == 3
