@@ -30,7 +30,7 @@ T = TypeVar("T")
 
 
 def register(commands: Any) -> None:
-    """Add ``audit verify``, ``audit export`` and ``retention apply``."""
+    """Add ``audit verify``, ``audit export``, ``audit bench`` and ``retention apply``."""
     group = commands.add_parser("audit", help="verify and export the audit trail")
     sub = group.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
     verify = sub.add_parser(
@@ -49,6 +49,14 @@ def register(commands: Any) -> None:
     export.add_argument("--output", type=Path, metavar="FILE", help="write here, not stdout")
     add_store_options(export)
     export.set_defaults(handler=_export)
+
+    bench = sub.add_parser(
+        "bench",
+        help="measure recording, chaining and verifying in a scratch database (dropped after)",
+    )
+    bench.add_argument("--events", type=int, default=20_000, metavar="N")
+    add_store_options(bench)
+    bench.set_defaults(handler=_bench)
 
     group = commands.add_parser("retention", help="data retention by whole partitions")
     sub = group.add_subparsers(dest="retention_command", metavar="ACTION", required=True)
@@ -136,6 +144,15 @@ def _export(args: argparse.Namespace) -> int:
         sys.stderr.write(f"{count} audit event(s) written to {args.output}\n")
     else:
         with_pool(args, lambda pool: export(pool, sys.stdout))
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from broker.commands import audit_bench
+
+    figures = asyncio.run(audit_bench.run(store_dsn(settings_from(args)), args.events))
+    for figure in figures:
+        sys.stdout.write(f"{figure.line()}\n")
     return 0
 
 
