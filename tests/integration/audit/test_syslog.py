@@ -3,19 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import ssl
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
 import asyncpg
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from broker.audit_syslog import SyslogSender
 from broker.local import free_port
@@ -23,39 +17,7 @@ from broker.settings import Settings
 from broker.store import audit
 from broker.store.audit import AuditWriter
 from tests.conftest import wait_for
-from tests.integration.audit.conftest import accept
-
-
-def server_certificate(tmp_path: Path) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1 (the client trusts it as its CA)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "audit-repository.test")])
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=30))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = tmp_path / "repo.pem", tmp_path / "repo.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
+from tests.integration.audit.conftest import accept, self_signed_certificate
 
 
 class Repository:
@@ -94,7 +56,7 @@ class Repository:
 
 @pytest.fixture
 async def repository(tmp_path: Path) -> AsyncIterator[tuple[Repository, Settings]]:
-    cert, key = server_certificate(tmp_path)
+    cert, key = self_signed_certificate(tmp_path / "repository")
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
     repo = Repository(free_port(), context)
@@ -164,8 +126,8 @@ async def test_a_repository_with_an_untrusted_certificate_gets_nothing(
     pool: asyncpg.Pool, repository: tuple[Repository, Settings], tmp_path: Path
 ) -> None:
     repo, _ = repository
-    (tmp_path / "other").mkdir()
-    other_ca, _ = server_certificate(tmp_path / "other")  # another key pair: not the repository's
+    # Another key pair: a CA that did not sign the repository's certificate.
+    other_ca, _ = self_signed_certificate(tmp_path / "other")
     await repo.start()
     await accept(pool, "C1")
     await AuditWriter(pool).drain_all()

@@ -8,11 +8,6 @@ from pathlib import Path
 
 import asyncpg
 import httpx
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.serialization import Encoding
-from cryptography.x509.oid import NameOID
 from fastapi import FastAPI
 
 from broker import alerts
@@ -20,7 +15,7 @@ from broker.settings import Settings
 from broker.store import audit
 from broker.store.audit import AuditWriter
 from routing.directory import parse_directory
-from tests.integration.audit.conftest import accept
+from tests.integration.audit.conftest import accept, self_signed_certificate
 from tests.integration.observe.test_metrics import insert_delivery, scrape, value
 
 DIRECTORY = parse_directory(
@@ -32,25 +27,6 @@ DIRECTORY = parse_directory(
         ]
     }
 )
-
-
-def certificate(path: Path, days: float) -> Path:
-    """Write a self-signed PEM certificate that expires in ``days``."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "carebroker.test")])
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=days))
-        .sign(key, hashes.SHA256())
-    )
-    path.write_bytes(cert.public_bytes(Encoding.PEM))
-    return path
 
 
 def test_evaluate_is_pure_and_applies_each_threshold() -> None:
@@ -88,9 +64,9 @@ def test_evaluate_is_pure_and_applies_each_threshold() -> None:
 
 
 async def test_alerts_fire_show_and_resolve_once_each(pool: asyncpg.Pool, tmp_path: Path) -> None:
+    soon, _ = self_signed_certificate(tmp_path / "soon", days=2)
     settings = Settings(
-        alert_queue_age_minutes=5,
-        alert_certificate_files=[certificate(tmp_path / "soon.pem", 2), tmp_path / "missing.pem"],
+        alert_queue_age_minutes=5, alert_certificate_files=[soon, tmp_path / "missing.pem"]
     )
     monitor = alerts.AlertMonitor(pool, lambda: DIRECTORY, settings)
     monitor.started = datetime.now(UTC) - timedelta(minutes=2)
@@ -103,7 +79,7 @@ async def test_alerts_fire_show_and_resolve_once_each(pool: asyncpg.Pool, tmp_pa
         ("sender_silent", "chu-montpellier"),
         ("queue_stale", "cabinet-dupont"),
         ("dead_letters", "chu-montpellier"),
-        ("certificate_expiring", str(tmp_path / "soon.pem")),
+        ("certificate_expiring", str(tmp_path / "soon" / "cert.pem")),
         ("certificate_expiring", str(tmp_path / "missing.pem")),
     }
     await monitor.check()  # still firing: no new audit event, no new row
@@ -140,7 +116,7 @@ async def test_alerts_fire_show_and_resolve_once_each(pool: asyncpg.Pool, tmp_pa
             ("sender_silent", "chu-montpellier", "firing"),
             ("queue_stale", "cabinet-dupont", "firing"),
             ("dead_letters", "chu-montpellier", "firing"),
-            ("certificate_expiring", str(tmp_path / "soon.pem"), "firing"),
+            ("certificate_expiring", str(tmp_path / "soon" / "cert.pem"), "firing"),
             ("certificate_expiring", str(tmp_path / "missing.pem"), "firing"),
             ("queue_stale", "cabinet-dupont", "resolved"),
             ("dead_letters", "chu-montpellier", "resolved"),
