@@ -103,7 +103,9 @@ class Settings(BaseSettings):
         default="INFO", description="Log level."
     )
     otlp_endpoint: str | None = Field(
-        default=None, description="OTLP/HTTP endpoint for traces; unset: no export."
+        default=None,
+        description="OTLP/HTTP endpoint (traces and metrics, e.g. http://collector:4318); "
+        "unset: no export.",
     )
 
     # --- audit trail -----------------------------------------------------------------

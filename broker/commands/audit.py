@@ -12,7 +12,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
@@ -112,7 +112,10 @@ def with_pool(args: argparse.Namespace, work: Callable[[asyncpg.Pool], Awaitable
 
 def _verify(args: argparse.Namespace) -> int:
     since = args.since.astimezone(UTC).date() if args.since else None
-    result = with_pool(args, lambda pool: audit.verify(pool, since))
+    # Days retention still keeps must all be there: a missing one is not retention.
+    keep = settings_from(args).retention_audit_days
+    retained_from = datetime.now(UTC).date() - timedelta(days=keep)
+    result = with_pool(args, lambda pool: audit.verify(pool, since, retained_from))
     if result.broken:
         sys.stderr.write(f"carebroker: {result.broken}\n")
         return 1

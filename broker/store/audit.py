@@ -361,7 +361,9 @@ class Verified:
         return self.broken is None
 
 
-async def verify(pool: asyncpg.Pool, since: date | None = None) -> Verified:
+async def verify(
+    pool: asyncpg.Pool, since: date | None = None, retained_from: date | None = None
+) -> Verified:
     """Walk every chain from ``since`` (a day; all days when None) and stop at the first break.
 
     Checks, row by row in chain order, in one consistent snapshot: positions run
@@ -369,8 +371,9 @@ async def verify(pool: asyncpg.Pool, since: date | None = None) -> Verified:
     hash (for a day's first row: the previous day's head, or the genesis hash
     on the very first day); each ``hash`` matches the recomputed one; and each
     day ends exactly where its head says (a removed tail is a break too). Days
-    older than the oldest one present are taken as dropped by retention; a day
-    missing after it is a break.
+    older than the oldest one present are taken as dropped by retention,
+    unless they are on or after ``retained_from`` (the first day retention
+    keeps); any other missing day is a break.
     """
     async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
         heads = {
@@ -384,9 +387,10 @@ async def verify(pool: asyncpg.Pool, since: date | None = None) -> Verified:
                 since,
             )
         ]
-        if days:
+        if days or retained_from:
+            first_kept = min(days[0] if days else date.max, retained_from or date.max)
             for day in sorted(heads):
-                if day > days[0] and day not in days:
+                if day >= first_kept and (since is None or day >= since) and day not in days:
                     reason = "the day's events are missing"
                     return Verified(len(days), 0, Break(day, 1, None, reason))
         events = 0
@@ -456,9 +460,10 @@ async def timeline(pool: asyncpg.Pool, message_id: uuid.UUID) -> list[Row]:
     UUIDv7 carries that time), so days before are pruned; one day of slack
     covers clocks that disagree around midnight.
     """
-    first_day = id_time(message_id).date() - timedelta(days=1)
+    first_day = id_time(message_id).date() - timedelta(days=1) if message_id.version == 7 else None
     records = await pool.fetch(
-        "SELECT * FROM audit WHERE message_id = $1 AND day >= $2 ORDER BY day, seq",
+        "SELECT * FROM audit WHERE message_id = $1 AND ($2::date IS NULL OR day >= $2)"
+        " ORDER BY day, seq",
         message_id,
         first_day,
     )

@@ -181,6 +181,9 @@ async def test_chains_link_across_days_and_survive_retention(pool: asyncpg.Pool)
     result = await audit.verify(pool)
     assert result.intact and result.events == 4, result.broken
     assert (await audit.verify(pool, since=date(2026, 3, 3))).events == 2
+    # ... unless retention should still keep that day: then it was removed by someone else.
+    kept = await audit.verify(pool, retained_from=date(2026, 2, 20))
+    assert kept.broken is not None and kept.broken.day == date(2026, 3, 1)
     # A whole day vanishing in the middle is not retention.
     await partitions.ensure_partitions(pool, today=date(2026, 3, 5))
     await accept(pool, "C-5")
