@@ -54,11 +54,16 @@ def configure(
 ) -> None:
     """Install carebroker's tracer and meter providers (once per process; later calls add).
 
-    OTLP/HTTP export to ``settings.otlp_endpoint`` when set. ``span_exporter``
+    OTLP/HTTP export to ``settings.otlp_endpoint`` when set; with no endpoint
+    and no test exporter nothing is installed. ``span_exporter``
     and ``metric_readers`` are for tests (in-memory). A second call adds its
     span exporter to the installed provider; metric readers can only be given
     the first time (the SDK fixes them at construction).
     """
+    if not settings.otlp_endpoint and span_exporter is None and not metric_readers:
+        # Nobody collects: keep the API's no-op providers. Context still
+        # propagates (a no-op span carries its parent's context), at no cost.
+        return
     provider = trace.get_tracer_provider()
     if not isinstance(provider, TracerProvider):
         resource = Resource.create(
@@ -86,6 +91,11 @@ def configure(
         metrics.set_meter_provider(MeterProvider(resource=resource, metric_readers=readers))
     if span_exporter is not None:
         provider.add_span_processor(SimpleSpanProcessor(span_exporter))
+
+
+def is_recording() -> bool:
+    """Tell whether spans are collected (an SDK provider is installed), so worth making."""
+    return isinstance(trace.get_tracer_provider(), TracerProvider)
 
 
 def shutdown() -> None:

@@ -245,6 +245,9 @@ class MessageStore:
             [e.payload for e in envelopes],
         )
         accepted_topic = topics.ACCEPTED.full_name(self.topic_prefix)
+        # The trace the ingress started, else the store span: the relay
+        # continues it into Kafka headers.
+        here = telemetry.current_context() or None
         await outbox.insert(
             conn,
             [
@@ -252,9 +255,7 @@ class MessageStore:
                     accepted_topic,
                     e.model_dump_json().encode(),
                     e.ordering_key.encode(),
-                    # The trace the ingress started, else the store span: the relay
-                    # continues it into Kafka headers.
-                    headers=e.trace or telemetry.current_context() or None,
+                    headers=e.trace or here,
                 )
                 for e in envelopes
             ],
