@@ -118,12 +118,15 @@ def _instant(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="microseconds")
 
 
-def _fields(event: dict[str, Any]) -> dict[str, Any]:
+def _fields(event: Any) -> dict[str, Any]:
     """Map a pending event (an AuditEvent as JSON) to columns; never fail on odd input.
 
     The writer must not stall on an event some role wrote badly: unknown keys
-    are kept under ``detail.extra`` and missing ones get neutral values.
+    are kept under ``detail.extra``, missing ones get neutral values, and a
+    JSON value that is not an object is kept whole as ``detail.extra``.
     """
+    if not isinstance(event, dict):
+        event = {"extra": event}
     known = {name: event.get(name) for name in COLUMNS}
     extra = {k: v for k, v in event.items() if k not in COLUMNS}
     detail = known["detail"] if isinstance(known["detail"], dict) else {}

@@ -232,8 +232,10 @@ async def test_odd_pending_events_are_chained_not_stuck(pool: asyncpg.Pool) -> N
         {"kind": "future_kind", "actor": "router", "unknown_field": 1},
         {"no": "fields"},
     )
-    assert await AuditWriter(pool).drain_all() == 2
+    await pool.execute("INSERT INTO audit_pending (event) VALUES ('[1, \"two\"]'), ('null')")
+    assert await AuditWriter(pool).drain_all() == 4
     rows = await audit.read(pool)
     assert rows[0].kind == "future_kind" and rows[0].detail == {"extra": {"unknown_field": 1}}
     assert rows[1].kind == "unknown"
+    assert rows[2].kind == "unknown" and rows[2].detail == {"extra": {"extra": [1, "two"]}}
     assert (await audit.verify(pool)).intact
