@@ -43,7 +43,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from broker import topics
+from broker import redact, topics
 from broker.kafka import client_options
 from broker.redact import label
 from broker.settings import Settings
@@ -159,7 +159,7 @@ def _families(shot: Snapshot) -> Iterator[Metric]:
         labels=["kind", "partner", "message_type"],
     )
     for kind, partner, message_type, n in shot.counters:
-        labels = [label(partner), label(message_type)]
+        labels = [label(partner), redact.message_type(message_type)]
         if kind in families:
             families[kind].add_metric(labels, n)
         events.add_metric([label(kind), *labels], n)

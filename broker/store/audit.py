@@ -32,6 +32,7 @@ from typing import Any
 
 import asyncpg
 
+from broker import redact
 from broker.ids import id_time
 from broker.redact import label
 from broker.store.db import transaction
@@ -282,7 +283,7 @@ async def _count(conn: asyncpg.Connection, events: Sequence[dict[str, Any]]) -> 
     for event in counted:
         by_recipient = event["kind"] in _COUNTED_BY_RECIPIENT
         partner = label(event["recipient"] if by_recipient else event["partner"])
-        message_type = label(
+        message_type = redact.message_type(
             event["detail"].get("message_type") or types.get(event["message_id"], "")
         )
         key = (event["kind"], partner, message_type)

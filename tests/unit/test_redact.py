@@ -17,7 +17,7 @@ from broker.ids import new_id_at
         ("2.5.1", "2.5.1"),
         ("", "unknown"),
         (None, "unknown"),
-        ("DUPONT^JEAN", "DUPONT^JEAN"),  # code-shaped: callers pass only ids and codes here
+        ("DUPONT^JEAN", "DUPONT^JEAN"),  # code-shaped: message types go through message_type
         ("DUPONT JEAN", "other"),
         ("ORU^R01\rPID|1", "other"),
         ("x" * 65, "other"),
@@ -25,6 +25,23 @@ from broker.ids import new_id_at
 )
 def test_label_lets_only_code_shaped_text_through(value: object, expected: str) -> None:
     assert redact.label(value) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("ORU^R01", "ORU^R01"),
+        ("ORU^R01^ORU_R01", "ORU^R01^ORU_R01"),
+        ("ADT", "ADT"),
+        ("referral-request", "referral-request"),
+        ("", "unknown"),
+        ("DUPONT^JEAN", "other"),
+        ("MARTIN^PAUL^A", "other"),
+        ("ORU^R01 DUPONT", "other"),
+    ],
+)
+def test_message_types_must_look_like_one(value: str, expected: str) -> None:
+    assert redact.message_type(value) == expected
 
 
 def test_metadata_and_span_attributes_hold_ids_and_codes_only() -> None:
