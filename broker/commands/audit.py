@@ -20,7 +20,7 @@ import asyncpg
 
 from broker import retention
 from broker.audit_export import to_atna, to_fhir
-from broker.commands.options import add_store_options, settings_from
+from broker.commands.options import settings_from
 from broker.errors import ConfigError
 from broker.local import PG_DATABASE
 from broker.settings import Settings
@@ -38,7 +38,7 @@ def register(commands: Any) -> None:
         help="walk the hash chain; exit 0 when intact, 1 naming the first broken event",
     )
     verify.add_argument("--since", type=_instant, metavar="T", help="first day to check (ISO)")
-    add_store_options(verify)
+    _add_database_options(verify)
     verify.set_defaults(handler=_verify)
 
     export = sub.add_parser(
@@ -47,7 +47,7 @@ def register(commands: Any) -> None:
     export.add_argument("--format", choices=("fhir", "atna"), required=True)
     export.add_argument("--since", type=_instant, metavar="T", help="events chained from T (ISO)")
     export.add_argument("--output", type=Path, metavar="FILE", help="write here, not stdout")
-    add_store_options(export)
+    _add_database_options(export)
     export.set_defaults(handler=_export)
 
     bench = sub.add_parser(
@@ -55,7 +55,7 @@ def register(commands: Any) -> None:
         help="measure recording, chaining and verifying in a scratch database (dropped after)",
     )
     bench.add_argument("--events", type=int, default=20_000, metavar="N")
-    add_store_options(bench)
+    _add_database_options(bench)
     bench.set_defaults(handler=_bench)
 
     group = commands.add_parser("retention", help="data retention by whole partitions")
@@ -67,8 +67,21 @@ def register(commands: Any) -> None:
         "_MESSAGE_DAYS and _AUDIT_DAYS. Needs the table owner's rights.",
     )
     apply.add_argument("--dry-run", action="store_true", help="list, drop nothing")
-    add_store_options(apply)
+    _add_database_options(apply)
     apply.set_defaults(handler=_retention)
+
+
+def _add_database_options(parser: argparse.ArgumentParser) -> None:
+    """Add where the store is: a DSN, or the data dir of a running `carebroker up`."""
+    parser.add_argument(
+        "--database-url", metavar="DSN", help="PostgreSQL DSN (CAREBROKER_DATABASE_URL)"
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        metavar="DIR",
+        help="the --data-dir of a running `carebroker up` (its embedded PostgreSQL)",
+    )
 
 
 def _instant(text: str) -> datetime:
