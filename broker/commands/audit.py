@@ -117,6 +117,11 @@ def with_pool(args: argparse.Namespace, work: Callable[[asyncpg.Pool], Awaitable
         pool = await db.connect(dsn, 2)
         try:
             return await work(pool)
+        except asyncpg.UndefinedTableError as exc:
+            raise ConfigError(
+                f"PostgreSQL at {db.describe_dsn(dsn)} has no carebroker schema "
+                "(wrong database, or run `carebroker migrate`)"
+            ) from exc
         finally:
             await pool.close()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import time
@@ -15,6 +16,8 @@ from tests.e2e.conftest import Running, carebroker_command, start_carebroker
 
 pytestmark = pytest.mark.e2e
 PARTNERS = REPO / "tests" / "data" / "partners.yaml"
+# The commands must find `up`'s embedded PostgreSQL by --data-dir, not a configured one.
+ENV = {k: v for k, v in os.environ.items() if not k.startswith("CAREBROKER_")}
 
 
 def _until(check, timeout: float = 30.0):  # type: ignore[no-untyped-def]
@@ -67,6 +70,7 @@ def test_a_silent_sender_is_alerted_audited_and_the_trail_verifies(
             timeout=60,
             check=False,
             cwd=tmp_path,
+            env=ENV,
         )
         assert done.returncode == 0, done.stderr
         return done.stdout if "audit trail intact: 0 event" not in done.stdout else None
@@ -87,6 +91,7 @@ def test_a_silent_sender_is_alerted_audited_and_the_trail_verifies(
         timeout=60,
         check=True,
         cwd=tmp_path,
+        env=ENV,
     )
     assert '"code": "alert_changed"' in exported.stdout
     running.stop(signal.SIGTERM, timeout=10)
