@@ -11,9 +11,9 @@ domain-requirements §5). Conditions, each configurable:
   ``alert_queue_age_minutes``;
 - ``dead_letters``: a recipient has dead-lettered deliveries
   (``alert_dead_letters``);
-- ``certificate_expiring``: a watched certificate (the MLLP server's and
-  ``alert_certificate_files``) expires within ``alert_certificate_days``, or
-  cannot be read.
+- ``certificate_expiring``: a certificate carebroker uses (MLLP server and
+  client CA, syslog client and CA, Kafka CA) expires within
+  ``alert_certificate_days``, or cannot be read.
 
 :func:`evaluate` is pure (facts in, alerts out). :class:`AlertMonitor` runs in
 the audit role: it gathers the facts, records each alert's start and end in
@@ -162,19 +162,29 @@ def _duration(seconds: float) -> str:
 
 
 def watched_certificates(settings: Settings) -> list[Path]:
-    """Return the certificate files whose expiry is watched."""
-    files = [settings.mllp_tls_cert, settings.audit_syslog_cert, *settings.alert_certificate_files]
+    """Return the certificate files carebroker is configured with (their expiry is watched)."""
+    files = [
+        settings.mllp_tls_cert,
+        settings.mllp_tls_client_ca,
+        settings.audit_syslog_cert,
+        settings.audit_syslog_ca,
+        settings.kafka_ssl_cafile,
+    ]
     return list(dict.fromkeys(f for f in files if f is not None))
 
 
 def certificate_expiry(path: Path) -> datetime | None:
-    """Return when the (first) PEM certificate in ``path`` expires, or None if unreadable."""
+    """Return when the first certificate in a PEM file (a bundle too) to expire does, or None.
+
+    None means the file cannot be read or holds no certificate: alerted too.
+    """
     from cryptography import x509
 
     try:
-        return x509.load_pem_x509_certificate(path.read_bytes()).not_valid_after_utc
+        certificates = x509.load_pem_x509_certificates(path.read_bytes())
     except (OSError, ValueError):
         return None
+    return min(c.not_valid_after_utc for c in certificates)
 
 
 async def gather(

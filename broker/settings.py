@@ -158,11 +158,10 @@ class Settings(BaseSettings):
         default=True, description="Alert while a recipient has dead-lettered deliveries."
     )
     alert_certificate_days: int = Field(
-        default=30, ge=1, description="Alert when a certificate expires within this many days."
-    )
-    alert_certificate_files: list[Path] = Field(
-        default_factory=list,
-        description="Extra PEM certificates to watch (the MLLP server certificate always is).",
+        default=30,
+        ge=1,
+        description="Alert when a certificate carebroker uses (MLLP TLS, syslog TLS, Kafka CA) "
+        "expires within this many days.",
     )
 
     def database_dsn(self) -> str | None:

@@ -66,7 +66,7 @@ def test_evaluate_is_pure_and_applies_each_threshold() -> None:
 async def test_alerts_fire_show_and_resolve_once_each(pool: asyncpg.Pool, tmp_path: Path) -> None:
     soon, _ = self_signed_certificate(tmp_path / "soon", days=2)
     settings = Settings(
-        alert_queue_age_minutes=5, alert_certificate_files=[soon, tmp_path / "missing.pem"]
+        alert_queue_age_minutes=5, mllp_tls_cert=soon, audit_syslog_ca=tmp_path / "missing.pem"
     )
     monitor = alerts.AlertMonitor(pool, lambda: DIRECTORY, settings)
     monitor.started = datetime.now(UTC) - timedelta(minutes=2)
@@ -123,3 +123,14 @@ async def test_alerts_fire_show_and_resolve_once_each(pool: asyncpg.Pool, tmp_pa
         ]
     )
     assert await pool.fetchval("SELECT count(*) FROM alerts WHERE resolved_at IS NULL") == 3
+
+
+def test_a_bundle_expires_with_its_first_certificate_to_expire(tmp_path: Path) -> None:
+    late, _ = self_signed_certificate(tmp_path / "late", days=400)
+    soon, _ = self_signed_certificate(tmp_path / "soon", days=2)
+    bundle = tmp_path / "bundle.pem"
+    bundle.write_bytes(late.read_bytes() + soon.read_bytes())
+    expires = alerts.certificate_expiry(bundle)
+    assert expires is not None and expires == alerts.certificate_expiry(soon)
+    (tmp_path / "not-a-cert.pem").write_text("hello")
+    assert alerts.certificate_expiry(tmp_path / "not-a-cert.pem") is None
