@@ -58,8 +58,10 @@ COLUMNS = (
 # Delivery latency buckets, seconds (the histogram /metrics shows); +Inf is implicit.
 LATENCY_BUCKETS = (0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 86400.0)
 # Events counted per partner and message type, and which partner they count for.
-_COUNTED_BY_RECIPIENT = frozenset({"delivered", "failed", "dead_lettered", "retried", "blocked"})
-_COUNTED = frozenset({"received", "rejected", "duplicate", "routed", "unroutable"}).union(
+_COUNTED_BY_RECIPIENT = frozenset(
+    {"routed", "blocked", "delivered", "failed", "dead_lettered", "retried"}
+)
+_COUNTED = frozenset({"received", "rejected", "duplicate", "unroutable"}).union(
     _COUNTED_BY_RECIPIENT
 )
 

@@ -90,7 +90,7 @@ async def test_metrics_count_messages_per_partner_and_type(pool: asyncpg.Pool) -
             samples,
             "carebroker_audit_events_total",
             kind="routed",
-            partner="unknown",
+            partner="cabinet-dupont",
             message_type="ORU^R01",
         )
         == 1
