@@ -62,9 +62,10 @@ def test_a_silent_sender_is_alerted_audited_and_the_trail_verifies(
     metrics = httpx.get(f"{running.url}/metrics", timeout=10).text
     assert "carebroker_store_up 1.0" in metrics and "carebroker_outbox_backlog" in metrics
 
-    def verified() -> str | None:
-        done = subprocess.run(
-            [*carebroker_command(), "audit", "verify", "--data-dir", str(running.data_dir)],
+    def audit(*args: str) -> subprocess.CompletedProcess[str]:
+        """Run `carebroker audit ...` against this running instance, found by its data dir."""
+        return subprocess.run(
+            [*carebroker_command(), "audit", *args, "--data-dir", str(running.data_dir)],
             capture_output=True,
             text=True,
             timeout=60,
@@ -72,27 +73,15 @@ def test_a_silent_sender_is_alerted_audited_and_the_trail_verifies(
             cwd=tmp_path,
             env=ENV,
         )
+
+    def verified() -> str | None:
+        done = audit("verify")
         assert done.returncode == 0, done.stderr
         return done.stdout if "audit trail intact: 0 event" not in done.stdout else None
 
     assert "audit trail intact:" in _until(verified)  # the alert_changed event, chained
-    exported = subprocess.run(
-        [
-            *carebroker_command(),
-            "audit",
-            "export",
-            "--format",
-            "fhir",
-            "--data-dir",
-            str(running.data_dir),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-        cwd=tmp_path,
-        env=ENV,
-    )
+    exported = audit("export", "--format", "fhir")
+    assert exported.returncode == 0, exported.stderr
     assert '"code": "alert_changed"' in exported.stdout
     running.stop(signal.SIGTERM, timeout=10)
     assert running.process.returncode == 0, running.output()
