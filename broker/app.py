@@ -22,10 +22,10 @@ import signal
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, cast
 
 import asyncpg
-from fastapi import APIRouter
+from fastapi import APIRouter, FastAPI
 
 from broker import alerts, kafka, metrics, telemetry
 from broker.audit_role import AuditRole
@@ -169,9 +169,9 @@ class MllpShellRole(_TaskRole):
 def role_service(role: Role) -> RoleService:
     """Return the service implementing ``role``."""
     factories: dict[str, Callable[[], RoleService]] = {
+        "audit": AuditRole,
         "relay": RelayRole,
         "mllp": MllpShellRole,
-        "audit": AuditRole,
     }
     factory = factories.get(role)
     return factory() if factory else ShellRole(role)
@@ -242,8 +242,7 @@ async def _serve(
     cleanup.append(telemetry.shutdown)
     http_sock = bind(settings.http_host, settings.http_port)
     routers: list[APIRouter] = []
-    app = create_app(readiness, routers)
-    http = HttpServer(app, http_sock)
+    http = HttpServer(create_app(readiness, routers), http_sock)
     await http.start()
     cleanup.append(http.stop)
     announce(f"http: http://{settings.http_host}:{http.port} (health: /healthz)")
@@ -298,9 +297,7 @@ async def _serve(
         routers=routers,
     )
     asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, _reload_on_hup, ctx)
-    # Every process answers /metrics and /api/alerts for the whole deployment.
-    app.include_router(metrics.router(pool, metrics.LagProbe(settings)))
-    app.include_router(alerts.router(pool, lambda: ctx.directory, settings))
+    _observe(http, ctx)
 
     services = [role_service(role) for role in roles]
     for service in services:
@@ -341,6 +338,17 @@ async def _monitor(ctx: Context) -> None:
         if tick % 1800 == 0:
             with contextlib.suppress(*db.UNAVAILABLE):
                 await partitions.ensure_partitions(ctx.pool)
+
+
+def _observe(http: HttpServer, ctx: Context) -> None:
+    """Serve /metrics and /api/alerts on this process, whatever its roles.
+
+    Both read the shared state (PostgreSQL, Kafka), so any instance answers
+    for the whole deployment and a scraper needs no knowledge of roles.
+    """
+    app = cast(FastAPI, http.server.config.app)
+    app.include_router(metrics.router(ctx.pool, metrics.LagProbe(ctx.settings)))
+    app.include_router(alerts.router(ctx.pool, lambda: ctx.directory, ctx.settings))
 
 
 def _check_writable(data_dir: Path) -> None:
