@@ -22,7 +22,7 @@ import signal
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, cast
+from typing import Protocol
 
 import asyncpg
 from fastapi import APIRouter, FastAPI
@@ -346,7 +346,8 @@ def _observe(http: HttpServer, ctx: Context) -> None:
     Both read the shared state (PostgreSQL, Kafka), so any instance answers
     for the whole deployment and a scraper needs no knowledge of roles.
     """
-    app = cast(FastAPI, http.server.config.app)
+    app = http.server.config.app
+    assert isinstance(app, FastAPI)  # create_app's, handed to HttpServer above
     app.include_router(metrics.router(ctx.pool, metrics.LagProbe(ctx.settings)))
     app.include_router(alerts.router(ctx.pool, lambda: ctx.directory, ctx.settings))
 
