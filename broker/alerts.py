@@ -34,7 +34,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import asyncpg
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field
 
 from broker.events import AuditEvent
 from broker.settings import Settings
@@ -316,37 +317,56 @@ class AlertMonitor:
                     await stop.wait()
 
 
-def router(pool: asyncpg.Pool, directory: Callable[[], Directory], settings: Settings) -> APIRouter:
-    """Return ``GET /api/alerts``: the alerts that hold now, evaluated on request."""
-    routes = APIRouter()
-    started = datetime.now(UTC)
+class AlertOut(BaseModel):
+    """One alert as ``GET /api/alerts`` shows it."""
 
-    @routes.get("/api/alerts", tags=["operations"], summary="Alerts firing now")
-    async def alerts() -> dict[str, Any]:
-        now = datetime.now(UTC)
-        facts = await gather(pool, directory(), settings, watching_since=started, now=now)
-        firing = evaluate(facts, directory(), settings)
-        since = {
-            (r["name"], r["subject"]): r["since"]
-            for r in await pool.fetch(
-                "SELECT name, subject, since FROM alerts WHERE resolved_at IS NULL"
+    name: AlertName
+    subject: str = Field(description="Partner id, recipient or certificate file.")
+    severity: Literal["warning", "critical"]
+    summary: str
+    since: datetime | None = Field(description="When the audit role first saw it firing.")
+    detail: dict[str, Any]
+
+
+class AlertsOut(BaseModel):
+    """The alerts that hold now."""
+
+    evaluated_at: datetime
+    alerts: list[AlertOut]
+
+
+ROUTER = APIRouter(tags=["operations"])
+
+
+@ROUTER.get("/api/alerts", summary="Alerts firing now", response_model=AlertsOut)
+async def alerts_now(request: Request) -> AlertsOut:
+    """Evaluate the conditions now (``app.state.context``: pool, directory, settings)."""
+    ctx = request.app.state.context
+    now = datetime.now(UTC)
+    started: datetime = getattr(request.app.state, "started", now)
+    facts = await gather(ctx.pool, ctx.directory, ctx.settings, watching_since=started, now=now)
+    firing = evaluate(facts, ctx.directory, ctx.settings)
+    since = {
+        (r["name"], r["subject"]): r["since"]
+        for r in await ctx.pool.fetch(
+            "SELECT name, subject, since FROM alerts WHERE resolved_at IS NULL"
+        )
+    }
+    return AlertsOut(
+        evaluated_at=now,
+        alerts=[
+            AlertOut(
+                name=a.name,
+                subject=a.subject,
+                severity=a.severity,
+                summary=a.summary,
+                since=since.get((a.name, a.subject)),
+                detail=a.detail,
             )
-        }
-        return {
-            "evaluated_at": now.isoformat(),
-            "alerts": [
-                {
-                    "name": a.name,
-                    "subject": a.subject,
-                    "severity": a.severity,
-                    "summary": a.summary,
-                    "since": since[(a.name, a.subject)].isoformat()
-                    if (a.name, a.subject) in since
-                    else None,
-                    "detail": a.detail,
-                }
-                for a in firing
-            ],
-        }
+            for a in firing
+        ],
+    )
 
-    return routes
+
+# What a process serves from this module (broker.app mounts them on every process).
+ROUTERS = [ROUTER]

@@ -21,6 +21,7 @@ import secrets
 import signal
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -348,8 +349,11 @@ def _observe(http: HttpServer, ctx: Context) -> None:
     """
     app = http.server.config.app
     assert isinstance(app, FastAPI)  # create_app's, handed to HttpServer above
-    app.include_router(metrics.router(ctx.pool, metrics.LagProbe(ctx.settings)))
-    app.include_router(alerts.router(ctx.pool, lambda: ctx.directory, ctx.settings))
+    app.state.context = ctx
+    app.state.lag_probe = metrics.LagProbe(ctx.settings)
+    app.state.started = datetime.now(UTC)
+    for router in (*metrics.ROUTERS, *alerts.ROUTERS):
+        app.include_router(router)
 
 
 def _check_writable(data_dir: Path) -> None:

@@ -32,7 +32,7 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
@@ -300,17 +300,21 @@ async def _lag(options: dict[str, Any], group: str, topic: str) -> dict[int, int
             await consumer.stop()
 
 
-def router(pool: asyncpg.Pool, lag: LagProbe | None) -> APIRouter:
-    """Return the ``/metrics`` route."""
-    routes = APIRouter()
+ROUTER = APIRouter(tags=["operations"])
 
-    @routes.get(
-        "/metrics",
-        tags=["operations"],
-        summary="Prometheus metrics for the whole deployment",
-        response_class=Response,
-    )
-    async def prometheus() -> Response:
-        return Response(render(await snapshot(pool, lag)), media_type=CONTENT_TYPE)
 
-    return routes
+@ROUTER.get(
+    "/metrics",
+    summary="Prometheus metrics for the whole deployment",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE: {}}, "description": "Prometheus text format."}},
+)
+async def prometheus(request: Request) -> Response:
+    """Read the figures now and render them (``app.state``: ``context``, ``lag_probe``)."""
+    state = request.app.state
+    lag: LagProbe | None = getattr(state, "lag_probe", None)
+    return Response(render(await snapshot(state.context.pool, lag)), media_type=CONTENT_TYPE)
+
+
+# What a process serves from this module (broker.app mounts them on every process).
+ROUTERS = [ROUTER]

@@ -7,8 +7,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
-import httpx
-from fastapi import FastAPI
 
 from broker import alerts
 from broker.settings import Settings
@@ -16,6 +14,7 @@ from broker.store import audit
 from broker.store.audit import AuditWriter
 from routing.directory import parse_directory
 from tests.integration.audit.conftest import accept, self_signed_certificate
+from tests.integration.observe.conftest import http_get
 from tests.integration.observe.test_metrics import insert_delivery, scrape, value
 
 DIRECTORY = parse_directory(
@@ -85,10 +84,9 @@ async def test_alerts_fire_show_and_resolve_once_each(pool: asyncpg.Pool, tmp_pa
     await monitor.check()  # still firing: no new audit event, no new row
     assert await pool.fetchval("SELECT count(*) FROM alerts") == 5
 
-    app = FastAPI()
-    app.include_router(alerts.router(pool, lambda: DIRECTORY, settings))
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://c") as c:
-        body = (await c.get("/api/alerts")).json()
+    response = await http_get("/api/alerts", pool, settings=settings, directory=DIRECTORY)
+    assert response.status_code == 200
+    body = response.json()
     shown = {(a["name"], a["subject"]): a for a in body["alerts"]}
     stale = shown[("queue_stale", "cabinet-dupont")]
     assert stale["since"] is not None and stale["detail"]["limit_s"] == 300

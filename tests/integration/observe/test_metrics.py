@@ -6,9 +6,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
-import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 
 from broker import kafka, metrics, topics
@@ -16,19 +14,15 @@ from broker.settings import Settings
 from broker.store.audit import AuditWriter
 from broker.store.messages import Accepted, MessageStore
 from tests.integration.audit.conftest import accept, hops, reject
+from tests.integration.observe.conftest import http_get
 from tests.integration.test_store import envelope
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
 async def scrape(pool: asyncpg.Pool, lag: metrics.LagProbe | None = None) -> tuple[str, Samples]:
-    """GET /metrics from an app with the metrics router, as Prometheus would."""
-    app = FastAPI()
-    app.include_router(metrics.router(pool, lag))
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://carebroker"
-    ) as client:
-        response = await client.get("/metrics")
+    """GET /metrics as Prometheus would."""
+    response = await http_get("/metrics", pool, lag=lag)
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
     samples = {

@@ -21,8 +21,6 @@ import re
 from pathlib import Path
 
 import asyncpg
-import httpx
-from fastapi import FastAPI
 
 from adapters.hl7v2 import charset
 from adapters.hl7v2.er7 import Message
@@ -38,7 +36,7 @@ from broker.store import audit
 from broker.store.audit import AuditWriter
 from broker.store.messages import Accepted, MessageStore, Rejected
 from tests.conftest import CORPUS, wait_for
-from tests.integration.observe.conftest import Telemetry
+from tests.integration.observe.conftest import Telemetry, http_get
 
 PSEUDO = Pseudonymizer(b"k" * 32)
 _NOISY = ("aiokafka", "faststream", "uvicorn", "uvicorn.error", "asyncio")  # as logs.configure
@@ -152,12 +150,8 @@ async def test_no_patient_data_reaches_logs_spans_metrics_or_the_audit_trail(
             await relay
             await producer.stop()
         await AuditWriter(pool).drain_all()
-        app = FastAPI()
-        app.include_router(metrics.router(pool, metrics.LagProbe(settings)))
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://carebroker"
-        ) as client:
-            scraped = (await client.get("/metrics")).text
+        lag = metrics.LagProbe(settings)
+        scraped = (await http_get("/metrics", pool, settings=settings, lag=lag)).text
     finally:
         root.handlers[:], root.level = saved
         for name, level in noisy.items():
