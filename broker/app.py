@@ -21,13 +21,15 @@ import secrets
 import signal
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 import asyncpg
 from fastapi import APIRouter, FastAPI
 
-from broker import kafka
+from broker import alerts, kafka, metrics, telemetry
+from broker.audit_role import AuditRole
 from broker.errors import BrokerError, ConfigError, StartupError
 from broker.health import Readiness
 from broker.http import HttpServer, bind, create_app
@@ -206,6 +208,7 @@ class FhirRole(_TaskRole):
 def role_service(role: Role) -> RoleService:
     """Return the service implementing ``role``."""
     factories: dict[str, Callable[[], RoleService]] = {
+        "audit": AuditRole,
         "relay": RelayRole,
         "mllp": MllpShellRole,
         "console": _console,
@@ -276,6 +279,8 @@ async def _serve(
         check_port_free(settings.mllp_host, settings.mllp_port, "MLLP")
 
     readiness = Readiness("postgresql", "kafka", *roles)
+    telemetry.configure(settings)
+    cleanup.append(telemetry.shutdown)
     http_sock = bind(settings.http_host, settings.http_port)
     routers: list[APIRouter] = []
     app = create_app(readiness)
@@ -336,6 +341,7 @@ async def _serve(
         routers=routers,
     )
     asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, _reload_on_hup, ctx)
+    _observe(http, ctx)
 
     services = [role_service(role) for role in roles]
     for service in services:
@@ -389,6 +395,21 @@ async def _monitor(ctx: Context) -> None:
         if tick % 1800 == 0:
             with contextlib.suppress(*db.UNAVAILABLE):
                 await partitions.ensure_partitions(ctx.pool)
+
+
+def _observe(http: HttpServer, ctx: Context) -> None:
+    """Serve /metrics and /api/alerts on this process, whatever its roles.
+
+    Both read the shared state (PostgreSQL, Kafka), so any instance answers
+    for the whole deployment and a scraper needs no knowledge of roles.
+    """
+    app = http.server.config.app
+    assert isinstance(app, FastAPI)  # create_app's, handed to HttpServer above
+    app.state.context = ctx
+    app.state.lag_probe = metrics.LagProbe(ctx.settings)
+    app.state.started = datetime.now(UTC)
+    for router in (*metrics.ROUTERS, *alerts.ROUTERS):
+        app.include_router(router)
 
 
 def _check_writable(data_dir: Path) -> None:

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from broker.errors import BrokerError, StartupError
 
 COMMAND_MODULES = (
+    "broker.commands.audit",
     "broker.commands.up",
     "broker.commands.config",
     "broker.commands.users",

@@ -103,7 +103,65 @@ class Settings(BaseSettings):
         default="INFO", description="Log level."
     )
     otlp_endpoint: str | None = Field(
-        default=None, description="OTLP/HTTP endpoint for traces; unset: no export."
+        default=None,
+        description="OTLP/HTTP endpoint (traces and metrics, e.g. http://collector:4318); "
+        "unset: no export.",
+    )
+
+    # --- audit trail -----------------------------------------------------------------
+    audit_batch: int = Field(
+        default=1000, ge=1, description="Most pending audit events chained in one transaction."
+    )
+    audit_syslog_host: str | None = Field(
+        default=None,
+        description="Audit Record Repository (IHE ATNA) to stream audit messages to over "
+        "RFC 5424 syslog; unset: no streaming.",
+    )
+    audit_syslog_port: int = Field(
+        default=6514, ge=1, le=65535, description="Syslog port (6514: syslog over TLS)."
+    )
+    audit_syslog_tls: bool = Field(
+        default=True, description="Use TLS (RFC 5425) to the repository."
+    )
+    audit_syslog_ca: Path | None = Field(
+        default=None, description="CA bundle that signs the repository's certificate."
+    )
+    audit_syslog_cert: Path | None = Field(
+        default=None, description="Client certificate (PEM) for mutual TLS (IHE ITI-19)."
+    )
+    audit_syslog_key: Path | None = Field(default=None, description="Client private key (PEM).")
+
+    # --- retention (whole daily partitions are dropped) -----------------------------------
+    retention_payload_days: int = Field(
+        default=30, ge=1, description="Days original bytes are kept (payloads)."
+    )
+    retention_message_days: int = Field(
+        default=180, ge=1, description="Days message metadata is kept (messages)."
+    )
+    retention_audit_days: int = Field(
+        default=365,
+        ge=1,
+        description="Days the audit trail is kept (CNIL: 6 months to 1 year; > payloads).",
+    )
+    retention_interval_s: float = Field(
+        default=3600.0, gt=0, description="How often the audit role applies retention."
+    )
+
+    # --- alerts ---------------------------------------------------------------------
+    alert_interval_s: float = Field(
+        default=30.0, gt=0, description="How often the audit role evaluates alerts."
+    )
+    alert_queue_age_minutes: float = Field(
+        default=30.0, gt=0, description="Alert when a recipient's oldest pending delivery is older."
+    )
+    alert_dead_letters: bool = Field(
+        default=True, description="Alert while a recipient has dead-lettered deliveries."
+    )
+    alert_certificate_days: int = Field(
+        default=30,
+        ge=1,
+        description="Alert when a certificate carebroker uses (MLLP TLS, syslog TLS, Kafka CA) "
+        "expires within this many days.",
     )
 
     def database_dsn(self) -> str | None:

@@ -112,6 +112,11 @@ class Partner(_Model):
         default="patient",
         description="`strict`: one failing delivery holds the whole endpoint, not one patient.",
     )
+    expected_interval_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="Alert when this sender sends nothing for longer than this (broker.alerts).",
+    )
     identity_policy: Literal["strip", "refuse"] = Field(
         default="strip",
         description="A non-qualified INS: `strip` forwards without it (flagged), `refuse` AEs.",

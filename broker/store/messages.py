@@ -18,7 +18,7 @@ from typing import Any
 
 import asyncpg
 
-from broker import topics
+from broker import telemetry, topics
 from broker.envelope import Channel, Envelope, Format
 from broker.events import AuditEvent
 from broker.ids import id_time
@@ -89,6 +89,12 @@ class MessageStore:
         """
         if not items:
             return []
+        with telemetry.internal_span("store accept", {"carebroker.batch.size": len(items)}) as span:
+            results = await self._accept(items)
+            span.set_attribute("carebroker.duplicates", sum(r.duplicate for r in results))
+        return results
+
+    async def _accept(self, items: Sequence[Accepted]) -> list[AcceptResult]:
         first_of: dict[tuple[str, str, str], int] = {}
         for i, item in enumerate(items):
             first_of.setdefault(_key(item.envelope), i)
@@ -239,11 +245,17 @@ class MessageStore:
             [e.payload for e in envelopes],
         )
         accepted_topic = topics.ACCEPTED.full_name(self.topic_prefix)
+        # The trace the ingress started, else the store span: the relay
+        # continues it into Kafka headers.
+        here = telemetry.current_context() or None
         await outbox.insert(
             conn,
             [
                 outbox.OutboxRow(
-                    accepted_topic, e.model_dump_json().encode(), e.ordering_key.encode()
+                    accepted_topic,
+                    e.model_dump_json().encode(),
+                    e.ordering_key.encode(),
+                    headers=e.trace or here,
                 )
                 for e in envelopes
             ],
@@ -254,6 +266,10 @@ class MessageStore:
         """Keep refused input with its reason (bytes capped) and audit the refusal."""
         if not items:
             return
+        with telemetry.internal_span("store reject", {"carebroker.batch.size": len(items)}):
+            await self._reject(items)
+
+    async def _reject(self, items: Sequence[Rejected]) -> None:
         async with transaction(self.pool) as conn:
             await conn.executemany(
                 "INSERT INTO messages (id, received_at, channel, format, sender,"

@@ -1,7 +1,11 @@
 """Create time partitions ahead of need, and drop whole ones for retention.
 
 ``messages`` and ``payloads`` are range-partitioned on ``received_at`` by day,
-so retention drops a day's partition instead of deleting rows one by one.
+``audit`` on ``day`` (one hash chain per day), so retention drops a day's
+partition instead of deleting rows one by one. Each audit partition also gets
+the TRUNCATE-refusing trigger (statement triggers are not inherited) and loses
+the UPDATE/DELETE rights that default privileges would give the application
+role (``0300_audit.sql``).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import asyncpg
 log = logging.getLogger(__name__)
 
 # table -> days of partitions created ahead of today
-PARTITIONED: dict[str, int] = {"messages": 3, "payloads": 3}
+PARTITIONED: dict[str, int] = {"messages": 3, "payloads": 3, "audit": 3}
 _SUFFIX = re.compile(r"_p(\d{8})$")
 
 
@@ -43,6 +47,8 @@ async def ensure_partitions(
                         f"FOR VALUES FROM ('{day.isoformat()}') "
                         f"TO ('{(day + timedelta(days=1)).isoformat()}')"
                     )
+                    if table == "audit":
+                        await _seal_audit_partition(conn, name)
                     created += 1
                 except asyncpg.exceptions.CheckViolationError:
                     # Rows for that day already sit in the DEFAULT partition: leave
@@ -59,6 +65,17 @@ async def ensure_partitions(
     return created
 
 
+async def _seal_audit_partition(conn: asyncpg.Connection, name: str) -> None:
+    """Make a new audit partition as append-only as its parent."""
+    await conn.execute(
+        f'CREATE OR REPLACE TRIGGER audit_no_truncate BEFORE TRUNCATE ON "{name}" '
+        "FOR EACH STATEMENT EXECUTE FUNCTION audit_refuse_change()"
+    )
+    has_role = await conn.fetchval("SELECT true FROM pg_roles WHERE rolname = 'carebroker_app'")
+    if has_role:
+        await conn.execute(f'REVOKE UPDATE, DELETE, TRUNCATE ON "{name}" FROM carebroker_app')
+
+
 async def _existing(conn: asyncpg.Connection, table: str) -> set[str]:
     rows = await conn.fetch(
         "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
@@ -68,13 +85,23 @@ async def _existing(conn: asyncpg.Connection, table: str) -> set[str]:
     return {r["relname"] for r in rows}
 
 
+async def partitions_before(pool: asyncpg.Pool, table: str, cutoff: date) -> list[str]:
+    """Return the daily partitions of ``table`` whose whole day is before ``cutoff``."""
+    async with pool.acquire() as conn:
+        names = sorted(await _existing(conn, table))
+    return [
+        name
+        for name in names
+        if (match := _SUFFIX.search(name))
+        and datetime.strptime(match[1], "%Y%m%d").replace(tzinfo=UTC).date() < cutoff
+    ]
+
+
 async def drop_partitions_before(pool: asyncpg.Pool, table: str, cutoff: date) -> list[str]:
-    """Drop the daily partitions of ``table`` that end on or before ``cutoff``."""
+    """Drop the daily partitions of ``table`` whose whole day is before ``cutoff``."""
     dropped = []
     async with pool.acquire() as conn:
-        for name in sorted(await _existing(conn, table)):
-            match = _SUFFIX.search(name)
-            if match and datetime.strptime(match[1], "%Y%m%d").replace(tzinfo=UTC).date() < cutoff:
-                await conn.execute(f'DROP TABLE IF EXISTS "{name}"')
-                dropped.append(name)
+        for name in await partitions_before(pool, table, cutoff):
+            await conn.execute(f'DROP TABLE IF EXISTS "{name}"')
+            dropped.append(name)
     return dropped

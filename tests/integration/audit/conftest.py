@@ -1,0 +1,121 @@
+"""Helpers for the audit trail tests: events through the real store, the CLI as a user runs it."""
+
+from __future__ import annotations
+
+import ipaddress
+import subprocess
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from broker.events import AuditEvent
+from broker.ids import new_id_at
+from broker.store.db import transaction
+from broker.store.events import record
+from broker.store.messages import Accepted, MessageStore, Rejected
+from tests.e2e.conftest import carebroker_command
+from tests.integration.test_store import envelope
+
+
+async def accept(
+    pool: asyncpg.Pool, *control_ids: str, sender: str = "labo-sud"
+) -> list[uuid.UUID]:
+    """Accept messages through the real MessageStore (which records `received`)."""
+    envs = [envelope(c, sender=sender) for c in control_ids]
+    await MessageStore(pool).accept([Accepted(e, b"ACK") for e in envs])
+    return [e.message_id for e in envs]
+
+
+async def reject(pool: asyncpg.Pool, reason: str = "MSH-9 missing") -> uuid.UUID:
+    message_id, at = new_id_at()
+    await MessageStore(pool).reject(
+        [Rejected(message_id, at, "mllp", "hl7v2", b"garbage", reason, sender="labo-sud")]
+    )
+    return message_id
+
+
+async def hops(pool: asyncpg.Pool, message_id: uuid.UUID, recipient: str) -> None:
+    """Record what the router and delivery will record for one message and one recipient."""
+    async with transaction(pool) as conn:
+        await record(
+            conn,
+            [
+                AuditEvent(
+                    kind="routed",
+                    actor="router",
+                    message_id=message_id,
+                    recipient=recipient,
+                    rule="ordering-provider",
+                ),
+                AuditEvent(
+                    kind="delivery_attempted",
+                    actor="delivery",
+                    message_id=message_id,
+                    recipient=recipient,
+                ),
+                AuditEvent(
+                    kind="delivered",
+                    actor="delivery",
+                    message_id=message_id,
+                    recipient=recipient,
+                    detail={"ack_code": "AA"},
+                ),
+            ],
+        )
+
+
+def cli(*args: str, database_url: str) -> subprocess.CompletedProcess[str]:
+    """Run the installed `carebroker` command against a test database."""
+    return subprocess.run(
+        [*carebroker_command(), *args, "--database-url", database_url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def at(day: str, hour: int = 12) -> datetime:
+    return datetime.fromisoformat(f"{day}T{hour:02d}:00:00").replace(tzinfo=UTC)
+
+
+def self_signed_certificate(directory: Path, days: float = 30) -> tuple[Path, Path]:
+    """Write a self-signed certificate for 127.0.0.1 expiring in ``days``; return (cert, key).
+
+    It is its own CA, so a client can trust exactly it (``cafile=cert``).
+    """
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "carebroker.test")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=days))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    directory.mkdir(parents=True, exist_ok=True)
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
