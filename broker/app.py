@@ -341,7 +341,6 @@ async def _serve(
         routers=routers,
     )
     asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, _reload_on_hup, ctx)
-    _observe(http, ctx)
 
     services = [role_service(role) for role in roles]
     for service in services:
@@ -365,15 +364,19 @@ async def _serve(
 
 
 def mount(app: FastAPI, ctx: Context) -> None:
-    """Serve the routes the roles added in ``start`` and let requests reach the context.
+    """Serve the routes the roles added in ``start``, plus /metrics and /api/alerts.
 
     Called once the roles have started: ``create_app`` runs before them (the
-    port is bound first), so their routers are included here.
-    Console routes find their state via ``app.state.context``.
+    port is bound first), so their routers are included here. Every process
+    serves /metrics and /api/alerts whatever its roles: both read the shared
+    state (PostgreSQL, Kafka), so any instance answers for the deployment.
+    Route handlers find the context at ``app.state.context``.
     """
-    for router in ctx.routers:
-        app.include_router(router)
     app.state.context = ctx
+    app.state.lag_probe = metrics.LagProbe(ctx.settings)
+    app.state.started = datetime.now(UTC)
+    for router in (*ctx.routers, *metrics.ROUTERS, *alerts.ROUTERS):
+        app.include_router(router)
 
 
 def _reload_on_hup(ctx: Context) -> None:
@@ -395,21 +398,6 @@ async def _monitor(ctx: Context) -> None:
         if tick % 1800 == 0:
             with contextlib.suppress(*db.UNAVAILABLE):
                 await partitions.ensure_partitions(ctx.pool)
-
-
-def _observe(http: HttpServer, ctx: Context) -> None:
-    """Serve /metrics and /api/alerts on this process, whatever its roles.
-
-    Both read the shared state (PostgreSQL, Kafka), so any instance answers
-    for the whole deployment and a scraper needs no knowledge of roles.
-    """
-    app = http.server.config.app
-    assert isinstance(app, FastAPI)  # create_app's, handed to HttpServer above
-    app.state.context = ctx
-    app.state.lag_probe = metrics.LagProbe(ctx.settings)
-    app.state.started = datetime.now(UTC)
-    for router in (*metrics.ROUTERS, *alerts.ROUTERS):
-        app.include_router(router)
 
 
 def _check_writable(data_dir: Path) -> None:

@@ -19,7 +19,7 @@ from broker.health import Readiness
 from broker.http import create_app
 
 # Modules whose ``ROUTERS`` a role adds to the HTTP app; add yours here.
-ROUTER_MODULES = ("broker.console.role",)
+ROUTER_MODULES = ("broker.console.role", "broker.metrics", "broker.alerts")
 
 
 def routers() -> list[APIRouter]:

@@ -69,12 +69,12 @@ Settings whose value is a file: a Secret reference for these is mounted and its
 path passed (the others' Secret references become secretKeyRef variables).
 */}}
 {{- define "carebroker.fileSettings" -}}
-{{- list "kafka_ssl_cafile" "mllp_tls_cert" "mllp_tls_key" "mllp_tls_client_ca" | toJson }}
+{{- list "kafka_ssl_cafile" "mllp_tls_cert" "mllp_tls_key" "mllp_tls_client_ca" "audit_syslog_ca" "audit_syslog_cert" "audit_syslog_key" | toJson }}
 {{- end }}
 
 {{/* Whether a setting reaches a role: MLLP TLS material (a private key) only the mllp role gets. */}}
 {{- define "carebroker.settingReaches" -}}
-{{- if and (hasPrefix "mllp_tls_" .key) (ne .role "mllp") }}{{- else }}yes{{- end }}
+{{- if and (hasPrefix "mllp_tls_" .key) (ne .role "mllp") }}{{- else if and (eq .key "audit_syslog_key") (ne .role "audit") }}{{- else }}yes{{- end }}
 {{- end }}
 
 {{- define "carebroker.secretMountPath" -}}
