@@ -28,7 +28,7 @@ import asyncpg
 from fastapi import APIRouter
 
 from broker import kafka
-from broker.errors import BrokerError, ConfigError, StartupError
+from broker.errors import BrokerError, ConfigError, StartupError, StoreUnavailableError
 from broker.health import Readiness
 from broker.http import HttpServer, bind, create_app
 from broker.local import EmbeddedPostgres, LocalKafka
@@ -39,6 +39,7 @@ from broker.store import db, partitions
 from broker.store.messages import MessageStore
 from broker.store.migrate import migrate
 from routing.directory import Directory, load_directory
+from routing.directory_store import DirectorySync
 
 log = logging.getLogger(__name__)
 
@@ -167,9 +168,16 @@ class MllpShellRole(_TaskRole):
 
 def role_service(role: Role) -> RoleService:
     """Return the service implementing ``role``."""
+    from broker.console.role import ConsoleRole
+    from routing.delivery import DeliveryRole
+    from routing.router import RouterRole
+
     factories: dict[str, Callable[[], RoleService]] = {
         "relay": RelayRole,
         "mllp": MllpShellRole,
+        "router": RouterRole,
+        "delivery": DeliveryRole,
+        "console": ConsoleRole,
     }
     factory = factories.get(role)
     return factory() if factory else ShellRole(role)
@@ -238,7 +246,8 @@ async def _serve(
     readiness = Readiness("postgresql", "kafka", *roles)
     http_sock = bind(settings.http_host, settings.http_port)
     routers: list[APIRouter] = []
-    http = HttpServer(create_app(readiness, routers), http_sock)
+    app = create_app(readiness, routers)
+    http = HttpServer(app, http_sock)
     await http.start()
     cleanup.append(http.stop)
     announce(f"http: http://{settings.http_host}:{http.port} (health: /healthz)")
@@ -292,7 +301,10 @@ async def _serve(
         kafka_is_ephemeral=ephemeral,
         routers=routers,
     )
-    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, _reload_on_hup, ctx)
+    sync = DirectorySync(ctx)
+    await sync.start()
+    cleanup.append(sync.stop)
+    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, _reload_on_hup, sync)
 
     services = [role_service(role) for role in roles]
     for service in services:
@@ -301,9 +313,11 @@ async def _serve(
         readiness.set(service.name, True)
         for line in service.endpoints():
             announce(line)
+    for router in routers:  # roles add their routes in start(), after the app was built
+        app.include_router(router)
     monitor = asyncio.create_task(_monitor(ctx))
     cleanup.append(monitor.cancel)
-    partners = len(directory.partners)
+    partners = len(ctx.directory.partners)
     announce(
         f"ready: roles {', '.join(roles)}; {partners} partner(s)"
         f"{f' from {settings.config}' if settings.config else ''}; Ctrl-C stops"
@@ -314,12 +328,21 @@ async def _serve(
     announce("stopping: finishing in-flight work")
 
 
-def _reload_on_hup(ctx: Context) -> None:
-    try:
-        directory = ctx.reload_directory()
-        log.info("partner directory reloaded", extra={"partners": len(directory.partners)})
-    except ConfigError as exc:
-        log.error("partner directory not reloaded: %s", exc)  # noqa: TRY400 - clear, no trace
+def _reload_on_hup(sync: DirectorySync) -> None:
+    async def reload() -> None:
+        try:
+            stored = await sync.reload_file(actor="signal:SIGHUP")
+            log.info("partner directory reloaded", extra={"changed": stored is not None})
+        except ConfigError as exc:
+            log.error("partner directory not reloaded: %s", exc)  # noqa: TRY400 - clear, no trace
+        except StoreUnavailableError:
+            log.error("partner directory not reloaded: message store unavailable")  # noqa: TRY400
+
+    _pending_reloads.add(task := asyncio.get_running_loop().create_task(reload()))
+    task.add_done_callback(_pending_reloads.discard)
+
+
+_pending_reloads: set[asyncio.Task[None]] = set()
 
 
 async def _monitor(ctx: Context) -> None:

@@ -18,6 +18,10 @@ from broker.errors import BrokerError, StartupError
 COMMAND_MODULES = (
     "broker.commands.up",
     "broker.commands.config",
+    "broker.commands.partners",
+    "broker.commands.route",
+    "broker.commands.consent",
+    "broker.commands.replay",
 )
 
 

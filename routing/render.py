@@ -25,6 +25,7 @@ import base64
 import json
 import uuid
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from adapters.hl7v2 import charset
 from adapters.hl7v2.er7 import Encoding, Segment, encode_field, replace_fields, split_segments
@@ -90,17 +91,14 @@ def readdress(
     enc = Encoding.from_header(segments[0])
     accepts = partner.accepts
     msh = Segment(segments[0], enc)
-    values = {
-        5: encode_field(partner.msh_application, enc),
-        6: encode_field(partner.msh_facility, enc),
-    }
+    values = {5: _encoded(partner.msh_application, enc), 6: _encoded(partner.msh_facility, enc)}
     if accepts is not None and accepts.version:
         # MSH-12 may carry a national profile after the version (2.5^FRA^2.11): keep it.
         rest = msh.field(12).split(enc.component)[1:]
-        values[12] = enc.component.join([encode_field(accepts.version, enc), *rest])
+        values[12] = enc.component.join([_encoded(accepts.version, enc), *rest])
     label = charset_label or (accepts.charset if accepts is not None else None)
     if label is not None:
-        values[18] = encode_field(label, enc)
+        values[18] = _encoded(label, enc)
     flags: list[str] = []
     body = []
     for raw in segments[1:]:
@@ -189,6 +187,12 @@ def interim_fhir_bundle(envelope: Envelope, partner: Partner, *, strip_ins: bool
         FHIR_CONTENT_TYPE,
         (*flags, "interim_fhir_rendering"),
     )
+
+
+@lru_cache(maxsize=4096)
+def _encoded(value: str, enc: Encoding) -> str:
+    """Return a directory value (partner names, versions) encoded once per delimiter set."""
+    return encode_field(value, enc)
 
 
 def _strip_ins(raw: str, enc: Encoding) -> tuple[str, bool]:

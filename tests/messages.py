@@ -7,6 +7,8 @@ chosen patients, as a lab would.
 
 from __future__ import annotations
 
+import zlib
+
 from adapters.hl7v2 import charset
 from adapters.hl7v2.er7 import Message
 from adapters.hl7v2.extract import build_envelope
@@ -22,12 +24,16 @@ PSEUDO = Pseudonymizer(b"p" * 32)
 
 
 def variant(raw: bytes, control_id: str, patient: str | None = None) -> bytes:
-    """Return ``raw`` with MSH-10 = ``control_id`` and, if given, the local patient id."""
+    """Return ``raw`` with MSH-10 = ``control_id`` and, if given, another patient."""
     text = raw.decode()
     original = Message(text).control_id
     text = text.replace(f"|{original}|", f"|{control_id}|", 1)
     if patient is not None:
+        # The patient's local id and INS both change: the INS (qualified here) is what
+        # orders a patient's messages, so distinct patients need distinct ones.
+        ins = f"{zlib.crc32(patient.encode()):015d}"
         text = text.replace("LS-PAT-42", patient).replace("A-998", patient)
+        text = text.replace("277076322082910", ins)
     return text.encode()
 
 
