@@ -53,7 +53,7 @@ from broker.store import events
 from broker.store.db import UNAVAILABLE, transaction
 from routing.directory import Directory, MailboxEndpoint, Partner, RetryPolicy
 from routing.retry import CircuitBreaker, backoff, is_exhausted
-from routing.subscriber import SESSION_TIMEOUT_MS, group_id, kafka_broker, raw
+from routing.subscriber import kafka_broker, subscribe
 from routing.transports import Outcome, Outgoing, Transport, transport_for
 
 if TYPE_CHECKING:
@@ -351,6 +351,10 @@ class Dispatcher:
             )
             written = {r["id"] for r in changed}
             await events.record(conn, [e for e in audit if _delivery_id(e) in written])
+            # TODO(app-ack): a sender in enhanced mode (MSH-16 AL/SU/ER) is owed an
+            # application ACK once its recipients answered (domain-requirements §1.2):
+            # the outcomes of `written` are known here; the lead wires the ACK code
+            # of adapters/hl7v2 (issue 3) to this point after merging it.
         self.delivered += sum(1 for u in updates if u[1] == "delivered" and u[0] in written)
 
     async def _sweep_loop(self) -> None:
@@ -549,20 +553,17 @@ class DeliveryRole:
         async def wake(msg: KafkaMessage) -> None:
             dispatcher.wake()
 
-        broker.subscriber(
-            topics.DELIVERIES.full_name(ctx.settings.kafka_topic_prefix),
-            group_id=group_id(ctx.settings, topics.Groups.DELIVERY),
-            batch=True,
+        subscribe(
+            broker,
+            ctx.settings,
+            topics.DELIVERIES,
+            topics.Groups.DELIVERY,
+            wake,
             max_records=FETCH_MAX,
             auto_offset_reset="latest",
-            ack_policy=AckPolicy.ACK_FIRST,
+            ack_policy=AckPolicy.ACK_FIRST,  # a wake-up only: the work is in PostgreSQL
             listener=_Listener(dispatcher),
-            session_timeout_ms=SESSION_TIMEOUT_MS,
-            heartbeat_interval_ms=1_000,
-            decoder=raw,
-            title="delivery.dispatch",
-            description="Wake the owner of a lane; the work list is the deliveries table.",
-        )(wake)
+        )
         self._broker = broker
         try:
             await broker.start()

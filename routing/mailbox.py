@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 
+import asyncpg
 from fastapi import APIRouter, Header, HTTPException, Query, Response
 from pydantic import BaseModel
 
@@ -127,17 +128,7 @@ def mailbox_router(ctx: Context) -> APIRouter:
                     delivery_id,
                 )
                 await events.record(
-                    conn,
-                    [
-                        AuditEvent(
-                            kind="delivery_attempted",
-                            actor=f"partner:{partner}",
-                            message_id=row["message_id"],
-                            control_id=row["control_id"] or None,
-                            recipient=partner,
-                            detail={"via": "mailbox_fetch", "delivery_id": str(delivery_id)},
-                        )
-                    ],
+                    conn, [_event("delivery_attempted", partner, row, delivery_id, "mailbox_fetch")]
                 )
         return Response(row["payload"], media_type=row["content_type"] or None)
 
@@ -168,18 +159,26 @@ def mailbox_router(ctx: Context) -> APIRouter:
                     raise HTTPException(404, "no such message in this mailbox")
                 return AckResult(id=delivery_id, status=status)
             await events.record(
-                conn,
-                [
-                    AuditEvent(
-                        kind="delivered",
-                        actor=f"partner:{partner}",
-                        message_id=row["message_id"],
-                        control_id=row["control_id"] or None,
-                        recipient=partner,
-                        detail={"via": "mailbox_ack", "delivery_id": str(delivery_id)},
-                    )
-                ],
+                conn, [_event("delivered", partner, row, delivery_id, "mailbox_ack")]
             )
         return AckResult(id=delivery_id, status="delivered")
 
     return router
+
+
+def _event(
+    kind: Literal["delivery_attempted", "delivered"],
+    partner: str,
+    row: asyncpg.Record,
+    delivery_id: uuid.UUID,
+    via: str,
+) -> AuditEvent:
+    """Return the audit event of a partner's mailbox action (the partner is the actor)."""
+    return AuditEvent(
+        kind=kind,
+        actor=f"partner:{partner}",
+        message_id=row["message_id"],
+        control_id=row["control_id"] or None,
+        recipient=partner,
+        detail={"via": via, "delivery_id": str(delivery_id)},
+    )

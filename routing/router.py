@@ -51,7 +51,7 @@ from broker.store.db import UNAVAILABLE, transaction
 from routing import consent, rules
 from routing.directory import Directory, Partner
 from routing.render import RenderError, render
-from routing.subscriber import SESSION_TIMEOUT_MS, group_id, kafka_broker, raw, values
+from routing.subscriber import kafka_broker, subscribe, values
 
 if TYPE_CHECKING:
     from broker.app import Context
@@ -362,20 +362,17 @@ class RouterRole:
             outbox_shards=ctx.settings.outbox_shards,
         )
         broker = kafka_broker(ctx.settings)
-        broker.subscriber(
-            topics.ACCEPTED.full_name(ctx.settings.kafka_topic_prefix),
-            group_id=group_id(ctx.settings, topics.Groups.ROUTER),
-            batch=True,
+        subscribe(
+            broker,
+            ctx.settings,
+            topics.ACCEPTED,
+            topics.Groups.ROUTER,
+            self._handle,
             max_records=BATCH_MAX,
             auto_offset_reset="earliest",
-            ack_policy=AckPolicy.MANUAL,
+            ack_policy=AckPolicy.MANUAL,  # committed after the PostgreSQL commit
             max_partition_fetch_bytes=kafka.MAX_RECORD_BYTES,
-            session_timeout_ms=SESSION_TIMEOUT_MS,
-            heartbeat_interval_ms=1_000,
-            decoder=raw,
-            title="router.route",
-            description="Route accepted messages to their recipients.",
-        )(self._handle)
+        )
         self._broker = broker
         try:
             await broker.start()

@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import logging
 import ssl
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 
 from broker.settings import Settings
+from broker.topics import Topic
 
 # How long a silent instance keeps its partitions (a killed one, its lanes):
 # Kafka's usual floor, so a failed instance's lanes move within seconds.
@@ -83,3 +86,29 @@ def _security(settings: Settings) -> BaseSecurity | None:
         "SCRAM-SHA-512": SASLScram512,
     }.get(settings.kafka_sasl_mechanism or "PLAIN", SASLPlaintext)
     return mechanism(username, password, ssl_context=context, use_ssl=context is not None)
+
+
+def subscribe(
+    broker: KafkaBroker,
+    settings: Settings,
+    topic: Topic,
+    group: str,
+    handler: Callable[[KafkaMessage], Awaitable[None]],
+    **options: Any,
+) -> None:
+    """Add a batch subscriber reading raw records, with carebroker's group settings.
+
+    ``options`` are FastStream/aiokafka subscriber options (ack policy, offsets,
+    rebalance listener, batch size).
+    """
+    broker.subscriber(
+        topic.full_name(settings.kafka_topic_prefix),
+        group_id=group_id(settings, group),
+        batch=True,
+        decoder=raw,
+        session_timeout_ms=SESSION_TIMEOUT_MS,
+        heartbeat_interval_ms=1_000,
+        title=group,
+        description=topic.description,
+        **options,
+    )(handler)

@@ -1,4 +1,4 @@
-"""SIGHUP makes a running process apply its changed partner file (stored, audited); a bad one not."""
+"""SIGHUP makes a running process apply its changed partner file, audited; a broken one not."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import signal
 from pathlib import Path
 
 import asyncpg
-import httpx
 import pytest
 
 from tests.conftest import wait_for
 from tests.e2e.conftest import Running, start_carebroker
+from tests.e2e.test_delivery_kill import healthy
 from tests.messages import DATA
 
 pytestmark = pytest.mark.e2e
@@ -37,15 +37,7 @@ async def test_sighup_reloads_the_file_and_refuses_a_broken_one(
     carebroker.append(running)
     conn = await asyncpg.connect(database_url)
     try:
-
-        async def healthy() -> bool:
-            try:
-                async with httpx.AsyncClient(timeout=1) as client:
-                    return (await client.get(f"{running.url}/healthz")).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        await wait_for(healthy, timeout=60, interval=0.2)
+        await healthy(running)
 
         async def versions() -> int:
             return int(await conn.fetchval("SELECT count(*) FROM partner_directory"))
@@ -53,6 +45,7 @@ async def test_sighup_reloads_the_file_and_refuses_a_broken_one(
         assert await versions() == 1
         partners.write_text(partners.read_text().replace("enabled: false", "enabled: true"))
         running.process.send_signal(signal.SIGHUP)
+
         async def reloaded() -> bool:
             return await versions() == 2
 

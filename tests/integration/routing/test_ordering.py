@@ -1,4 +1,4 @@
-"""Order per patient per recipient: a retrying delivery holds its own lane only (or, strict, all)."""
+"""Order per patient per recipient: a retrying delivery holds its own lane (strict: all)."""
 
 from __future__ import annotations
 
