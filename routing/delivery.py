@@ -117,16 +117,21 @@ class _Endpoint:
             if self.breaker.state == "open":
                 await self.results.put(_Result(head, None))
                 continue
-            outcome = await self.transport.send(
-                Outgoing(
-                    head.id,
-                    head.message_id,
-                    head.control_id,
-                    head.recipient,
-                    head.content_type,
-                    head.payload,
-                )
+            item = Outgoing(
+                head.id,
+                head.message_id,
+                head.control_id,
+                head.recipient,
+                head.content_type,
+                head.payload,
             )
+            try:
+                outcome = await self.transport.send(item)
+            except Exception:  # a transport bug must not kill the worker
+                # Transports turn partner failures into outcomes; anything raised
+                # here is carebroker's own fault: retry, and say so in the logs.
+                log.exception("delivery: transport failed", extra={"partner": self.partner.id})
+                outcome = Outcome("retry", "internal-error", "carebroker transport error")
             if outcome.endpoint_answered:
                 self.breaker.succeeded()
             elif self.breaker.failed(loop.time()):
@@ -309,10 +314,29 @@ class Dispatcher:
                     log.warning("delivery: cannot record outcomes, retrying")
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 5.0)
+                except asyncpg.PostgresError:
+                    await self._record_one_by_one(batch)
+                    break
             for result in batch:
                 self.in_flight.pop(result.head.lane, None)
             self._lane_released.set()
             self.wake()
+
+    async def _record_one_by_one(self, batch: list[_Result]) -> None:
+        """Record outcomes singly after PostgreSQL refused a batch; release what still fails.
+
+        A delivery whose outcome cannot be written stays pending and is attempted
+        again (the partner recognises the resend): never a lane stuck for good.
+        """
+        log.error("delivery: outcome batch refused by the store, recording one by one")
+        for result in batch:
+            try:
+                await self.record([result])
+            except (*_STORE_DOWN, asyncpg.PostgresError):
+                log.exception(
+                    "delivery: outcome not recorded, will retry the delivery",
+                    extra={"delivery_id": str(result.head.id)},
+                )
 
     async def record(self, batch: list[_Result]) -> None:
         """Write a batch of outcomes and their audit events in one transaction."""
@@ -526,10 +550,15 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is
         self.dispatcher = dispatcher
 
     async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
-        await self.dispatcher.revoke(tp.partition for tp in revoked)
+        partitions = [tp.partition for tp in revoked]
+        await self.dispatcher.revoke(partitions)
+        if partitions:
+            log.info("delivery: lanes released", extra={"partitions": len(partitions)})
 
     async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
-        self.dispatcher.assign(tp.partition for tp in assigned)
+        partitions = sorted(tp.partition for tp in assigned)
+        self.dispatcher.assign(partitions)
+        log.info("delivery: lanes owned", extra={"partitions": len(partitions)})
 
 
 class DeliveryRole:

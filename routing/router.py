@@ -43,14 +43,14 @@ from pydantic import ValidationError
 
 from broker import kafka, topics
 from broker.envelope import DeliveryRequest, Envelope
-from broker.errors import KafkaUnavailableError, TransientError
+from broker.errors import KafkaUnavailableError, PermanentError, TransientError
 from broker.events import AuditEvent
 from broker.ids import new_id
 from broker.store import events, outbox
 from broker.store.db import UNAVAILABLE, transaction
 from routing import consent, rules
 from routing.directory import Directory, Partner
-from routing.render import RenderError, render
+from routing.render import render
 from routing.subscriber import kafka_broker, subscribe, values
 
 if TYPE_CHECKING:
@@ -191,8 +191,8 @@ class Router:
         for envelope in envelopes:
             try:
                 stats = await self.route([envelope])
-            except asyncpg.PostgresError as exc:
-                reason = f"routing failed in the store ({type(exc).__name__}); replay after a fix"
+            except (asyncpg.PostgresError, PermanentError) as exc:
+                reason = f"routing failed ({type(exc).__name__}); replay after a fix"
                 async with transaction(self.pool) as conn:
                     if await _lock_accepted(conn, [envelope]):
                         await _set_statuses(conn, [(envelope, "unroutable", reason)])
@@ -232,7 +232,7 @@ class Router:
             return row
         try:
             rendered = render(envelope, partner, strip_ins=decision.strip_ins)
-        except RenderError as exc:
+        except PermanentError as exc:  # RenderError, or ER7 the render cannot read
             row.status, row.last_error = "failed", str(exc)
             return row
         row.payload, row.content_type = rendered.payload, rendered.content_type
@@ -400,10 +400,10 @@ class RouterRole:
             await msg.nack()
             await asyncio.sleep(1.0)
             return
-        except asyncpg.PostgresError:
+        except (asyncpg.PostgresError, PermanentError):
             # One message the store refuses must not hold the others: route them
             # one by one, and keep any that still fails as unroutable with the reason.
-            log.exception("router: batch refused by the store, routing one by one")
+            log.exception("router: batch failed, routing one by one")
             stats = await self._router.route_one_by_one(envelopes)
         await msg.ack()
         if stats.unroutable or stats.blocked:

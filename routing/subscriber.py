@@ -35,6 +35,9 @@ class _ExpectedNotices(logging.Filter):
 
 _LOG = logging.getLogger("routing.kafka")
 _LOG.addFilter(_ExpectedNotices())
+# FastStream's INFO lines (partition lists, shutdown callbacks) are long and
+# say nothing an operator acts on; its warnings and handler errors remain.
+_LOG.setLevel(logging.WARNING)
 
 
 def kafka_broker(settings: Settings) -> KafkaBroker:
