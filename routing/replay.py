@@ -39,7 +39,6 @@ from routing.directory import Directory
 from routing.render import RenderError, render
 
 DEAD_LETTERS = ("failed", "dead")
-REPLAYABLE = frozenset({"failed", "dead", "blocked", "delivered", "pending"})
 
 
 @dataclass(frozen=True)
