@@ -30,7 +30,7 @@ from fastapi import APIRouter, FastAPI
 
 from broker import alerts, kafka, metrics, telemetry
 from broker.audit_role import AuditRole
-from broker.errors import BrokerError, ConfigError, StartupError
+from broker.errors import BrokerError, ConfigError, StartupError, StoreUnavailableError
 from broker.health import Readiness
 from broker.http import HttpServer, bind, create_app
 from broker.local import EmbeddedPostgres, LocalKafka
@@ -41,6 +41,7 @@ from broker.store import db, partitions
 from broker.store.messages import MessageStore
 from broker.store.migrate import migrate
 from routing.directory import Directory, load_directory
+from routing.directory_store import DirectorySync
 
 if TYPE_CHECKING:
     from broker.console.deps import Console
@@ -67,15 +68,17 @@ class Context:
     on_reload: list[Callable[[Directory], None]] = field(default_factory=list)
     console: Console | None = None  # set by the console role (broker/console/deps.py)
 
-    def reload_directory(self) -> Directory:
-        """Re-read the partner file and swap it in; raise ConfigError and keep the old one."""
-        if self.settings.config is None:
-            return self.directory
-        fresh = load_directory(self.settings.config)
-        self.directory = fresh
-        for callback in self.on_reload:
-            callback(fresh)
-        return fresh
+    directory_sync: DirectorySync | None = None  # set at start-up (routing/directory_store.py)
+
+    async def reload_directory(self, actor: str) -> bool:
+        """Re-read the partner file, store it (audited) and swap it in everywhere.
+
+        Return whether it changed. Raise ConfigError (naming file, line, field)
+        and keep the running directory when the file is invalid.
+        """
+        if self.directory_sync is None:
+            raise ConfigError("the partner directory is not loaded in this process")
+        return await self.directory_sync.reload_file(actor=actor) is not None
 
 
 class RoleService(Protocol):
@@ -171,12 +174,6 @@ class MllpShellRole(_TaskRole):
         return [f"mllp: {self._where} (HL7 v2 over MLLP)"]
 
 
-def _console() -> RoleService:
-    from broker.console.role import ConsoleRole
-
-    return ConsoleRole()
-
-
 class FhirRole(_TaskRole):
     """Serve the FHIR gateway (``/fhir``) on the process's HTTP listener."""
 
@@ -207,11 +204,17 @@ class FhirRole(_TaskRole):
 
 def role_service(role: Role) -> RoleService:
     """Return the service implementing ``role``."""
+    from broker.console.role import ConsoleRole
+    from routing.delivery import DeliveryRole
+    from routing.router import RouterRole
+
     factories: dict[str, Callable[[], RoleService]] = {
         "audit": AuditRole,
         "relay": RelayRole,
         "mllp": MllpShellRole,
-        "console": _console,
+        "router": RouterRole,
+        "delivery": DeliveryRole,
+        "console": ConsoleRole,
         "fhir": FhirRole,
     }
     factory = factories.get(role)
@@ -340,7 +343,10 @@ async def _serve(
         kafka_is_ephemeral=ephemeral,
         routers=routers,
     )
-    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, _reload_on_hup, ctx)
+    sync = ctx.directory_sync = DirectorySync(ctx)
+    await sync.start()
+    cleanup.append(sync.stop)
+    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, _reload_on_hup, sync)
 
     services = [role_service(role) for role in roles]
     for service in services:
@@ -352,7 +358,7 @@ async def _serve(
     mount(app, ctx)
     monitor = asyncio.create_task(_monitor(ctx))
     cleanup.append(monitor.cancel)
-    partners = len(directory.partners)
+    partners = len(ctx.directory.partners)
     announce(
         f"ready: roles {', '.join(roles)}; {partners} partner(s)"
         f"{f' from {settings.config}' if settings.config else ''}; Ctrl-C stops"
@@ -379,12 +385,21 @@ def mount(app: FastAPI, ctx: Context) -> None:
         app.include_router(router)
 
 
-def _reload_on_hup(ctx: Context) -> None:
-    try:
-        directory = ctx.reload_directory()
-        log.info("partner directory reloaded", extra={"partners": len(directory.partners)})
-    except ConfigError as exc:
-        log.error("partner directory not reloaded: %s", exc)  # noqa: TRY400 - clear, no trace
+def _reload_on_hup(sync: DirectorySync) -> None:
+    async def reload() -> None:
+        try:
+            stored = await sync.reload_file(actor="signal:SIGHUP")
+            log.info("partner directory reloaded", extra={"changed": stored is not None})
+        except ConfigError as exc:
+            log.error("partner directory not reloaded: %s", exc)  # noqa: TRY400 - clear, no trace
+        except StoreUnavailableError:
+            log.error("partner directory not reloaded: message store unavailable")  # noqa: TRY400
+
+    _pending_reloads.add(task := asyncio.get_running_loop().create_task(reload()))
+    task.add_done_callback(_pending_reloads.discard)
+
+
+_pending_reloads: set[asyncio.Task[None]] = set()
 
 
 async def _monitor(ctx: Context) -> None:

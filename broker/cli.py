@@ -23,6 +23,10 @@ COMMAND_MODULES = (
     "broker.commands.openapi",
     "broker.commands.convert",
     "broker.commands.bench_convert",
+    "broker.commands.partners",
+    "broker.commands.route",
+    "broker.commands.consent",
+    "broker.commands.replay",
 )
 
 

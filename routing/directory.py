@@ -18,6 +18,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from adapters.hl7v2.er7 import parse_path
+from broker.envelope import ProviderRef
 from broker.errors import ConfigError
 from broker.yamlfile import Loc, describe_errors, load_yaml
 
@@ -43,7 +45,32 @@ class Practitioner(_Model):
     name: str | None = None
 
 
-class MllpEndpoint(_Model):
+class RetryPolicy(_Model):
+    """How delivery to one endpoint retries, trips its circuit breaker, and gives up.
+
+    A transient failure (MLLP AR or timeout, HTTP 5xx, connection refused) is
+    retried after ``base_s * 2**(attempts-1)`` seconds, capped at ``max_s``,
+    with jitter (half of the delay drawn at random) so lanes that failed
+    together do not retry together. ``circuit_failures`` consecutive transient
+    failures open the endpoint's circuit for ``circuit_open_s``: no attempt is
+    made meanwhile (and none counted), then one probe decides. A delivery
+    still failing after ``max_attempts`` attempts or ``max_age_s`` seconds is
+    dead-lettered with its reason.
+    """
+
+    base_s: float = Field(default=1.0, gt=0)
+    max_s: float = Field(default=300.0, gt=0)
+    max_attempts: int = Field(default=50, ge=1)
+    max_age_s: float = Field(default=3 * 24 * 3600, gt=0)
+    circuit_failures: int = Field(default=5, ge=1)
+    circuit_open_s: float = Field(default=30.0, gt=0)
+
+
+class _EndpointBase(_Model):
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
+
+
+class MllpEndpoint(_EndpointBase):
     """Deliver over MLLP; ``connections`` in parallel, each with one message in flight."""
 
     type: Literal["mllp"]
@@ -54,15 +81,16 @@ class MllpEndpoint(_Model):
     connections: int = Field(default=1, ge=1, le=64)
 
 
-class FhirEndpoint(_Model):
+class FhirEndpoint(_EndpointBase):
     """Deliver a FHIR message Bundle to ``<url>/$process-message``."""
 
     type: Literal["fhir"]
     url: str = Field(pattern=r"^https?://")
     timeout_s: float = Field(default=30.0, gt=0)
+    concurrency: int = Field(default=4, ge=1, le=64)
 
 
-class MailboxEndpoint(_Model):
+class MailboxEndpoint(_EndpointBase):
     """Keep messages for the partner to poll over HTTP; flag them when unacknowledged too long."""
 
     type: Literal["mailbox"]
@@ -136,6 +164,16 @@ class Partner(_Model):
             raise ValueError("a partner with an endpoint must say what it `accepts`")
         return self
 
+    @property
+    def msh_application(self) -> str:
+        """Return what carebroker writes in MSH-5 for this partner (its first application)."""
+        return self.applications[0] if self.applications else self.id.upper()
+
+    @property
+    def msh_facility(self) -> str:
+        """Return what carebroker writes in MSH-6 for this partner (its first facility)."""
+        return self.facilities[0] if self.facilities else self.id.upper()
+
 
 class PartnerRef(_Model):
     """A route target naming one partner."""
@@ -151,6 +189,18 @@ class RouteWhen(_Model):
     fields: dict[str, str] = Field(
         default_factory=dict, description="HL7 v2 path -> required value (``*`` wildcards)."
     )
+
+    @field_validator("fields")
+    @classmethod
+    def _paths(cls, fields: dict[str, str]) -> dict[str, str]:
+        for path in fields:
+            try:
+                parse_path(path)
+            except ValueError:
+                raise ValueError(
+                    f"{path!r} is not an HL7 v2 field path (like PV1-3.1 or OBR(2)-4)"
+                ) from None
+        return fields
 
     def matches_type(self, message_type: str) -> bool:
         """Tell whether ``message_type`` (``ORU^R01``) matches the ``message`` pattern."""
@@ -204,6 +254,7 @@ class Directory:
         self.routes: list[Route] = list(data.routes)
         self._by_facility: dict[str, Partner] = {}
         self._by_identifier: dict[tuple[str, str], Partner] = {}
+        self._by_identifier_value: dict[str, Partner] = {}
         self._by_practitioner: dict[str, Partner] = {}
         self._by_certificate: dict[str, Partner] = {}
         self._by_token: dict[str, Partner] = {}
@@ -212,6 +263,7 @@ class Directory:
                 self._by_facility[facility.casefold()] = partner
             for ident in partner.identifiers:
                 self._by_identifier[(ident.system, ident.value)] = partner
+                self._by_identifier_value.setdefault(ident.value, partner)
                 self._by_facility.setdefault(ident.value.casefold(), partner)
             for person in partner.practitioners:
                 self._by_practitioner[person.value] = partner
@@ -254,6 +306,67 @@ class Directory:
     def recipients(self) -> Iterable[Partner]:
         """Return the partners carebroker can deliver to."""
         return (p for p in self.partners.values() if p.endpoint is not None)
+
+    def resolve(self, ref: ProviderRef) -> Partner | None:
+        """Return the partner a provider reference of a message names, or None.
+
+        An organisation identifier qualified by its assigning authority (an
+        OID, as HL7 v2 HD-2 and FHIR ``urn:oid:`` systems write it) is tried
+        first; then the value as a practitioner id (RPPS, ADELI, local), which
+        the directory keeps unique across partners; then as an organisation
+        identifier or facility name alone.
+        """
+        if not ref.id:
+            return None
+        if ref.authority:
+            for system in (ref.authority, f"urn:oid:{ref.authority}"):
+                found = self._by_identifier.get((system, ref.id))
+                if found is not None:
+                    return found
+        return (
+            self._by_practitioner.get(ref.id)
+            or self._by_identifier_value.get(ref.id)
+            or self.by_facility(ref.id)
+        )
+
+    def to_document(self) -> dict[str, Any]:
+        """Return the validated file as JSON-ready data (what PostgreSQL keeps)."""
+        return self.data.model_dump(mode="json", exclude_defaults=True)
+
+    @classmethod
+    def from_document(cls, document: Any, source: str) -> Directory:
+        """Rebuild a directory PostgreSQL kept; it was validated when it was loaded."""
+        return parse_directory(document, source)
+
+
+def describe_changes(old: Directory | None, new: Directory) -> dict[str, list[str]]:
+    """Summarise what a reload changes: partner ids and route names added, removed, changed.
+
+    The summary goes into the audit trail (design invariant 7): ids only, so
+    an operator sees what moved without the trail repeating the whole file.
+    """
+    before = old.data if old is not None else DirectoryFile()
+    partners_before = {p.id: p for p in before.partners}
+    partners_after = {p.id: p for p in new.data.partners}
+    routes_before = {r.name: r for r in before.routes}
+    routes_after = {r.name: r for r in new.data.routes}
+    summary = {
+        "partners_added": sorted(partners_after.keys() - partners_before.keys()),
+        "partners_removed": sorted(partners_before.keys() - partners_after.keys()),
+        "partners_changed": sorted(
+            k
+            for k in partners_after.keys() & partners_before.keys()
+            if partners_after[k] != partners_before[k]
+        ),
+        "routes_added": sorted(routes_after.keys() - routes_before.keys()),
+        "routes_removed": sorted(routes_before.keys() - routes_after.keys()),
+        "routes_changed": sorted(
+            k
+            for k in routes_after.keys() & routes_before.keys()
+            if routes_after[k] != routes_before[k]
+        ),
+    }
+    return {k: v for k, v in summary.items() if v}
 
 
 def parse_directory(

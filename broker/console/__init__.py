@@ -2,5 +2,6 @@
 
 Modules: ``users`` and ``sessions`` (stores), ``auth`` (who is asking,
 ``require_role``, CSRF, sign-in), ``users_api``, ``flows``, ``partners`` (API
-routes), ``ui`` and ``i18n`` (pages, labels), ``role`` (the ``console`` role).
+routes), ``api`` (the message status API), ``ui`` and ``i18n`` (pages, labels),
+``role`` (the ``console`` role).
 """

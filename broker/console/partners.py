@@ -200,38 +200,42 @@ async def reload_partners(
     ctx: Ctx,
 ) -> Reloaded:
     """Re-read the partner configuration and swap it in; audited either way."""
-    before = ctx.directory.digest
     outcome: Literal["success", "minor_failure"] = "success"
     problem: str | None = None
+    changed = False
     try:
-        # The one place the console reloads the directory: the routing issue
-        # may replace ctx.reload_directory with a database-backed reload.
-        directory = ctx.reload_directory()
+        # Stored in PostgreSQL and announced to every process; a change is
+        # audited there, with the diff summary.
+        changed = await ctx.reload_directory(actor=who.actor)
     except ConfigError as exc:
-        directory, outcome, problem = ctx.directory, "minor_failure", str(exc)
-    async with transaction(ctx.pool) as conn:
-        await events.record(
-            conn,
-            [
-                AuditEvent(
-                    kind="partners_reloaded",
-                    actor=who.actor,
-                    outcome=outcome,
-                    detail={
-                        "source": directory.source,
-                        "digest": directory.digest,
-                        "partners": len(directory.partners),
-                        "changed": directory.digest != before,
-                        **({"error": problem} if problem else {}),
-                    },
-                )
-            ],
-        )
+        outcome, problem = "minor_failure", str(exc)
+    directory = ctx.directory
+    if not changed:
+        # Nothing was stored (refused, or the same file): the operator's action
+        # is still audited, with its outcome.
+        async with transaction(ctx.pool) as conn:
+            await events.record(
+                conn,
+                [
+                    AuditEvent(
+                        kind="partners_reloaded",
+                        actor=who.actor,
+                        outcome=outcome,
+                        detail={
+                            "source": directory.source,
+                            "digest": directory.digest,
+                            "partners": len(directory.partners),
+                            "changed": False,
+                            **({"error": problem} if problem else {}),
+                        },
+                    )
+                ],
+            )
     if problem is not None:
         raise HTTPException(422, problem)
     return Reloaded(
         source=directory.source,
         digest=directory.digest,
         partners=len(directory.partners),
-        changed=directory.digest != before,
+        changed=changed,
     )

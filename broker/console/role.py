@@ -8,6 +8,7 @@ import logging
 
 from broker.app import Context, _TaskRole
 from broker.console import auth, flows, oidc, partners, ui, users_api
+from broker.console.api import status_router
 from broker.console.deps import Console
 from broker.console.settings import ConsoleSettings
 from broker.store.db import UNAVAILABLE
@@ -36,6 +37,7 @@ def build_console(ctx: Context, settings: ConsoleSettings | None = None) -> Cons
         else None,
     )
     ctx.routers.extend(ROUTERS)
+    ctx.routers.append(status_router(ctx.pool))
     return ctx.console
 
 

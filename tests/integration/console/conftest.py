@@ -29,6 +29,8 @@ from broker.pseudonym import Pseudonymizer
 from broker.settings import Settings
 from broker.store.messages import MessageStore
 from routing.directory import load_directory
+from routing.directory_store import DirectorySync
+from routing.directory_store import store as store_directory
 from tests.conftest import REPO
 
 PARTNERS = REPO / "tests" / "data" / "partners.yaml"
@@ -61,6 +63,7 @@ def build(
         producer=None,  # type: ignore[arg-type]  # the console never produces to Kafka
         stop=asyncio.Event(),
     )
+    ctx.directory_sync = DirectorySync(ctx)
     build_console(ctx, settings)
     app = create_app(ctx.readiness)
     mount(app, ctx)
@@ -69,7 +72,10 @@ def build(
 
 @pytest.fixture
 async def console(database_url: str, pool: asyncpg.Pool, tmp_path: Path) -> Console:
-    return build(database_url, pool, tmp_path, ConsoleSettings(flows_cache_s=0))
+    built = build(database_url, pool, tmp_path, ConsoleSettings(flows_cache_s=0))
+    # As at start-up: the process's file is the stored current version.
+    await store_directory(pool, built.ctx.directory, actor="startup")
+    return built
 
 
 @pytest.fixture

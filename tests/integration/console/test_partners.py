@@ -99,7 +99,8 @@ async def test_admin_reloads_the_directory_and_it_is_audited(
     assert console.ctx.directory.partner("labo-sud").name == "Labo Sud"  # type: ignore[union-attr]
     event = (await audit(pool))[-1]
     assert event["kind"] == "partners_reloaded" and event["actor"] == "user:ada"
-    assert event["detail"]["changed"] is True and event["detail"]["partners"] == 5
+    assert event["detail"]["partners_changed"] == ["labo-sud"]
+    assert event["detail"]["partners"] == 5
 
 
 async def test_an_invalid_file_is_refused_and_the_old_directory_stays(

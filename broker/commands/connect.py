@@ -1,0 +1,73 @@
+"""Reach the store from a command (``consent``, ``replay``, ``partners``) as the roles do.
+
+The DSN comes from ``--database-url`` / ``CAREBROKER_DATABASE_URL``; without
+one, a command finds the embedded PostgreSQL of a running ``carebroker up``
+in ``--data-dir`` (its ``postmaster.pid`` names the port), so operators of a
+single-machine installation need no DSN at all.
+"""
+
+from __future__ import annotations
+
+import getpass
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import asyncpg
+
+from broker.errors import ConfigError
+from broker.local import PG_DATABASE
+from broker.pseudonym import Pseudonymizer
+from broker.settings import Settings
+from broker.store import db
+
+
+def database_dsn(settings: Settings) -> str:
+    """Return the DSN to use; raise ConfigError naming what to set when there is none."""
+    dsn = settings.database_dsn()
+    if dsn is not None:
+        return dsn
+    port = _embedded_port(settings.data_dir)
+    if port is None:
+        raise ConfigError(
+            "CAREBROKER_DATABASE_URL (or --database-url) is not set and no running "
+            f"`carebroker up` was found in {settings.data_dir} (set --data-dir)"
+        )
+    return f"postgresql://postgres@127.0.0.1:{port}/{PG_DATABASE}"
+
+
+def _embedded_port(data_dir: Path) -> int | None:
+    try:
+        lines = (data_dir / "postgres" / "postmaster.pid").read_text().splitlines()
+        return int(lines[3])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+@asynccontextmanager
+async def store_pool(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
+    """Yield a small pool on the store; close it after."""
+    pool = await db.connect(database_dsn(settings), 2)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+async def pseudonymizer(settings: Settings, pool: asyncpg.Pool) -> Pseudonymizer:
+    """Return the deployment's pseudonymizer (configured key, else the one kept in the store)."""
+    key = (
+        settings.pseudonym_key.get_secret_value().encode()
+        if settings.pseudonym_key
+        else await db.fetch_secret(pool, "pseudonym_key", lambda: secrets.token_bytes(32))
+    )
+    return Pseudonymizer(key)
+
+
+def operator() -> str:
+    """Return the actor name of the person running a command, for the audit trail."""
+    try:
+        return f"user:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "user:unknown"

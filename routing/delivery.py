@@ -1,0 +1,613 @@
+"""The delivery role: attempt pending deliveries lane by lane, record every outcome.
+
+Ownership. Each delivery row has a lane and the partition of
+``care.deliveries.requested.v1`` that lane hashes to (``routing/router.py``).
+A delivery instance owns the lanes of the partitions Kafka assigns it
+(consumer group ``delivery.dispatch``); the rebalance listener tells it which.
+Kafka records are only wake-ups: the work list is the ``deliveries`` table,
+so nothing is lost when a (local) Kafka forgets its records or an instance
+is killed — the next owner finds the same pending rows.
+
+Order (design invariant 4). Within a lane only the head — the oldest pending
+delivery by message acceptance order (``message_received_at, message_id``)
+— may be attempted, and only when its backoff has passed. A lane stays "in
+flight" from the moment its head is handed to a transport until the outcome
+is committed, so its next delivery is never attempted before the previous
+one's outcome is durable. A failing delivery holds its own lane only; other
+patients and other recipients flow on. A dead-lettered delivery (``failed``
+or ``dead``) leaves its lane: the lane moves on, and the dead letter waits
+for ``carebroker replay``.
+
+Throughput. The PostgreSQL work is batched across lanes: one query fetches
+the ready heads of many lanes; outcomes are written by one writer, many per
+transaction, with their audit events. Sends run concurrently per endpoint
+(``connections`` for MLLP, ``concurrency`` for FHIR).
+
+Exactly once at the edge (design invariant 3). An outcome is committed after
+the partner answered; if carebroker dies in between, the delivery is sent
+again with the same bytes (same MSH-10 / Bundle.identifier), which a partner
+recognises as a resend (domain-requirements §1.4, §1.8).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+from aiokafka import TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from faststream.kafka import KafkaBroker, KafkaMessage
+from faststream.middlewares import AckPolicy
+
+from broker import topics
+from broker.errors import KafkaUnavailableError, StoreUnavailableError
+from broker.events import AuditEvent
+from broker.store import events
+from broker.store.db import UNAVAILABLE, transaction
+from routing.directory import Directory, MailboxEndpoint, Partner, RetryPolicy
+from routing.retry import CircuitBreaker, backoff, is_exhausted
+from routing.subscriber import kafka_broker, subscribe
+from routing.transports import Outcome, Outgoing, Transport, transport_for
+
+if TYPE_CHECKING:
+    from broker.app import Context
+
+log = logging.getLogger(__name__)
+
+ACTOR = "delivery"
+MAX_IN_FLIGHT = 2000
+FETCH_MAX = 500
+WRITE_MAX = 1000
+IDLE_POLL_S = 1.0
+PACE_S = 0.005
+SWEEP_S = 30.0
+_STORE_DOWN: tuple[type[BaseException], ...] = (*UNAVAILABLE, StoreUnavailableError)
+
+
+@dataclass(frozen=True)
+class Head:
+    """The head of one lane, ready to attempt."""
+
+    id: uuid.UUID
+    message_id: uuid.UUID
+    control_id: str
+    recipient: str
+    lane: str
+    partition: int
+    attempts: int
+    since: datetime
+    content_type: str
+    payload: bytes = field(repr=False)
+
+
+@dataclass
+class _Result:
+    head: Head
+    outcome: Outcome | None  # None: not attempted (circuit opened meanwhile)
+
+
+class _Endpoint:
+    """One partner endpoint: its transport, its queue, its workers, its circuit breaker."""
+
+    def __init__(self, partner: Partner, results: asyncio.Queue[_Result]) -> None:
+        self.partner = partner
+        self.transport: Transport = transport_for(partner)
+        policy = partner.endpoint.retry if partner.endpoint else RetryPolicy()
+        self.breaker = CircuitBreaker(policy.circuit_failures, policy.circuit_open_s)
+        self.queue: asyncio.Queue[Head | None] = asyncio.Queue()
+        self.results = results
+        self.workers = [
+            asyncio.create_task(self._work(), name=f"deliver-{partner.id}-{i}")
+            for i in range(self.transport.concurrency)
+        ]
+
+    async def _work(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            head = await self.queue.get()
+            if head is None:
+                return
+            if self.breaker.state == "open":
+                await self.results.put(_Result(head, None))
+                continue
+            item = Outgoing(
+                head.id,
+                head.message_id,
+                head.control_id,
+                head.recipient,
+                head.content_type,
+                head.payload,
+            )
+            try:
+                outcome = await self.transport.send(item)
+            except Exception:  # a transport bug must not kill the worker
+                # Transports turn partner failures into outcomes; anything raised
+                # here is carebroker's own fault: retry, and say so in the logs.
+                log.exception("delivery: transport failed", extra={"partner": self.partner.id})
+                outcome = Outcome("retry", "internal-error", "carebroker transport error")
+            if outcome.endpoint_answered:
+                self.breaker.succeeded()
+            elif self.breaker.failed(loop.time()):
+                log.warning(
+                    "delivery: circuit opened",
+                    extra={"partner": self.partner.id, "for_s": self.breaker.open_for_s},
+                )
+            await self.results.put(_Result(head, outcome))
+
+    async def retire(self) -> None:
+        """Finish what is queued, then stop the workers and close the transport."""
+        for _ in self.workers:
+            self.queue.put_nowait(None)
+        await asyncio.gather(*self.workers, return_exceptions=True)
+        await self.transport.close()
+
+
+class Dispatcher:
+    """Find ready lane heads in PostgreSQL, hand them to transports, write the outcomes."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        directory: Callable[[], Directory],
+        *,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.pool = pool
+        self.directory = directory
+        self.now = now
+        self.owned: set[int] = set()
+        self.in_flight: dict[str, Head] = {}
+        self.endpoints: dict[str, _Endpoint] = {}
+        self.results: asyncio.Queue[_Result] = asyncio.Queue()
+        self.delivered = 0
+        self._wake = asyncio.Event()
+        self._lane_released = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
+
+    # --- ownership (rebalance listener) ---------------------------------------------
+
+    def assign(self, partitions: Iterable[int]) -> None:
+        """Take the lanes of these partitions."""
+        self.owned |= set(partitions)
+        self.wake()
+
+    async def revoke(self, partitions: Iterable[int], timeout: float = 60.0) -> None:
+        """Stop taking these partitions' lanes; return once their attempts are recorded."""
+        gone = set(partitions)
+        self.owned -= gone
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                while any(h.partition in gone for h in self.in_flight.values()):
+                    self._lane_released.clear()
+                    await self._lane_released.wait()
+
+    def wake(self) -> None:
+        """Look for ready heads now (a record arrived, a lane was released)."""
+        self._wake.set()
+
+    # --- running ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the dispatch, write and sweep loops."""
+        self._tasks = [
+            asyncio.create_task(self._dispatch_loop(), name="delivery-dispatch"),
+            asyncio.create_task(self._write_loop(), name="delivery-write"),
+            asyncio.create_task(self._sweep_loop(), name="delivery-sweep"),
+        ]
+
+    async def stop(self, timeout: float = 6.0) -> None:
+        """Stop dispatching; record what is in flight (bounded); close the transports."""
+        self._stopping = True
+        self.wake()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                while self.in_flight:
+                    self._lane_released.clear()
+                    await self._lane_released.wait()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        endpoints, self.endpoints = list(self.endpoints.values()), {}
+        for endpoint in endpoints:
+            for worker in endpoint.workers:
+                worker.cancel()
+            await endpoint.transport.close()
+
+    async def _dispatch_loop(self) -> None:
+        backoff_s = 0.2
+        while not self._stopping:
+            self._wake.clear()
+            try:
+                dispatched = await self.dispatch_once()
+                backoff_s = 0.2
+            except _STORE_DOWN:
+                log.warning("delivery: message store unavailable, retrying")
+                await asyncio.sleep(backoff_s)
+                backoff_s = min(backoff_s * 2, 5.0)
+                continue
+            if not (dispatched and len(self.in_flight) < MAX_IN_FLIGHT):
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(IDLE_POLL_S):
+                        await self._wake.wait()
+            # Let lane releases and new work gather: one query for many lanes
+            # costs the store far less than one per released lane.
+            await asyncio.sleep(PACE_S)
+
+    async def dispatch_once(self) -> int:
+        """Fetch ready heads of owned lanes and queue them on their endpoints; return how many."""
+        room = min(FETCH_MAX, MAX_IN_FLIGHT - len(self.in_flight))
+        if not self.owned or room <= 0:
+            return 0
+        directory = self.directory()
+        loop_now = asyncio.get_running_loop().time()
+        closed_circuit = [
+            pid for pid, ep in self.endpoints.items() if not ep.breaker.would_allow(loop_now)
+        ]
+        heads = await fetch_heads(
+            self.pool, sorted(self.owned), list(self.in_flight), closed_circuit, room
+        )
+        count = 0
+        for head in heads:
+            if head.partition not in self.owned or head.lane in self.in_flight:
+                continue
+            endpoint = await self._endpoint(directory, head.recipient)
+            if endpoint is None:
+                self.in_flight[head.lane] = head
+                await self.results.put(
+                    _Result(
+                        head,
+                        Outcome(
+                            "retry",
+                            "no-endpoint",
+                            "partner not in the directory or without an endpoint",
+                        ),
+                    )
+                )
+                continue
+            if not endpoint.breaker.allows(loop_now):
+                continue
+            self.in_flight[head.lane] = head
+            endpoint.queue.put_nowait(head)
+            count += 1
+        return count
+
+    async def _endpoint(self, directory: Directory, recipient: str) -> _Endpoint | None:
+        partner = directory.partner(recipient)
+        current = self.endpoints.get(recipient)
+        if partner is None or partner.endpoint is None:
+            return None
+        if current is not None and current.partner == partner:
+            return current
+        if current is not None:
+            # The directory changed this partner: finish with the old settings, then swap.
+            retired = self.endpoints.pop(recipient)
+            self._tasks.append(asyncio.create_task(retired.retire()))
+        fresh = _Endpoint(partner, self.results)
+        self.endpoints[recipient] = fresh
+        return fresh
+
+    async def _write_loop(self) -> None:
+        while True:
+            batch = [await self.results.get()]
+            # Outcomes arrive one by one from many connections: gather a few
+            # milliseconds' worth so one commit records many of them.
+            await asyncio.sleep(PACE_S)
+            while len(batch) < WRITE_MAX and not self.results.empty():
+                batch.append(self.results.get_nowait())
+            delay = 0.2
+            while True:
+                try:
+                    await self.record(batch)
+                    break
+                except _STORE_DOWN:
+                    # Outcomes are kept and their lanes stay in flight until written.
+                    log.warning("delivery: cannot record outcomes, retrying")
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 5.0)
+                except asyncpg.PostgresError:
+                    await self._record_one_by_one(batch)
+                    break
+            for result in batch:
+                self.in_flight.pop(result.head.lane, None)
+            self._lane_released.set()
+            self.wake()
+
+    async def _record_one_by_one(self, batch: list[_Result]) -> None:
+        """Record outcomes singly after PostgreSQL refused a batch; release what still fails.
+
+        A delivery whose outcome cannot be written stays pending and is attempted
+        again (the partner recognises the resend): never a lane stuck for good.
+        """
+        log.error("delivery: outcome batch refused by the store, recording one by one")
+        for result in batch:
+            try:
+                await self.record([result])
+            except (*_STORE_DOWN, asyncpg.PostgresError):
+                log.exception(
+                    "delivery: outcome not recorded, will retry the delivery",
+                    extra={"delivery_id": str(result.head.id)},
+                )
+
+    async def record(self, batch: list[_Result]) -> None:
+        """Write a batch of outcomes and their audit events in one transaction."""
+        directory = self.directory()
+        now = self.now()
+        updates: list[tuple[Any, ...]] = []
+        audit: list[AuditEvent] = []
+        for result in batch:
+            if result.outcome is None:
+                continue
+            partner = directory.partner(result.head.recipient)
+            policy = (
+                partner.endpoint.retry
+                if partner is not None and partner.endpoint
+                else RetryPolicy()
+            )
+            update, produced = _decide(result.head, result.outcome, policy, now)
+            updates.append(update)
+            audit.extend(produced)
+        if not updates:
+            return
+        async with transaction(self.pool) as conn:
+            changed = await conn.fetch(
+                "UPDATE deliveries d SET status = t.status, attempts = d.attempts + 1,"
+                " next_attempt_at = COALESCE(t.next_at, d.next_attempt_at),"
+                " last_error = t.error, response = COALESCE(t.response, d.response),"
+                " ack_code = t.ack_code, delivered_at = t.delivered_at,"
+                " posted_at = COALESCE(t.posted_at, d.posted_at), updated_at = now()"
+                " FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::text[], $5::bytea[],"
+                " $6::text[], $7::timestamptz[], $8::timestamptz[])"
+                " AS t(id, status, next_at, error, response, ack_code, delivered_at, posted_at)"
+                " WHERE d.id = t.id AND (d.status = 'pending'"
+                " OR (d.status = 'blocked' AND t.status = 'delivered'))"
+                " RETURNING d.id",
+                *[list(column) for column in zip(*updates, strict=True)],
+            )
+            written = {r["id"] for r in changed}
+            await events.record(conn, [e for e in audit if _delivery_id(e) in written])
+            # TODO(app-ack): a sender in enhanced mode (MSH-16 AL/SU/ER) is owed an
+            # application ACK once its recipients answered (domain-requirements §1.2):
+            # the outcomes of `written` are known here; the lead wires the ACK code
+            # of adapters/hl7v2 (issue 3) to this point after merging it.
+        self.delivered += sum(1 for u in updates if u[1] == "delivered" and u[0] in written)
+
+    async def _sweep_loop(self) -> None:
+        while True:
+            with contextlib.suppress(*_STORE_DOWN):
+                await self.flag_unacknowledged()
+            await asyncio.sleep(SWEEP_S)
+
+    async def flag_unacknowledged(self) -> int:
+        """Flag mailbox messages the partner has not acknowledged in time; return how many."""
+        if not self.owned:
+            return 0
+        mailboxes = [
+            (p.id, p.endpoint.unacked_alert_after_s)
+            for p in self.directory().partners.values()
+            if isinstance(p.endpoint, MailboxEndpoint)
+        ]
+        if not mailboxes:
+            return 0
+        async with transaction(self.pool) as conn:
+            rows = await conn.fetch(
+                "UPDATE deliveries d SET flagged_at = now(), updated_at = now(),"
+                " last_error = 'not acknowledged by the partner within '"
+                " || t.after_s::bigint || ' s'"
+                " FROM unnest($1::text[], $2::float8[]) AS t(recipient, after_s)"
+                " WHERE d.recipient = t.recipient AND d.status = 'pending'"
+                " AND d.posted_at IS NOT NULL AND d.flagged_at IS NULL"
+                " AND d.posted_at < now() - make_interval(secs => t.after_s)"
+                " AND d.partition = ANY($3::int[])"
+                " RETURNING d.id, d.message_id, d.recipient, d.control_id",
+                [m[0] for m in mailboxes],
+                [m[1] for m in mailboxes],
+                sorted(self.owned),
+            )
+            await events.record(
+                conn,
+                [
+                    AuditEvent(
+                        kind="alert_changed",
+                        actor=ACTOR,
+                        outcome="minor_failure",
+                        message_id=r["message_id"],
+                        control_id=r["control_id"] or None,
+                        recipient=r["recipient"],
+                        detail={"alert": "mailbox_unacknowledged", "delivery_id": str(r["id"])},
+                    )
+                    for r in rows
+                ],
+            )
+        if rows:
+            log.warning("delivery: mailbox messages unacknowledged", extra={"count": len(rows)})
+        return len(rows)
+
+
+def _delivery_id(event: AuditEvent) -> uuid.UUID | None:
+    value = event.detail.get("delivery_id")
+    return uuid.UUID(value) if value else None
+
+
+def _decide(
+    head: Head, outcome: Outcome, policy: RetryPolicy, now: datetime
+) -> tuple[tuple[Any, ...], list[AuditEvent]]:
+    """Return the row update and audit events for one outcome (the delivery state machine)."""
+    attempts = head.attempts + 1
+    base = {
+        "delivery_id": str(head.id),
+        "attempt": attempts,
+        "ack_code": outcome.ack_code,
+    }
+
+    def event(kind: Any, outcome_level: Any = "success", **extra: Any) -> AuditEvent:
+        return AuditEvent(
+            kind=kind,
+            actor=ACTOR,
+            outcome=outcome_level,
+            message_id=head.message_id,
+            control_id=head.control_id or None,
+            recipient=head.recipient,
+            detail={**base, **extra},
+        )
+
+    if outcome.status == "delivered":
+        return (
+            (head.id, "delivered", None, None, outcome.response, outcome.ack_code, now, None),
+            [event("delivered")],
+        )
+    if outcome.status == "posted":
+        return (
+            (head.id, "pending", None, None, None, outcome.ack_code, None, now),
+            [event("delivery_attempted", via="mailbox")],
+        )
+    if outcome.status == "failed":
+        return (
+            (
+                head.id,
+                "failed",
+                None,
+                outcome.error,
+                outcome.response,
+                outcome.ack_code,
+                None,
+                None,
+            ),
+            [
+                event("failed", "serious_failure", reason=outcome.error),
+                event("dead_lettered", "serious_failure", reason=outcome.error),
+            ],
+        )
+    exhausted = is_exhausted(policy, attempts, head.since, now)
+    if exhausted is not None:
+        reason = f"{outcome.error}; {exhausted}"
+        return (
+            (head.id, "dead", None, reason, outcome.response, outcome.ack_code, None, None),
+            [event("dead_lettered", "serious_failure", reason=reason)],
+        )
+    retry_at = now + timedelta(seconds=backoff(policy, attempts))
+    return (
+        (
+            head.id,
+            "pending",
+            retry_at,
+            outcome.error,
+            outcome.response,
+            outcome.ack_code,
+            None,
+            None,
+        ),
+        [event("retried", "minor_failure", reason=outcome.error, retry_at=retry_at.isoformat())],
+    )
+
+
+async def fetch_heads(
+    pool: asyncpg.Pool,
+    partitions: list[int],
+    busy_lanes: list[str],
+    open_circuits: list[str],
+    limit: int,
+) -> list[Head]:
+    """Return the ready heads of the lanes of ``partitions``, oldest lanes first.
+
+    A head is the oldest pending delivery of its lane, whether or not its
+    backoff has passed: a lane whose head waits is skipped, never overtaken.
+    """
+    rows = await pool.fetch(
+        "SELECT d.id, d.message_id, d.control_id, d.recipient, d.lane, d.partition, d.attempts,"
+        " COALESCE(d.replayed_at, d.created_at) AS since, d.content_type, d.payload"
+        " FROM (SELECT DISTINCT ON (partition, lane) id, lane, recipient, next_attempt_at,"
+        "  message_received_at, message_id"
+        "  FROM deliveries WHERE status = 'pending' AND posted_at IS NULL"
+        "  AND partition = ANY($1::int[])"
+        "  ORDER BY partition, lane, message_received_at, message_id) h"
+        " JOIN deliveries d ON d.id = h.id"
+        " WHERE h.next_attempt_at <= now()"
+        " AND h.lane NOT IN (SELECT unnest($2::text[]))"  # hashed: thousands in flight
+        " AND NOT (h.recipient = ANY($3::text[]))"
+        " ORDER BY h.message_received_at, h.message_id LIMIT $4",
+        partitions,
+        busy_lanes,
+        open_circuits,
+        limit,
+    )
+    return [Head(**dict(r)) for r in rows]
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped
+    """Tell the dispatcher which partitions (lanes) this instance owns."""
+
+    def __init__(self, dispatcher: Dispatcher) -> None:
+        self.dispatcher = dispatcher
+
+    async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        partitions = [tp.partition for tp in revoked]
+        await self.dispatcher.revoke(partitions)
+        if partitions:
+            log.info("delivery: lanes released", extra={"partitions": len(partitions)})
+
+    async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        partitions = sorted(tp.partition for tp in assigned)
+        self.dispatcher.assign(partitions)
+        log.info("delivery: lanes owned", extra={"partitions": len(partitions)})
+
+
+class DeliveryRole:
+    """The ``delivery`` role: lanes owned through Kafka, work found in PostgreSQL, mailbox API."""
+
+    name = "delivery"
+
+    def __init__(self) -> None:
+        self.dispatcher: Dispatcher | None = None
+        self._broker: KafkaBroker | None = None
+
+    async def start(self, ctx: Context) -> None:
+        """Join ``delivery.dispatch``, start the workers, serve the mailbox API."""
+        from routing.mailbox import mailbox_router
+
+        dispatcher = Dispatcher(ctx.pool, lambda: ctx.directory)
+        self.dispatcher = dispatcher
+        dispatcher.start()
+        broker = kafka_broker(ctx.settings)
+
+        async def wake(msg: KafkaMessage) -> None:
+            dispatcher.wake()
+
+        subscribe(
+            broker,
+            ctx.settings,
+            topics.DELIVERIES,
+            topics.Groups.DELIVERY,
+            wake,
+            max_records=FETCH_MAX,
+            auto_offset_reset="latest",
+            ack_policy=AckPolicy.ACK_FIRST,  # a wake-up only: the work is in PostgreSQL
+            listener=_Listener(dispatcher),
+        )
+        self._broker = broker
+        try:
+            await broker.start()
+        except (OSError, TimeoutError) as exc:
+            await dispatcher.stop()
+            raise KafkaUnavailableError(f"delivery cannot subscribe: {type(exc).__name__}") from exc
+        ctx.routers.append(mailbox_router(ctx))
+
+    async def stop(self) -> None:
+        """Leave the group (which waits for in-flight attempts), then stop the workers."""
+        if self._broker is not None:
+            await self._broker.stop()
+        if self.dispatcher is not None:
+            await self.dispatcher.stop()
+
+    def endpoints(self) -> list[str]:
+        """Return the mailbox API line for the start-up banner."""
+        return ["mailbox: /mailbox/{partner}/messages (partner bearer token)"]

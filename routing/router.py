@@ -1,0 +1,429 @@
+"""The router role: accepted messages in, delivery rows (and their Kafka hand-off) out.
+
+A FastStream subscriber (consumer group ``router.route``) takes batches of
+``care.messages.accepted.v1``; for each message the pure rules
+(``routing/rules.py``) decide the recipients and the render
+(``routing/render.py``) what each receives. Then ONE PostgreSQL transaction:
+
+- locks the messages still ``accepted`` (a message already routed — Kafka
+  redelivered it, or another router instance took it — is skipped: the
+  router is idempotent, design invariant 3);
+- inserts ``deliveries`` rows (``ON CONFLICT (message_id, recipient) DO
+  NOTHING``) with their lane and partition;
+- sets ``messages.status`` to ``routed``, ``unroutable`` (with the reason) or
+  ``blocked`` (patient opposition);
+- records the audit events (``routed`` per recipient with its rule,
+  ``unroutable``, ``blocked``);
+- inserts the outbox rows for ``care.deliveries.requested.v1``, each on the
+  partition of its lane, so the delivery instance owning that lane wakes up.
+
+Only after the commit are the Kafka offsets committed; a crash in between
+makes Kafka redeliver, and the lock-and-skip above makes that harmless.
+
+Lanes (design invariant 4): a delivery's lane is (recipient, patient
+ordering key), or the recipient alone for a partner with ``ordering:
+strict``; its partition is a stable hash of the lane.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+from faststream.kafka import KafkaBroker, KafkaMessage
+from faststream.middlewares import AckPolicy
+from pydantic import ValidationError
+
+from broker import kafka, topics
+from broker.envelope import DeliveryRequest, Envelope
+from broker.errors import KafkaUnavailableError, PermanentError, TransientError
+from broker.events import AuditEvent
+from broker.ids import new_id
+from broker.store import events, outbox
+from broker.store.db import UNAVAILABLE, transaction
+from routing import consent, rules
+from routing.directory import Directory, Partner
+from routing.render import render
+from routing.subscriber import kafka_broker, subscribe, values
+
+if TYPE_CHECKING:
+    from broker.app import Context
+
+log = logging.getLogger(__name__)
+
+ACTOR = "router"
+_RETRY_LATER: tuple[type[BaseException], ...] = (TransientError, *UNAVAILABLE)
+BATCH_MAX = 500
+
+
+def lane_of(partner: Partner, ordering_key: str) -> str:
+    """Return the ordering lane of a delivery: recipient + patient, or the recipient (strict)."""
+    return partner.id if partner.ordering == "strict" else f"{partner.id}/{ordering_key}"
+
+
+def partition_of(lane: str, partitions: int) -> int:
+    """Return the partition of ``care.deliveries.requested.v1`` that owns ``lane``."""
+    return zlib.crc32(lane.encode()) % partitions
+
+
+@dataclass
+class _Row:
+    """One delivery row to insert."""
+
+    delivery_id: uuid.UUID
+    envelope: Envelope
+    recipient: str
+    rules: list[str]
+    reasons: list[dict[str, str]]
+    lane: str
+    partition: int
+    status: str
+    payload: bytes | None = field(repr=False)
+    content_type: str = ""
+    flags: list[str] = field(default_factory=list)
+    last_error: str | None = None
+
+
+@dataclass
+class RouteStats:
+    """What one batch did (for logs and tests)."""
+
+    routed: int = 0
+    unroutable: int = 0
+    blocked: int = 0
+    skipped: int = 0
+    deliveries: int = 0
+
+
+class Router:
+    """Route batches of accepted messages (the logic under the subscriber)."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        directory: Directory,
+        *,
+        topic_prefix: str,
+        partitions: int,
+        outbox_shards: int,
+    ) -> None:
+        self.pool = pool
+        self.directory = directory
+        self.topic = topics.DELIVERIES.full_name(topic_prefix)
+        self.partitions = partitions
+        self.outbox_shards = outbox_shards
+
+    async def route(self, envelopes: Sequence[Envelope]) -> RouteStats:
+        """Route a batch in one transaction; raise StoreUnavailableError to have it redelivered."""
+        unique = list({e.message_id: e for e in envelopes}.values())
+        stats = RouteStats()
+        if not unique:
+            return stats
+        directory = self.directory
+        async with transaction(self.pool) as conn:
+            pending = await _lock_accepted(conn, unique)
+            stats.skipped = len(unique) - len(pending)
+            todo = [e for e in unique if e.message_id in pending]
+            opposed = await consent.opposed(conn, (k.digest for e in todo for k in e.patient_keys))
+            rows: list[_Row] = []
+            statuses: list[tuple[Envelope, str, str | None]] = []
+            audit: list[AuditEvent] = []
+            for envelope in todo:
+                decision = rules.route(envelope, directory)
+                if not decision.is_routable:
+                    reason = decision.reason()
+                    statuses.append((envelope, "unroutable", reason))
+                    audit.append(_event(envelope, "unroutable", reason=reason, kind=decision.kind))
+                    # TODO(app-ack): in enhanced mode (MSH-16 AL/ER) the sender is owed an
+                    # application ACK AE here, with the reason; the lead wires the ACK code
+                    # of adapters/hl7v2 (issue 3) to this point after merging it.
+                    stats.unroutable += 1
+                    continue
+                is_blocked = any(k.digest in opposed for k in envelope.patient_keys)
+                for recipient in decision.recipients:
+                    rows.append(self._row(envelope, recipient, directory, decision, is_blocked))
+                if is_blocked:
+                    statuses.append((envelope, "blocked", consent.BLOCKED_REASON))
+                    stats.blocked += 1
+                else:
+                    statuses.append((envelope, "routed", None))
+                    stats.routed += 1
+            inserted = await _insert_deliveries(conn, rows)
+            fresh = [r for r in rows if r.delivery_id in inserted]
+            await _set_statuses(conn, statuses)
+            audit.extend(_row_event(r) for r in fresh)
+            await events.record(conn, audit)
+            await outbox.insert(
+                conn,
+                [
+                    outbox.OutboxRow(
+                        self.topic,
+                        DeliveryRequest(
+                            delivery_id=r.delivery_id,
+                            message_id=r.envelope.message_id,
+                            recipient=r.recipient,
+                            lane=r.lane,
+                            trace=r.envelope.trace,
+                        )
+                        .model_dump_json()
+                        .encode(),
+                        r.lane.encode(),
+                        r.partition,
+                    )
+                    for r in fresh
+                    if r.status == "pending"
+                ],
+                self.outbox_shards,
+            )
+            stats.deliveries = len(fresh)
+        return stats
+
+    async def route_one_by_one(self, envelopes: Sequence[Envelope]) -> RouteStats:
+        """Route each message alone; one the store refuses is marked unroutable with why."""
+        total = RouteStats()
+        for envelope in envelopes:
+            try:
+                stats = await self.route([envelope])
+            except (asyncpg.PostgresError, PermanentError) as exc:
+                reason = f"routing failed ({type(exc).__name__}); replay after a fix"
+                async with transaction(self.pool) as conn:
+                    if await _lock_accepted(conn, [envelope]):
+                        await _set_statuses(conn, [(envelope, "unroutable", reason)])
+                        await events.record(conn, [_event(envelope, "unroutable", reason=reason)])
+                total.unroutable += 1
+                continue
+            for name in ("routed", "unroutable", "blocked", "skipped", "deliveries"):
+                setattr(total, name, getattr(total, name) + getattr(stats, name))
+        return total
+
+    def _row(
+        self,
+        envelope: Envelope,
+        recipient: rules.Recipient,
+        directory: Directory,
+        decision: rules.Decision,
+        is_blocked: bool,
+    ) -> _Row:
+        partner = directory.partners[recipient.partner]
+        lane = lane_of(partner, envelope.ordering_key)
+        row = _Row(
+            delivery_id=new_id(),
+            envelope=envelope,
+            recipient=partner.id,
+            rules=recipient.rules,
+            reasons=[
+                {"rule": r.rule, "field": r.field, "value": r.value} for r in recipient.reasons
+            ],
+            lane=lane,
+            partition=partition_of(lane, self.partitions),
+            status="pending",
+            payload=None,
+        )
+        if is_blocked:
+            # Never rendered, never stored: nothing about this patient leaves carebroker.
+            row.status, row.last_error = "blocked", consent.BLOCKED_REASON
+            return row
+        try:
+            rendered = render(envelope, partner, strip_ins=decision.strip_ins)
+        except PermanentError as exc:  # RenderError, or ER7 the render cannot read
+            row.status, row.last_error = "failed", str(exc)
+            return row
+        row.payload, row.content_type = rendered.payload, rendered.content_type
+        row.flags = list(rendered.flags)
+        return row
+
+
+async def _lock_accepted(conn: asyncpg.Connection, envelopes: list[Envelope]) -> set[uuid.UUID]:
+    rows = await conn.fetch(
+        "SELECT m.id FROM messages m"
+        " JOIN unnest($1::uuid[], $2::timestamptz[]) AS t(id, at)"
+        " ON m.id = t.id AND m.received_at = t.at"
+        " WHERE m.status = 'accepted' FOR UPDATE OF m",
+        [e.message_id for e in envelopes],
+        [e.received_at for e in envelopes],
+    )
+    return {r["id"] for r in rows}
+
+
+async def _insert_deliveries(conn: asyncpg.Connection, rows: list[_Row]) -> set[uuid.UUID]:
+    if not rows:
+        return set()
+    inserted = await conn.fetch(
+        "INSERT INTO deliveries (id, message_id, message_received_at, recipient, rules, lane,"
+        " partition, status, payload, content_type, flags, last_error, reasons, control_id)"
+        " SELECT t.id, t.message_id, t.at, t.recipient,"
+        " string_to_array(t.rules, ','), t.lane, t.partition, t.status, t.payload,"
+        " t.content_type, string_to_array(t.flags, ','), t.last_error, t.reasons::jsonb,"
+        " t.control_id"
+        " FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::text[], $5::text[],"
+        " $6::text[], $7::integer[], $8::text[], $9::bytea[], $10::text[], $11::text[],"
+        " $12::text[], $13::text[], $14::text[])"
+        " AS t(id, message_id, at, recipient, rules, lane, partition, status, payload,"
+        " content_type, flags, last_error, reasons, control_id)"
+        " ON CONFLICT (message_id, recipient) DO NOTHING RETURNING id",
+        [r.delivery_id for r in rows],
+        [r.envelope.message_id for r in rows],
+        [r.envelope.received_at for r in rows],
+        [r.recipient for r in rows],
+        [",".join(r.rules) for r in rows],
+        [r.lane for r in rows],
+        [r.partition for r in rows],
+        [r.status for r in rows],
+        [r.payload for r in rows],
+        [r.content_type for r in rows],
+        [",".join(r.flags) for r in rows],
+        [r.last_error for r in rows],
+        [json.dumps(r.reasons) for r in rows],
+        [r.envelope.control_id for r in rows],
+    )
+    return {r["id"] for r in inserted}
+
+
+async def _set_statuses(
+    conn: asyncpg.Connection, statuses: list[tuple[Envelope, str, str | None]]
+) -> None:
+    if not statuses:
+        return
+    await conn.execute(
+        "UPDATE messages m SET status = t.status, reason = t.reason, updated_at = now()"
+        " FROM unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::text[])"
+        " AS t(id, at, status, reason)"
+        " WHERE m.id = t.id AND m.received_at = t.at",
+        [e.message_id for e, _, _ in statuses],
+        [e.received_at for e, _, _ in statuses],
+        [s for _, s, _ in statuses],
+        [r for _, _, r in statuses],
+    )
+
+
+def _event(envelope: Envelope, event_kind: Any, **detail: Any) -> AuditEvent:
+    return AuditEvent(
+        kind=event_kind,
+        actor=ACTOR,
+        outcome="minor_failure" if event_kind in ("unroutable", "blocked") else "success",
+        message_id=envelope.message_id,
+        control_id=envelope.control_id,
+        partner=envelope.sender,
+        detail={"message_type": envelope.message_type, **detail},
+    )
+
+
+def _row_event(row: _Row) -> AuditEvent:
+    detail: dict[str, Any] = {
+        "message_type": row.envelope.message_type,
+        "delivery_id": str(row.delivery_id),
+        "rules": row.rules,
+        "fields": [f"{r['field']}={r['value']}" for r in row.reasons],
+    }
+    if row.flags:
+        detail["flags"] = row.flags
+    kind = {"pending": "routed", "blocked": "blocked", "failed": "failed"}[row.status]
+    if row.last_error:
+        detail["reason"] = row.last_error
+    return AuditEvent(
+        kind=kind,
+        actor=ACTOR,
+        outcome="success" if kind == "routed" else "minor_failure",
+        message_id=row.envelope.message_id,
+        control_id=row.envelope.control_id,
+        partner=row.envelope.sender,
+        recipient=row.recipient,
+        rule=",".join(row.rules),
+        detail=detail,
+    )
+
+
+class RouterRole:
+    """The ``router`` role: a batch subscriber on ``care.messages.accepted.v1``."""
+
+    name = "router"
+
+    def __init__(self) -> None:
+        self._broker: KafkaBroker | None = None
+        self._router: Router | None = None
+        self._ctx: Context | None = None
+
+    async def start(self, ctx: Context) -> None:
+        """Subscribe (consumer group ``router.route``); route until stopped."""
+        self._ctx = ctx
+        partitions = await kafka.partitions_of(ctx.settings, topics.DELIVERIES)
+        self._router = Router(
+            ctx.pool,
+            ctx.directory,
+            topic_prefix=ctx.settings.kafka_topic_prefix,
+            partitions=partitions,
+            outbox_shards=ctx.settings.outbox_shards,
+        )
+        broker = kafka_broker(ctx.settings)
+        subscribe(
+            broker,
+            ctx.settings,
+            topics.ACCEPTED,
+            topics.Groups.ROUTER,
+            self._handle,
+            max_records=BATCH_MAX,
+            auto_offset_reset="earliest",
+            ack_policy=AckPolicy.MANUAL,  # committed after the PostgreSQL commit
+            max_partition_fetch_bytes=kafka.MAX_RECORD_BYTES,
+        )
+        self._broker = broker
+        try:
+            await broker.start()
+        except (OSError, TimeoutError, KafkaUnavailableError) as exc:
+            raise KafkaUnavailableError(f"router cannot subscribe: {type(exc).__name__}") from exc
+
+    async def _handle(self, msg: KafkaMessage) -> None:
+        assert self._router is not None
+        assert self._ctx is not None
+        self._router.directory = self._ctx.directory  # pick up reloads between batches
+        envelopes = []
+        for value in values(msg):
+            try:
+                envelopes.append(Envelope.model_validate_json(value))
+            except ValidationError:
+                # Stays `accepted` in PostgreSQL: republish_unrouted finds it again.
+                log.error("router: record is not an envelope, skipped")  # noqa: TRY400
+        try:
+            stats = await self._router.route(envelopes)
+        except _RETRY_LATER as exc:
+            log.warning(
+                "router: store unavailable, batch will be redelivered",
+                extra={"error": type(exc).__name__},
+            )
+            await msg.nack()
+            await asyncio.sleep(1.0)
+            return
+        except (asyncpg.PostgresError, PermanentError):
+            # One message the store refuses must not hold the others: route them
+            # one by one, and keep any that still fails as unroutable with the reason.
+            log.exception("router: batch failed, routing one by one")
+            stats = await self._router.route_one_by_one(envelopes)
+        await msg.ack()
+        if stats.unroutable or stats.blocked:
+            log.info(
+                "router: batch routed",
+                extra={
+                    "routed": stats.routed,
+                    "unroutable": stats.unroutable,
+                    "blocked": stats.blocked,
+                },
+            )
+
+    async def stop(self) -> None:
+        """Leave the consumer group after the batch in hand."""
+        if self._broker is not None:
+            await self._broker.stop()
+
+    def endpoints(self) -> list[str]:
+        """Return nothing: the router serves no port."""
+        return []
+
+
+__all__ = ["RouteStats", "Router", "RouterRole", "lane_of", "partition_of"]

@@ -1,0 +1,117 @@
+"""The FastStream Kafka broker the routing roles subscribe with, built from settings.
+
+The router and the delivery workers consume Kafka through FastStream
+subscribers (thin: decode, call the logic, commit). Connection and security
+options come from the same settings as ``broker.kafka.client_options``, so
+every Kafka client of a deployment connects the same way. Consumer group ids
+carry the topic prefix, so test runs and deployments sharing one cluster never
+join each other's groups.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from faststream.kafka import KafkaBroker, KafkaMessage
+from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
+
+from broker.settings import Settings
+from broker.topics import Topic
+
+# How long a silent instance keeps its partitions (a killed one, its lanes):
+# Kafka's usual floor, so a failed instance's lanes move within seconds.
+SESSION_TIMEOUT_MS = 6_000
+
+
+class _ExpectedNotices(logging.Filter):
+    """Drop FastStream's start-up reminder: carebroker creates its topics itself."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "consumer-only mode" not in record.getMessage()
+
+
+_LOG = logging.getLogger("routing.kafka")
+_LOG.addFilter(_ExpectedNotices())
+# FastStream's INFO lines (partition lists, shutdown callbacks) are long and
+# say nothing an operator acts on; its warnings and handler errors remain.
+_LOG.setLevel(logging.WARNING)
+
+
+def kafka_broker(settings: Settings) -> KafkaBroker:
+    """Return an unstarted FastStream broker for ``settings`` (consumers only)."""
+    return KafkaBroker(
+        settings.kafka_bootstrap_servers or "localhost:9092",
+        security=_security(settings),
+        consumer_only=True,
+        # FastStream reports handler errors through this logger, which goes through
+        # broker.logs like every other line; its per-record lines are DEBUG only.
+        logger=_LOG,
+        log_level=logging.DEBUG,
+        graceful_timeout=8.0,
+    )
+
+
+async def raw(msg: KafkaMessage) -> None:
+    """Decode nothing: handlers read the raw records (FastStream would parse every JSON value)."""
+    return None
+
+
+def values(msg: KafkaMessage) -> list[bytes]:
+    """Return the raw record values of a batch message (no decoding by FastStream)."""
+    raw = msg.raw_message
+    records = raw if isinstance(raw, tuple) else (raw,)
+    return [r.value for r in records if r.value is not None]
+
+
+def group_id(settings: Settings, group: str) -> str:
+    """Return the consumer group id for ``group`` in this deployment (prefix included)."""
+    return f"{settings.kafka_topic_prefix}{group}"
+
+
+def _security(settings: Settings) -> BaseSecurity | None:
+    protocol = settings.kafka_security_protocol
+    context = None
+    if protocol in ("SSL", "SASL_SSL"):
+        context = ssl.create_default_context(
+            cafile=str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None
+        )
+    if not protocol.startswith("SASL"):
+        return BaseSecurity(ssl_context=context) if context else None
+    username = settings.kafka_sasl_username or ""
+    password = (
+        settings.kafka_sasl_password.get_secret_value() if settings.kafka_sasl_password else ""
+    )
+    mechanism = {
+        "SCRAM-SHA-256": SASLScram256,
+        "SCRAM-SHA-512": SASLScram512,
+    }.get(settings.kafka_sasl_mechanism or "PLAIN", SASLPlaintext)
+    return mechanism(username, password, ssl_context=context, use_ssl=context is not None)
+
+
+def subscribe(
+    broker: KafkaBroker,
+    settings: Settings,
+    topic: Topic,
+    group: str,
+    handler: Callable[[KafkaMessage], Awaitable[None]],
+    **options: Any,
+) -> None:
+    """Add a batch subscriber reading raw records, with carebroker's group settings.
+
+    ``options`` are FastStream/aiokafka subscriber options (ack policy, offsets,
+    rebalance listener, batch size).
+    """
+    broker.subscriber(
+        topic.full_name(settings.kafka_topic_prefix),
+        group_id=group_id(settings, group),
+        batch=True,
+        decoder=raw,
+        session_timeout_ms=SESSION_TIMEOUT_MS,
+        heartbeat_interval_ms=1_000,
+        title=group,
+        description=topic.description,
+        **options,
+    )(handler)

@@ -1,0 +1,254 @@
+"""A running routing pipeline for a test: relay + router + delivery + console, real services.
+
+Messages are injected as ingress stores them (``MessageStore.accept`` with
+``build_envelope``), then the real roles take over: the relay publishes to
+the session's tansu, the router consumes and writes deliveries, the delivery
+role sends to real MLLP and HTTP partner sinks. The partner file is the
+shared example with the sinks' ports and fast retry settings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import secrets
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from broker import kafka
+from broker.app import Context, RoleService, role_service
+from broker.envelope import Envelope
+from broker.health import Readiness
+from broker.http import HttpServer, bind, create_app
+from broker.pseudonym import Pseudonymizer
+from broker.settings import Settings
+from broker.store import db
+from broker.store.messages import Accepted, MessageStore
+from routing.directory import load_directory
+from routing.directory_store import DirectorySync
+from tests.conftest import wait_for
+from tests.messages import DATA, envelope
+from tests.sinks import FhirSink, MllpSink
+
+MAILBOX_TOKEN = "mailbox-token-of-cabinet-sans-interface"
+FAST_RETRY = "retry: {base_s: 0.05, max_s: 0.3, circuit_failures: 3, circuit_open_s: 0.5}"
+
+
+def partners_yaml(chu: int, dupont: int, fhir_url: str, extra: str = "") -> str:
+    """Return the shared example pointed at the sinks, with fast retries and a mailbox token."""
+    text = (DATA / "partners.yaml").read_text()
+    text = text.replace(
+        "endpoint: {type: mllp, host: 127.0.0.1, port: 7001}",
+        f"endpoint: {{type: mllp, host: 127.0.0.1, port: {chu}, ack_timeout_s: 2, "
+        f"{FAST_RETRY.replace('}', ', max_attempts: 4}')}}}",
+    )
+    text = text.replace(
+        "endpoint: {type: mllp, host: 127.0.0.1, port: 7002}",
+        f"endpoint: {{type: mllp, host: 127.0.0.1, port: {dupont}, ack_timeout_s: 2, "
+        f"{FAST_RETRY}}}",
+    )
+    text = text.replace(
+        'endpoint: {type: fhir, url: "http://127.0.0.1:7003/fhir"}',
+        f'endpoint: {{type: fhir, url: "{fhir_url}", timeout_s: 2, {FAST_RETRY}}}',
+    )
+    token = hashlib.sha256(MAILBOX_TOKEN.encode()).hexdigest()
+    text = text.replace(
+        "    endpoint: {type: mailbox}",
+        f"    token_sha256: [{token}]\n    endpoint: {{type: mailbox, unacked_alert_after_s: 1}}",
+    )
+    return text + extra
+
+
+@dataclass
+class Pipeline:
+    """The running roles, their sinks, and helpers to inject and observe."""
+
+    settings: Settings
+    ctx: Context
+    pool: asyncpg.Pool
+    chu: MllpSink
+    dupont: MllpSink
+    fhir: FhirSink
+    http_port: int
+    partners: Path
+    services: list[RoleService] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    async def accept(self, *items: tuple[bytes, str]) -> list[Envelope]:
+        """Store messages as ingress does (raw bytes, sender partner id); return envelopes."""
+        envelopes = [envelope(raw, sender, self.ctx.pseudonymizer) for raw, sender in items]
+        await self.ctx.messages.accept([Accepted(e, b"ACK") for e in envelopes])
+        return envelopes
+
+    async def deliveries(self, message_id: uuid.UUID) -> dict[str, dict[str, Any]]:
+        rows = await self.pool.fetch("SELECT * FROM deliveries WHERE message_id = $1", message_id)
+        return {r["recipient"]: dict(r) for r in rows}
+
+    async def wait_status(
+        self, message_ids: list[uuid.UUID], statuses: set[str], timeout: float = 30.0
+    ) -> None:
+        """Wait until every delivery of these messages has one of ``statuses``."""
+
+        async def done() -> bool:
+            rows = await self.pool.fetch(
+                "SELECT status FROM deliveries WHERE message_id = ANY($1::uuid[])", message_ids
+            )
+            return bool(rows) and all(r["status"] in statuses for r in rows)
+
+        await wait_for(done, timeout=timeout)
+
+    async def message_status(self, message_id: uuid.UUID) -> str:
+        row = await self.ctx.messages.get(message_id)
+        assert row is not None
+        return str(row["status"])
+
+    async def audit(self, message_id: uuid.UUID | None = None) -> list[dict[str, Any]]:
+        rows = await self.pool.fetch("SELECT event FROM audit_pending ORDER BY id")
+        events = [r["event"] for r in rows]
+        if message_id is None:
+            return events
+        return [e for e in events if e.get("message_id") == str(message_id)]
+
+    def api(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=self.url, timeout=10)
+
+
+@pytest.fixture
+async def sinks() -> AsyncIterator[tuple[MllpSink, MllpSink, FhirSink]]:
+    chu, dupont, fhir = MllpSink("chu"), MllpSink("dupont"), FhirSink()
+    for sink in (chu, dupont, fhir):
+        await sink.start()
+    yield chu, dupont, fhir
+    for sink in (chu, dupont, fhir):
+        await sink.stop()
+
+
+async def start_pipeline(
+    settings: Settings,
+    pool: asyncpg.Pool,
+    sinks: tuple[MllpSink, MllpSink, FhirSink],
+    partners: Path,
+    roles: tuple[str, ...] = ("relay", "router", "delivery", "console"),
+) -> Pipeline:
+    """Start the given roles against this test's database and topics."""
+    chu, dupont, fhir = sinks
+    settings = settings.model_copy(update={"config": partners})
+    await kafka.ensure_topics(settings)
+    producer = kafka.Producer(settings)
+    await producer.start()
+    readiness = Readiness("postgresql", "kafka")
+    ctx = Context(
+        settings=settings,
+        pool=pool,
+        directory=load_directory(partners),
+        # The deployment's key, as `carebroker consent` reads it from the store.
+        pseudonymizer=Pseudonymizer(
+            await db.fetch_secret(pool, "pseudonym_key", lambda: secrets.token_bytes(32))
+        ),
+        messages=MessageStore(
+            pool, topic_prefix=settings.kafka_topic_prefix, outbox_shards=settings.outbox_shards
+        ),
+        readiness=readiness,
+        producer=producer,
+        stop=asyncio.Event(),
+    )
+    sync = DirectorySync(ctx)
+    await sync.start()
+    services: list[RoleService] = [role_service(role) for role in roles]  # type: ignore[arg-type]
+    # Concurrently: each consumer group takes a few seconds to form.
+    await asyncio.gather(*(service.start(ctx) for service in services))
+    app = create_app(readiness, ctx.routers)
+    http = HttpServer(app, bind("127.0.0.1", 0))
+    await http.start()
+    pipeline = Pipeline(settings, ctx, pool, chu, dupont, fhir, http.port, partners, services)
+    pipeline._cleanup = (sync, http, producer)  # type: ignore[attr-defined]
+    # The consumer groups must have their partitions before messages flow.
+    for service in services:
+        dispatcher = getattr(service, "dispatcher", None)
+        if dispatcher is not None:
+            await wait_for(lambda d=dispatcher: bool(d.owned), timeout=30)
+    return pipeline
+
+
+async def stop_pipeline(pipeline: Pipeline) -> None:
+    pipeline.ctx.stop.set()
+    for service in reversed(pipeline.services):
+        await service.stop()
+    sync, http, producer = pipeline._cleanup  # type: ignore[attr-defined]
+    await http.stop()
+    await sync.stop()
+    await producer.stop()
+
+
+@pytest.fixture
+def partners(tmp_path: Path, sinks: tuple[MllpSink, MllpSink, FhirSink]) -> Path:
+    chu, dupont, fhir = sinks
+    path = tmp_path / "partners.yaml"
+    path.write_text(partners_yaml(chu.port, dupont.port, fhir.url))
+    return path
+
+
+@pytest.fixture
+async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    """A pool large enough for every role of a process (relay, router, delivery, sync, API)."""
+    pool = await db.connect(database_url, 12)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+@pytest.fixture
+async def pipeline(
+    settings: Settings,
+    pool: asyncpg.Pool,
+    sinks: tuple[MllpSink, MllpSink, FhirSink],
+    partners: Path,
+) -> AsyncIterator[Pipeline]:
+    running = await start_pipeline(settings, pool, sinks, partners)
+    try:
+        yield running
+    finally:
+        await stop_pipeline(running)
+
+
+@dataclass
+class CommandResult:
+    """What a ``carebroker`` command printed and returned."""
+
+    status: int
+    out: str
+    err: str
+
+
+async def carebroker(settings: Settings, *args: str) -> CommandResult:
+    """Run the installed ``carebroker`` command against this test's database and topics.
+
+    Asynchronously, so the partner sinks in this event loop keep answering meanwhile.
+    """
+    from tests.e2e.conftest import carebroker_command
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CAREBROKER_")}
+    env["CAREBROKER_DATABASE_URL"] = settings.database_dsn() or ""
+    env["CAREBROKER_KAFKA_TOPIC_PREFIX"] = settings.kafka_topic_prefix
+    process = await asyncio.create_subprocess_exec(
+        *carebroker_command(),
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await process.communicate()
+    assert process.returncode is not None
+    return CommandResult(process.returncode, out.decode(), err.decode())
