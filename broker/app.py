@@ -27,6 +27,7 @@ from typing import Protocol
 import asyncpg
 from fastapi import APIRouter
 
+from adapters.hl7v2.role import MllpRole
 from broker import kafka
 from broker.errors import BrokerError, ConfigError, StartupError
 from broker.health import Readiness
@@ -141,35 +142,11 @@ class ShellRole(_TaskRole):
         self.name = name
 
 
-class MllpShellRole(_TaskRole):
-    """Bind the MLLP port; the HL7 v2 receiver proper lands with its issue."""
-
-    name = "mllp"
-
-    async def start(self, ctx: Context) -> None:
-        self._server = await asyncio.start_server(
-            self._refuse, ctx.settings.mllp_host, ctx.settings.mllp_port
-        )
-        host, port = self._server.sockets[0].getsockname()[:2]
-        self._where = f"{host}:{port}"
-        await super().start(ctx)
-
-    async def _refuse(self, _: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.close()
-
-    async def stop(self) -> None:
-        self._server.close()
-        await super().stop()
-
-    def endpoints(self) -> list[str]:
-        return [f"mllp: {self._where} (HL7 v2 over MLLP)"]
-
-
 def role_service(role: Role) -> RoleService:
     """Return the service implementing ``role``."""
     factories: dict[str, Callable[[], RoleService]] = {
         "relay": RelayRole,
-        "mllp": MllpShellRole,
+        "mllp": MllpRole,
     }
     factory = factories.get(role)
     return factory() if factory else ShellRole(role)

@@ -112,6 +112,11 @@ class Partner(_Model):
         default="patient",
         description="`strict`: one failing delivery holds the whole endpoint, not one patient.",
     )
+    strict: bool = Field(
+        default=False,
+        description="Validate this sender's HL7 v2 messages against their structure (hl7apy); "
+        "a message that does not validate is answered AE and kept.",
+    )
     identity_policy: Literal["strip", "refuse"] = Field(
         default="strip",
         description="A non-qualified INS: `strip` forwards without it (flagged), `refuse` AEs.",
