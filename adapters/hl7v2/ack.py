@@ -55,6 +55,7 @@ CODES: Final = {
     ("enhanced", "reject"): "CR",
 }
 POSITIVE: Final = frozenset({"AA", "CA"})
+TABLE_0155: Final = frozenset({"AL", "NE", "ER", "SU"})  # accept/application ack conditions
 
 # HL7 table 0357 texts (message error condition codes).
 TABLE_0357: Final = {
@@ -148,8 +149,9 @@ class Header:
             control_id=field(10),
             processing_id=field(11),
             version=field(12),
-            accept_ack_type=_component(field(15), segment.enc, 1),
-            application_ack_type=_component(field(16), segment.enc, 1),
+            # Blank is empty: senders pad with spaces.
+            accept_ack_type=_component(field(15), segment.enc, 1).strip(),
+            application_ack_type=_component(field(16), segment.enc, 1).strip(),
             charset=field(18),
         )
 
@@ -162,7 +164,8 @@ class Header:
         split on the field separator alone and copied escaped in the standard
         delimiters.
         """
-        segments = split_segments(text[:65536].lstrip("\ufeff"))
+        head = text[:65536].removeprefix("\ufeff").removeprefix("\xef\xbb\xbf")
+        segments = split_segments(head)
         first = segments[0] if segments else ""
         if first[:3] not in _HEADERS or len(first) < 4:
             return cls()
@@ -204,7 +207,9 @@ def is_due(header: Header, code: str) -> bool:
     """Tell whether an ACK with MSA-1 ``code`` is to be sent at all (MSH-15, table 0155)."""
     if header.mode == "original":
         return True
-    wanted = header.accept_ack_type.upper() or "AL"
+    wanted = header.accept_ack_type.upper()
+    if wanted not in TABLE_0155:
+        wanted = "AL"  # empty beside a valued MSH-16, or not a table 0155 value: answer
     positive = code in POSITIVE
     return wanted == "AL" or (wanted == "SU" and positive) or (wanted == "ER" and not positive)
 

@@ -27,6 +27,7 @@ from datetime import datetime
 
 from adapters.hl7v2 import batch, charset
 from adapters.hl7v2.ack import (
+    TABLE_0155,
     AckError,
     Header,
     Outcome,
@@ -555,6 +556,13 @@ def _check_header(message: Message, header: Header) -> tuple[Outcome, AckError, 
         )
     if not msh.get(9, comp=2):
         return "error", AckError(101, "MSH-9 trigger event missing", "MSH-9.2"), "malformed"
+    for n, value in ((15, header.accept_ack_type), (16, header.application_ack_type)):
+        if value and value.upper() not in TABLE_0155:
+            return (
+                "error",
+                AckError(103, f"MSH-{n} not a table 0155 value", f"MSH-{n}"),
+                "malformed",
+            )
     if not message.control_id:
         return "error", AckError(101, "MSH-10 message control id missing", "MSH-10"), "malformed"
     processing = message.processing_id

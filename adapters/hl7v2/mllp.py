@@ -142,6 +142,9 @@ class MllpServer:
         self.connections_total += 1
         try:
             await self._serve(task, reader, writer)
+        except asyncio.CancelledError:
+            # Stopping: asyncio would report a cancelled connection task as an error.
+            return
         finally:
             self._connections.pop(task, None)
             writer.close()

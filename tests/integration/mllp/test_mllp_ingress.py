@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import asyncpg
 
 from adapters.hl7v2.er7 import Message
 from adapters.hl7v2.mllp import MllpClient
 from tests.conftest import REPO
-from tests.integration.mllp.conftest import Listener, StartListener, msa, parse_answer
+from tests.integration.mllp.conftest import Listener, msa, parse_answer
 
 ORU = (REPO / "tests" / "data" / "oru_labo_sud.hl7").read_bytes().replace(b"\n", b"\r")
 
@@ -18,7 +16,9 @@ def with_control_id(data: bytes, control_id: str) -> bytes:
     return data.replace(b"|LS-0001|", f"|{control_id}|".encode(), 1)
 
 
-async def test_accepted_message_is_stored_before_its_aa(listener: Listener, pool: asyncpg.Pool) -> None:
+async def test_accepted_message_is_stored_before_its_aa(
+    listener: Listener, pool: asyncpg.Pool
+) -> None:
     answer = parse_answer(await listener.send(ORU))
     assert msa(answer) == ("AA", "LS-0001")
     msh = answer.segment("MSH")
