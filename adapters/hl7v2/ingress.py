@@ -182,6 +182,7 @@ class Ingress:
             control_id=header.control_id[:64],
             detail=self._detail(kind, error, peer, size),
             actor=self.actor,
+            size=size,
         )
         item = _Item(header, "latin-1", answer, rejected=rejected)
         await self._commit([item])

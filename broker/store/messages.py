@@ -58,6 +58,12 @@ class Rejected:
     batch_id: str | None = None
     detail: dict[str, Any] = field(default_factory=dict)
     actor: str = "ingress"
+    size: int | None = None  # bytes received, when ``payload`` is already only the first ones
+
+    @property
+    def received_size(self) -> int:
+        """Return how many bytes were received (``payload`` may hold fewer)."""
+        return max(self.size or 0, len(self.payload))
 
 
 @dataclass(frozen=True)
@@ -274,7 +280,7 @@ class MessageStore:
                         r.version,
                         r.reason,
                         r.batch_id,
-                        len(r.payload),
+                        r.received_size,
                         r.answer,
                     )
                     for r in items
@@ -286,7 +292,7 @@ class MessageStore:
                 [r.message_id for r in items],
                 [r.received_at for r in items],
                 [r.payload[:REJECTED_PAYLOAD_CAP] for r in items],
-                [len(r.payload) > REJECTED_PAYLOAD_CAP for r in items],
+                [r.received_size > min(len(r.payload), REJECTED_PAYLOAD_CAP) for r in items],
             )
             await audit_events.record(
                 conn,
