@@ -89,7 +89,7 @@ async def test_partner_override_decodes_cp1252_labelled_8859_1(
 ) -> None:
     data = (
         "MSH|^~\\&|APP|LEGACY|CB|REGION|20260101||ORU^R01|CP-1|P|2.5|||||FRA|8859/1\r"
-        "OBX|1|ST|X^Y||2–3 œuvres\r"
+        "OBX|1|ST|X^Y||2\u20133 \u0153uvres\r"  # en dash and oe: cp1252, not 8859-1
     ).encode("cp1252")
     assert msa(parse_answer(await listener.send(data), "cp1252")) == ("AA", "CP-1")
     assert await pool.fetchval("SELECT charset FROM messages") == "cp1252"
