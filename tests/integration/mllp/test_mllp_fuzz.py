@@ -105,7 +105,7 @@ def msa_of(block: bytes) -> list[tuple[str, str]]:
     found = []
     for segment in block.decode("latin-1").split("\r"):
         if segment.startswith("MSA") and len(segment) > 3:
-            fields = segment.split(segment[3]) + ["", ""]
+            fields = [*segment.split(segment[3]), "", ""]
             found.append((fields[1], fields[2]))
     return found
 

@@ -101,7 +101,8 @@ async def test_mutual_tls_refuses_a_client_without_certificate(
 ) -> None:
     tls = server_tls_context(pki / "server.pem", pki / "server.key", pki / "ca.pem")
     listener = await start_listener(tls=tls)
-    with pytest.raises((ssl.SSLError, ConnectionError, asyncio.IncompleteReadError)):
+
+    async def send_without_certificate() -> None:
         reader, writer = await open_hl7_connection(
             "127.0.0.1", listener.port, ssl=client_context(pki, None)
         )
@@ -109,6 +110,9 @@ async def test_mutual_tls_refuses_a_client_without_certificate(
         await writer.drain()
         async with asyncio.timeout(10):
             await reader.readblock()
+
+    with pytest.raises((ssl.SSLError, ConnectionError, asyncio.IncompleteReadError)):
+        await send_without_certificate()
     # The listener is unharmed.
     answer = await listener.send(
         from_clinic(b"TLS-CLINIC", b"T-9"), tls=client_context(pki, "tls-clinic.example")
