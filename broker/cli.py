@@ -18,6 +18,7 @@ from broker.errors import BrokerError, StartupError
 COMMAND_MODULES = (
     "broker.commands.up",
     "broker.commands.config",
+    "broker.commands.bench",
 )
 
 
