@@ -8,10 +8,13 @@ previous flush is running: under load a flush carries everything that
 arrived during the last one; when idle a message is flushed at once, so
 batching adds no latency.
 
-Flushes run one at a time. Two concurrent transactions of one process could
-commit out of order, and the outbox relay would then see a later row before
-an earlier one of the same patient (design invariant 4); one flusher keeps
-commit order equal to arrival order.
+Up to ``concurrency`` flushes run at once, so that one commit's round trips
+and WAL flush overlap the next one's. This cannot reorder what a sender
+ordered: a connection has one message in flight (it waits for the ACK, which
+waits for the commit), and a batch frame is one submit, hence one
+transaction. Two flushes in flight only ever hold messages that were in
+flight together on different connections, whose relative order no sender
+defined. ``concurrency=1`` commits strictly in arrival order.
 
 Every caller gets its own results or the flush's exception: a failed flush
 fails all its callers (one transaction: nothing of it is stored), and they
@@ -23,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -49,15 +53,21 @@ class GroupCommit(Generic[T, R]):
         *,
         max_items: int = 500,
         max_bytes: int = 64 * 1024 * 1024,
+        concurrency: int = 1,
+        linger_s: float = 0.0,
         name: str = "commit",
     ) -> None:
         self._flush = flush
         self.max_items = max_items
         self.max_bytes = max_bytes
+        self.concurrency = concurrency
+        self.linger_s = linger_s
         self.name = name
-        self._queue: list[_Pending[T, R]] = []
+        self._last_group = 0
+        self._queue: deque[_Pending[T, R]] = deque()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._flushing: set[asyncio.Task[None]] = set()
         self.flushes = 0
         self.flushed_items = 0
 
@@ -71,7 +81,7 @@ class GroupCommit(Generic[T, R]):
         task, self._task = self._task, None
         if task is None:
             return
-        while self._queue:
+        while self._queue or self._flushing:
             self._wake.set()
             await asyncio.sleep(0.01)
         task.cancel()
@@ -94,9 +104,18 @@ class GroupCommit(Generic[T, R]):
         while True:
             await self._wake.wait()
             self._wake.clear()
-            while self._queue:
-                group = self._take()
-                await self._flush_group(group)
+            if self.linger_s and self._last_group > 1 and len(self._queue) < self.max_items:
+                # Under load (the last group was shared), wait a moment for the
+                # connections being answered to submit again: fewer, larger commits.
+                await asyncio.sleep(self.linger_s)
+            while self._queue and len(self._flushing) < self.concurrency:
+                task = asyncio.create_task(self._flush_group(self._take()))
+                self._flushing.add(task)
+                task.add_done_callback(self._flushed)
+
+    def _flushed(self, task: asyncio.Task[None]) -> None:
+        self._flushing.discard(task)
+        self._wake.set()  # a slot is free: take what queued meanwhile
 
     def _take(self) -> list[_Pending[T, R]]:
         group: list[_Pending[T, R]] = []
@@ -107,13 +126,14 @@ class GroupCommit(Generic[T, R]):
                 count + len(head.items) > self.max_items or size + head.size > self.max_bytes
             ):
                 break
-            group.append(self._queue.pop(0))
+            group.append(self._queue.popleft())
             count += len(head.items)
             size += head.size
         return group
 
     async def _flush_group(self, group: list[_Pending[T, R]]) -> None:
         items = [item for pending in group for item in pending.items]
+        self._last_group = len(items)
         try:
             results = await self._flush(items)
         except asyncio.CancelledError:

@@ -22,13 +22,16 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from multiprocessing.synchronize import Event as EventType
 from pathlib import Path
 from typing import Any
 
 import asyncpg
+import psutil
 
+from adapters.hl7v2.ingress import COMMIT_LINGER_S
 from broker.commands.options import settings_from
 
 # A lab result as labs send them: MSH, PID with two identifiers, ORC, OBR, five OBX.
@@ -79,6 +82,15 @@ def register(commands: Any) -> None:
     ingress.add_argument(
         "--database-url", metavar="DSN", help="PostgreSQL server to bench on (a database is "
         "created there and dropped after)",
+    )  # fmt: skip
+    ingress.add_argument(
+        "--commit-concurrency", type=int, default=1, metavar="N",
+        help="group commits in flight at once (default 1, as the mllp role)",
+    )  # fmt: skip
+    ingress.add_argument(
+        "--commit-linger-ms", type=float, default=COMMIT_LINGER_S * 1000, metavar="MS",
+        help=f"wait before a shared group commit (default {COMMIT_LINGER_S * 1000:g}, as the "
+        "mllp role)",
     )  # fmt: skip
     ingress.add_argument("--no-baseline", action="store_true", help="skip the python-hl7 baseline")
     ingress.set_defaults(handler=_ingress)
@@ -144,20 +156,18 @@ def split(items: list[bytes], parts: int) -> list[list[bytes]]:
     return [items[i::parts] for i in range(parts)]
 
 
-async def load(port: int, connections: int, warmup: int, count: int) -> Result:
-    if warmup:
-        await drive(port, connections, split(messages(warmup, 0), connections))
-    return await drive(port, connections, split(messages(count, warmup), connections))
-
-
 # --- servers, each in a process of its own --------------------------------------------
 
 
-def _carebroker_server(dsn: str, ports: Any, stop: EventType) -> None:
-    asyncio.run(_serve_carebroker(dsn, ports, stop))
+def _carebroker_server(
+    dsn: str, concurrency: int, linger_ms: float, ports: Any, mark: EventType, stop: EventType
+) -> None:
+    asyncio.run(_serve_carebroker(dsn, concurrency, linger_ms, ports, mark, stop))
 
 
-async def _serve_carebroker(dsn: str, ports: Any, stop: EventType) -> None:
+async def _serve_carebroker(
+    dsn: str, concurrency: int, linger_ms: float, ports: Any, mark: EventType, stop: EventType
+) -> None:
     from adapters.hl7v2.ingress import Ingress
     from adapters.hl7v2.mllp import MllpServer
     from broker.pseudonym import Pseudonymizer
@@ -165,9 +175,13 @@ async def _serve_carebroker(dsn: str, ports: Any, stop: EventType) -> None:
     from broker.store.messages import MessageStore
     from routing.directory import parse_directory
 
-    pool = await db.connect(dsn, 4)
+    pool = await db.connect(dsn, concurrency + 2)
     ingress = Ingress(
-        MessageStore(pool), parse_directory(BENCH_PARTNERS), Pseudonymizer(b"bench-key-" * 4)
+        MessageStore(pool),
+        parse_directory(BENCH_PARTNERS),
+        Pseudonymizer(b"bench-key-" * 4),
+        commit_concurrency=concurrency,
+        commit_linger_s=linger_ms / 1000,
     )
     ingress.start()
     server = MllpServer(
@@ -180,19 +194,21 @@ async def _serve_carebroker(dsn: str, ports: Any, stop: EventType) -> None:
     )
     await server.start()
     ports.put(server.port)
+    await asyncio.to_thread(mark.wait)  # warm-up done: measure from here
+    commits = ingress._accepts  # the bench reports the group commit's work
+    cpu, flushes, items = time.process_time(), commits.flushes, commits.flushed_items
     await asyncio.to_thread(stop.wait)
+    ports.put((commits.flushes - flushes, commits.flushed_items - items, time.process_time() - cpu))
     await server.stop()
     await ingress.stop()
-    commits = ingress._accepts  # the bench reports the group commit's work
-    ports.put((commits.flushes, commits.flushed_items))
     await pool.close()
 
 
-def _baseline_server(ports: Any, stop: EventType) -> None:
-    asyncio.run(_serve_baseline(ports, stop))
+def _baseline_server(ports: Any, mark: EventType, stop: EventType) -> None:
+    asyncio.run(_serve_baseline(ports, mark, stop))
 
 
-async def _serve_baseline(ports: Any, stop: EventType) -> None:
+async def _serve_baseline(ports: Any, mark: EventType, stop: EventType) -> None:
     import hl7
     from hl7.mllp import start_hl7_server
 
@@ -205,19 +221,66 @@ async def _serve_baseline(ports: Any, stop: EventType) -> None:
 
     server = await start_hl7_server(answer, "127.0.0.1", 0, encoding="utf-8")
     ports.put(server.sockets[0].getsockname()[1])
+    await asyncio.to_thread(mark.wait)
+    cpu = time.process_time()
     await asyncio.to_thread(stop.wait)
+    ports.put((0, 0, time.process_time() - cpu))
     server.close()
     del hl7
 
 
-def _run_server(target: Any, *args: Any) -> tuple[Any, Any, EventType, int]:
+@dataclass
+class Measured:
+    """One server's run: the load's result and the CPU seconds each side spent on it."""
+
+    result: Result
+    server_cpu: float
+    client_cpu: float
+    postgres_cpu: float
+    commits: int
+    committed: int
+
+    def cpu_line(self) -> str:
+        n = self.result.count
+        parts = [
+            f"server {self.server_cpu / n * 1e6:.0f}",
+            f"load generator {self.client_cpu / n * 1e6:.0f}",
+        ]
+        if self.postgres_cpu:
+            parts.append(f"PostgreSQL backends {self.postgres_cpu / n * 1e6:.0f}")
+        return f"{'':34} CPU per message (us): {', '.join(parts)}"
+
+
+async def measure(
+    target: Any,
+    args: tuple[Any, ...],
+    connections: int,
+    warmup: int,
+    count: int,
+    postgres: Callable[[], Awaitable[float]] | None = None,
+) -> Measured:
+    """Start a server process, load it (warm-up, then measured), return the figures."""
     context = multiprocessing.get_context("spawn")
-    ports = context.Queue()
-    stop = context.Event()
-    process = context.Process(target=target, args=(*args, ports, stop), daemon=True)
+    queue = context.Queue()
+    mark, stop = context.Event(), context.Event()
+    process = context.Process(target=target, args=(*args, queue, mark, stop), daemon=True)
     process.start()
-    port = ports.get(timeout=60)
-    return process, ports, stop, port
+    try:
+        port = queue.get(timeout=60)
+        if warmup:
+            await drive(port, connections, split(messages(warmup, 0), connections))
+        mark.set()
+        pg_before = await postgres() if postgres else 0.0
+        client_before = time.process_time()
+        result = await drive(port, connections, split(messages(count, warmup), connections))
+        client_cpu = time.process_time() - client_before
+        pg_cpu = (await postgres() - pg_before) if postgres else 0.0
+    finally:
+        mark.set()
+        stop.set()
+    commits, committed, server_cpu = queue.get(timeout=60)
+    process.join(30)
+    return Measured(result, server_cpu, client_cpu, pg_cpu, commits, committed)
 
 
 # --- the command -------------------------------------------------------------------------
@@ -251,37 +314,41 @@ async def _bench_ingress(args: argparse.Namespace, dsn: str | None) -> int:
             size = len(messages(1, 0)[0])
             _say(
                 f"bench ingress: {args.connections} connections, {args.count} ORU^R01 of "
-                f"{size} bytes (after {args.warmup} warm-up), PostgreSQL at "
-                f"{db.describe_dsn(bench_dsn)}"
+                f"{size} bytes (after {args.warmup} warm-up), group commits: "
+                f"{args.commit_concurrency} in flight, {args.commit_linger_ms:g} ms linger; "
+                f"PostgreSQL at {db.describe_dsn(bench_dsn)}"
             )
-            process, queue, stop, port = _run_server(_carebroker_server, bench_dsn)
-            try:
-                ours = await load(port, args.connections, args.warmup, args.count)
-            finally:
-                stop.set()
-                flushes, items = queue.get(timeout=60)
-                process.join(30)
+
+            async def postgres_cpu() -> float:
+                pids = await pool.fetch("SELECT pid FROM pg_stat_activity WHERE datname = $1", name)
+                return _cpu_of(int(r["pid"]) for r in pids)
+
+            ours = await measure(
+                _carebroker_server, (bench_dsn, args.commit_concurrency, args.commit_linger_ms),
+                args.connections, args.warmup, args.count,
+                postgres_cpu,
+            )  # fmt: skip
             stored = await pool.fetchval("SELECT count(*) FROM messages WHERE status = 'accepted'")
             await pool.close()
-            _say(ours.line("durable ingress (carebroker)"))
+            _say(ours.result.line("durable ingress (carebroker)"))
             _say(
-                f"{'':34} {stored} stored with their outbox rows; "
-                f"{flushes} commits, {items / max(flushes, 1):.1f} messages per commit"
+                f"{'':34} {stored} stored with their outbox rows; {ours.commits} commits, "
+                f"{ours.committed / max(ours.commits, 1):.1f} messages per commit"
             )
+            _say(ours.cpu_line())
             if stored != args.count + args.warmup:
                 _say(f"error: {args.count + args.warmup} accepted but {stored} stored")
                 return 1
             if not args.no_baseline:
-                process, _, stop, port = _run_server(_baseline_server)
-                try:
-                    base = await load(port, args.connections, args.warmup, args.count)
-                finally:
-                    stop.set()
-                    process.join(30)
-                _say(base.line("baseline (python-hl7 parse + ACK)"))
+                base = await measure(
+                    _baseline_server, (), args.connections, args.warmup, args.count
+                )
+                _say(base.result.line("baseline (python-hl7 parse + ACK)"))
+                _say(base.cpu_line())
                 _say(
-                    f"ratio carebroker / baseline: {ours.rate / base.rate:.2f} "
-                    f"(p50 latency {ours.percentile(0.5) / base.percentile(0.5):.2f}x)"
+                    f"ratio carebroker / baseline: {ours.result.rate / base.result.rate:.2f} "
+                    f"(p50 latency "
+                    f"{ours.result.percentile(0.5) / base.result.percentile(0.5):.2f}x)"
                 )
         finally:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -289,6 +356,16 @@ async def _bench_ingress(args: argparse.Namespace, dsn: str | None) -> int:
             if embedded is not None:
                 await embedded.stop()
     return 0
+
+
+def _cpu_of(pids: Iterable[int]) -> float:
+    """Return the CPU seconds (user + system) the processes have used so far."""
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(psutil.Error):
+            times = psutil.Process(pid).cpu_times()
+            total += times.user + times.system
+    return total
 
 
 def _with_database(dsn: str, database: str) -> str:
