@@ -128,30 +128,20 @@ class Header:
     @classmethod
     def of(cls, segment: Segment) -> Header:
         """Return the header fields of a parsed MSH (or BHS/FHS) segment."""
-        field = segment.field
+        field, enc = segment.field, segment.enc
+        addresses = (enc, field(3), field(4), field(5), field(6))
         if segment.name != "MSH":
             # BHS/FHS-3..6 are MSH-3..6; their control id is field 11.
-            return cls(
-                segment.enc,
-                field(3),
-                field(4),
-                field(5),
-                field(6),
-                control_id=field(11),
-            )
+            return cls(*addresses, control_id=field(11))
         return cls(
-            segment.enc,
-            field(3),
-            field(4),
-            field(5),
-            field(6),
-            trigger=_component(field(9), segment.enc, 2),
+            *addresses,
+            trigger=_component(field(9), enc, 2),
             control_id=field(10),
             processing_id=field(11),
             version=field(12),
             # Blank is empty: senders pad with spaces.
-            accept_ack_type=_component(field(15), segment.enc, 1).strip(),
-            application_ack_type=_component(field(16), segment.enc, 1).strip(),
+            accept_ack_type=_component(field(15), enc, 1).strip(),
+            application_ack_type=_component(field(16), enc, 1).strip(),
             charset=field(18),
         )
 

@@ -27,7 +27,6 @@ from datetime import datetime
 
 from adapters.hl7v2 import batch, charset
 from adapters.hl7v2.ack import (
-    TABLE_0155,
     AckError,
     Header,
     Outcome,
@@ -36,8 +35,8 @@ from adapters.hl7v2.ack import (
     build_file_ack,
     code_for,
     is_due,
-    version_of,
 )
+from adapters.hl7v2.checks import Refusal, check_header, identify
 from adapters.hl7v2.commit import GroupCommit
 from adapters.hl7v2.er7 import Message
 from adapters.hl7v2.extract import build_envelope
@@ -53,7 +52,6 @@ from routing.directory import Directory, Partner
 
 log = logging.getLogger(__name__)
 
-PROCESSING_IDS = frozenset({"P", "T", "D"})  # table 0103
 STORE_DOWN = AckError(207, "message store unavailable: resend later")
 _HEADER_PEEK = 4096
 # Under load, wait this long before a group commit so that the connections just
@@ -82,8 +80,7 @@ class _Item:
     answer: bytes
     accepted: Accepted | None = None
     rejected: Rejected | None = None
-    text: str | None = None  # kept for strict validation only
-    strict: bool = False
+    message: Message | None = None  # kept for a strict partner's validation only
 
     @property
     def partner(self) -> str:
@@ -177,25 +174,9 @@ class Ingress:
         size: int | None = None,
     ) -> bytes | None:
         """Keep a whole frame as refused and return its negative ACK (AR if it cannot be kept)."""
-        message_id, received_at = new_id_at()
         header = Header.read(data[:_HEADER_PEEK].decode("latin-1"))
-        sender = self._partner_of_bytes(data)
-        answer = self._ack(header, outcome, message_id, received_at, [error], "latin-1")
-        rejected = Rejected(
-            message_id=message_id,
-            received_at=received_at,
-            channel=self.channel,
-            format="hl7v2",
-            payload=data,
-            reason=f"{kind}: {error.text}",
-            answer=answer,
-            sender=sender.id if sender else None,
-            control_id=header.control_id[:64],
-            detail=self._detail(kind, error, peer, size),
-            actor=self.actor,
-            size=size,
-        )
-        item = _Item(header, "latin-1", answer, rejected=rejected)
+        refusal = Refusal(error, outcome, kind)
+        item = self._refused(data, header, "latin-1", new_id_at(), peer, refusal, size=size)
         await self._commit([item])
         return item.answer
 
@@ -213,116 +194,66 @@ class Ingress:
 
     def _prepare(self, data: bytes, peer: Peer, batch_id: str | None = None) -> _Item:
         """Read, check and identify one message; return what to store and answer (no I/O)."""
-        message_id, received_at = new_id_at()
+        ids = new_id_at()
         known = self._partner_of_bytes(data) if self._has_overrides else None
         try:
             text, codec = charset.decode(data, known.inbound_charset if known else None)
         except MessageError as exc:
+            refusal = Refusal(AckError.of(exc), "error", "undecodable")
             header = Header.read(data[:_HEADER_PEEK].decode("latin-1"))
-            return self._refused(
-                data, header, "latin-1", message_id, received_at, peer, batch_id,
-                AckError.of(exc), "error", "undecodable",
-            )  # fmt: skip
+            return self._refused(data, header, "latin-1", ids, peer, refusal, batch_id=batch_id)
         text = text.removeprefix("\ufeff")
         try:
             message = Message(text)
         except MessageError as exc:
             location = "MSH-1" if exc.location in (None, "MSH") else exc.location
-            return self._refused(
-                data, Header.read(text), codec, message_id, received_at, peer, batch_id,
-                AckError(exc.code, str(exc), location), "error", "malformed",
-            )  # fmt: skip
+            refusal = Refusal(AckError(exc.code, str(exc), location), "error", "malformed")
+            header = Header.read(text)
+            return self._refused(data, header, codec, ids, peer, refusal, batch_id=batch_id)
         header = Header.of(message.msh)
-        problem = _check_header(message, header)
-        if problem is not None:
-            outcome, error, kind = problem
+        checked = check_header(message, header) or identify(
+            self.directory, message, peer.certificate_cn
+        )
+        if isinstance(checked, Refusal):
             return self._refused(
-                data, header, codec, message_id, received_at, peer, batch_id, error, outcome, kind,
-                message=message,
-            )  # fmt: skip
-        partner, refusal = self._identify(message, peer)
-        if refusal is not None or partner is None:
-            error, kind, claimed = refusal or (AckError(207, "no partner"), "unknown_sender", None)
-            return self._refused(
-                data, header, codec, message_id, received_at, peer, batch_id, error, "reject",
-                kind, message=message, sender=claimed,
-            )  # fmt: skip
+                data, header, codec, ids, peer, checked, batch_id=batch_id, message=message
+            )
         envelope = build_envelope(
             message,
             payload=data,
             codec=codec,
-            sender=partner.id,
+            sender=checked.id,
             channel=self.channel,
-            message_id=message_id,
-            received_at=received_at,
+            message_id=ids[0],
+            received_at=ids[1],
             pseudonymizer=self.pseudonymizer,
             batch_id=batch_id,
         )
-        answer = self._ack(header, "accept", message_id, received_at, (), codec)
+        answer = self._ack(header, "accept", ids, (), codec)
         return _Item(
             header,
             codec,
             answer,
             accepted=Accepted(envelope, answer, self.actor),
-            text=text if partner.strict else None,
-            strict=partner.strict,
+            message=message if checked.strict else None,
         )
-
-    def _identify(
-        self, message: Message, peer: Peer
-    ) -> tuple[Partner | None, tuple[AckError, str, str | None] | None]:
-        """Return the sending partner, or why the sender is refused (and whom it claimed)."""
-        partner = self.directory.by_facility(message.sending_facility)
-        if peer.certificate_cn is not None:
-            owner = self.directory.by_certificate(peer.certificate_cn)
-            if owner is None:
-                return None, (
-                    AckError(103, "client certificate names no partner", "MSH-4"),
-                    "unknown_certificate",
-                    partner.id if partner else None,
-                )
-            if partner is None or partner.id != owner.id:
-                # Sent over partner A's certificate, claiming to be someone else.
-                return None, (
-                    AckError(
-                        103, f"MSH-4 does not name {owner.id}, the certificate's partner", "MSH-4"
-                    ),
-                    "spoofed_sender",
-                    owner.id,
-                )
-        if partner is None:
-            return None, (
-                AckError(103, "MSH-4 sending facility is not a known partner", "MSH-4"),
-                "unknown_sender",
-                None,
-            )
-        if partner.applications:
-            wanted = {a.casefold() for a in partner.applications}
-            if message.sending_application.casefold() not in wanted:
-                return None, (
-                    AckError(103, f"MSH-3 is not an application of {partner.id}", "MSH-3"),
-                    "unknown_application",
-                    partner.id,
-                )
-        return partner, None
 
     def _refused(
         self,
         data: bytes,
         header: Header,
         codec: str,
-        message_id: uuid.UUID,
-        received_at: datetime,
+        ids: tuple[uuid.UUID, datetime],
         peer: Peer,
-        batch_id: str | None,
-        error: AckError,
-        outcome: Outcome,
-        kind: str,
+        refusal: Refusal,
         *,
+        batch_id: str | None = None,
         message: Message | None = None,
-        sender: str | None = None,
+        size: int | None = None,
     ) -> _Item:
-        if sender is None:
+        """Return a refused item: its negative ACK, and the input to keep with the reason."""
+        sender = refusal.sender
+        if sender is None and refusal.kind != "unknown_sender":
             known = (
                 self.directory.by_facility(message.sending_facility)
                 if message is not None
@@ -330,26 +261,37 @@ class Ingress:
             )
             sender = known.id if known else None
         answer = (
-            b"" if kind == "acknowledgement"
-            else self._ack(header, outcome, message_id, received_at, [error], codec)
+            b"" if refusal.kind == "acknowledgement"  # never acknowledged
+            else self._ack(header, refusal.outcome, ids, [refusal.error], codec)
         )  # fmt: skip
+        detail: dict[str, object] = {
+            "kind": refusal.kind,
+            "code": refusal.error.code,
+            "location": refusal.error.location,
+            "peer": peer.address,
+        }
+        if peer.certificate_cn is not None:
+            detail["certificate_cn"] = peer.certificate_cn
+        if size is not None:
+            detail["size"] = size
         rejected = Rejected(
-            message_id=message_id,
-            received_at=received_at,
+            message_id=ids[0],
+            received_at=ids[1],
             channel=self.channel,
             format="hl7v2",
             payload=data,
-            reason=f"{kind}: {error.text}",
+            reason=f"{refusal.kind}: {refusal.error.text}",
             answer=answer or None,
             sender=sender,
             sending_application=message.sending_application if message else "",
             sending_facility=message.sending_facility if message else "",
-            control_id=message.control_id if message else "",
+            control_id=message.control_id if message else header.control_id[:64],
             message_type=message.message_type if message else "",
             version=message.version if message else "",
             batch_id=batch_id,
-            detail=self._detail(kind, error, peer),
+            detail=detail,
             actor=self.actor,
+            size=size,
         )
         return _Item(header, codec, answer, rejected=rejected)
 
@@ -357,35 +299,18 @@ class Ingress:
         self,
         header: Header,
         outcome: Outcome,
-        message_id: uuid.UUID,
-        at: datetime,
+        ids: tuple[uuid.UUID, datetime],
         errors: tuple[AckError, ...] | list[AckError],
         codec: str,
     ) -> bytes:
         text = build_ack(
             header,
             code_for(header, outcome),
-            control_id=_ack_control_id(message_id),
-            now=at,
+            control_id=_ack_control_id(ids[0]),
+            now=ids[1],
             errors=errors,
         )
         return text.encode(codec, errors="replace")
-
-    @staticmethod
-    def _detail(
-        kind: str, error: AckError, peer: Peer, size: int | None = None
-    ) -> dict[str, object]:
-        detail: dict[str, object] = {
-            "kind": kind,
-            "code": error.code,
-            "location": error.location,
-            "peer": peer.address,
-        }
-        if peer.certificate_cn is not None:
-            detail["certificate_cn"] = peer.certificate_cn
-        if size is not None:
-            detail["size"] = size
-        return detail
 
     def _partner_of_bytes(self, data: bytes) -> Partner | None:
         """Return the partner MSH-4 names, read from raw bytes (before decoding)."""
@@ -457,8 +382,9 @@ class Ingress:
     async def _commit(self, items: list[_Item]) -> None:
         """Validate strict partners' messages, then store everything; fix answers on failure."""
         for item in items:
-            if item.strict and item.text is not None and item.accepted is not None:
-                error = await asyncio.to_thread(check_strict, item.text)
+            if item.message is not None and item.accepted is not None:  # a strict partner's
+                text = "\r".join(segment.raw for segment in item.message.segments)
+                error = await asyncio.to_thread(check_strict, text)
                 if error is not None:
                     self._demote(item, error)
         accepted = [i for i in items if i.accepted is not None]
@@ -471,31 +397,20 @@ class Ingress:
             await self._store_refused(rejected)
 
     def _demote(self, item: _Item, error: AckError) -> None:
-        """Turn an item that failed strict validation into a refusal (AE)."""
+        """Turn an item that failed strict validation into a refusal (AE), kept as such."""
         assert item.accepted is not None
         envelope = item.accepted.envelope
-        item.answer = self._ack(
-            item.header, "error", envelope.message_id, envelope.received_at, [error], item.codec
-        )
-        item.rejected = Rejected(
-            message_id=envelope.message_id,
-            received_at=envelope.received_at,
-            channel=self.channel,
-            format="hl7v2",
-            payload=envelope.payload,
-            reason=f"invalid: {error.text}",
-            answer=item.answer,
-            sender=envelope.sender,
-            sending_application=envelope.sending_application,
-            sending_facility=envelope.sending_facility,
-            control_id=envelope.control_id,
-            message_type=envelope.message_type,
-            version=envelope.version,
+        refused = self._refused(
+            envelope.payload,
+            item.header,
+            item.codec,
+            (envelope.message_id, envelope.received_at),
+            Peer("-"),
+            Refusal(error, "error", "invalid", envelope.sender),
             batch_id=envelope.batch_id,
-            detail={"kind": "invalid", "code": error.code, "location": error.location},
-            actor=self.actor,
+            message=item.message,
         )
-        item.accepted = None
+        item.answer, item.rejected, item.accepted = refused.answer, refused.rejected, None
 
     async def _store_accepted(self, items: list[_Item]) -> None:
         if not items:
@@ -551,52 +466,11 @@ class Ingress:
             )
 
     def _store_down(self, item: _Item) -> None:
-        message_id, at = new_id_at()
-        item.answer = self._ack(item.header, "reject", message_id, at, [STORE_DOWN], item.codec)
+        item.answer = self._ack(item.header, "reject", new_id_at(), [STORE_DOWN], item.codec)
 
     async def _store_rejected(self, items: list[Rejected]) -> list[None]:
         await self.store.reject(items)
         return [None] * len(items)
-
-
-def _check_header(message: Message, header: Header) -> tuple[Outcome, AckError, str] | None:
-    """Check MSH-9..12 (HL7 v2.5.1 §2.15.9); return the outcome, error and reason when wrong."""
-    msh = message.msh
-    if not msh.get(9, comp=1):
-        return "error", AckError(101, "MSH-9 message type missing", "MSH-9"), "malformed"
-    if msh.get(9, comp=1).upper() == "ACK":
-        # Acknowledgements are never acknowledged, or two engines answer each other forever.
-        return (
-            "reject",
-            AckError(200, "acknowledgement sent to ingress", "MSH-9"),
-            "acknowledgement",
-        )
-    if not msh.get(9, comp=2):
-        return "error", AckError(101, "MSH-9 trigger event missing", "MSH-9.2"), "malformed"
-    for n, value in ((15, header.accept_ack_type), (16, header.application_ack_type)):
-        if value and value.upper() not in TABLE_0155:
-            return (
-                "error",
-                AckError(103, f"MSH-{n} not a table 0155 value", f"MSH-{n}"),
-                "malformed",
-            )
-    if not message.control_id:
-        return "error", AckError(101, "MSH-10 message control id missing", "MSH-10"), "malformed"
-    processing = message.processing_id
-    if not processing:
-        return "error", AckError(101, "MSH-11 processing id missing", "MSH-11"), "malformed"
-    if processing.upper() not in PROCESSING_IDS:
-        return (
-            "reject",
-            AckError(202, "MSH-11 processing id not P, T or D", "MSH-11"),
-            "unsupported",
-        )
-    if not message.version:
-        return "error", AckError(101, "MSH-12 version id missing", "MSH-12"), "malformed"
-    version = version_of(header.version, header.enc)
-    if version is None or version[0] != 2:
-        return "reject", AckError(203, "MSH-12 version not HL7 v2.x", "MSH-12"), "unsupported"
-    return None
 
 
 def _msa1(item: _Item) -> str:
