@@ -72,7 +72,7 @@ def register(commands: Any) -> None:
         "ACK latency p50/p99 of both. Uses CAREBROKER_DATABASE_URL (or --database-url) "
         "to create a throwaway database, else an embedded PostgreSQL in a temporary directory.",
     )
-    ingress.add_argument("--connections", type=int, default=16, metavar="N", help="default 16")
+    ingress.add_argument("--connections", type=int, default=32, metavar="N", help="default 32")
     ingress.add_argument(
         "--count", type=int, default=20000, metavar="N", help="messages measured (default 20000)"
     )
