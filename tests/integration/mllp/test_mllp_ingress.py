@@ -10,7 +10,7 @@ import asyncpg
 from adapters.hl7v2.er7 import Message
 from adapters.hl7v2.mllp import MllpClient
 from broker.store import db
-from tests.conftest import REPO
+from tests.conftest import REPO, wait_for
 from tests.integration.mllp.conftest import Listener, StartListener, msa, parse_answer
 
 ORU = (REPO / "tests" / "data" / "oru_labo_sud.hl7").read_bytes().replace(b"\n", b"\r")
@@ -246,3 +246,16 @@ async def test_idle_connection_is_closed(start_listener: StartListener) -> None:
     async with asyncio.timeout(10):
         assert await reader.read() == b""  # closed by the server
     writer.close()
+
+
+async def test_a_frame_cut_by_a_closed_connection_is_kept(
+    listener: Listener, pool: asyncpg.Pool
+) -> None:
+    _, writer = await asyncio.open_connection("127.0.0.1", listener.port)
+    writer.write(b"\x0b" + ORU[:120])  # start block, part of a message, no end block
+    await writer.drain()
+    writer.close()
+    row = await wait_for(lambda: pool.fetchrow("SELECT reason, size FROM messages"))
+    assert row["reason"].startswith("incomplete")
+    assert row["size"] == 120
+    assert msa(parse_answer(await listener.send(ORU))) == ("AA", "LS-0001")
