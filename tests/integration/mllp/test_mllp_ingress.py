@@ -9,7 +9,6 @@ import asyncpg
 
 from adapters.hl7v2.er7 import Message
 from adapters.hl7v2.mllp import MllpClient
-from broker.store import db
 from tests.conftest import REPO, wait_for
 from tests.integration.mllp.conftest import Listener, StartListener, msa, parse_answer
 
@@ -144,21 +143,31 @@ async def test_oversize_frame_gets_ar_is_kept_capped_and_the_connection_goes_on(
 
 
 async def test_store_down_answers_ar_and_stores_nothing_then_resend_is_accepted(
-    start_listener: StartListener, pool: asyncpg.Pool, database_url: str
+    listener: Listener, pool: asyncpg.Pool, database_url: str, pg_admin_dsn: str
 ) -> None:
-    store_pool = await db.connect(database_url, 2)
-    listener = await start_listener(store_pool=store_pool)
-    await store_pool.close()  # the store is gone: every statement now fails
-    answer = parse_answer(await listener.send(ORU))
-    assert msa(answer) == ("AR", "LS-0001")
-    assert str(answer.segment("ERR")[3][0][0]) == "207"
-    assert "resend later" in str(answer.segment("ERR")[8])
+    name = database_url.rsplit("/", 1)[1].split("?")[0]
+    admin = await asyncpg.connect(pg_admin_dsn)
+    try:
+        # PostgreSQL goes away for this database: connections cut, new ones refused.
+        await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+        await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name
+        )
+        answer = parse_answer(await listener.send(ORU))
+        assert msa(answer) == ("AR", "LS-0001")
+        assert str(answer.segment("ERR")[3][0][0]) == "207"
+        assert "resend later" in str(answer.segment("ERR")[8])
+    finally:
+        await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        await admin.close()
+    await pool.expire_connections()
     for table in ("messages", "payloads", "ingress_keys", "outbox", "audit_pending"):
         assert await pool.fetchval(f"SELECT count(*) FROM {table}") == 0, table
 
-    recovered = await start_listener()
-    assert msa(parse_answer(await recovered.send(ORU))) == ("AA", "LS-0001")
+    # The same listener recovers by itself; the resend is accepted, once.
+    assert msa(parse_answer(await listener.send(ORU))) == ("AA", "LS-0001")
     assert await pool.fetchval("SELECT count(*) FROM messages") == 1
+    assert listener.ingress.stats.store_unavailable == 1
 
 
 async def test_unknown_sender_and_unlisted_application_get_ar_with_err(
