@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Protocol
 import asyncpg
 from fastapi import APIRouter, FastAPI
 
+from adapters.hl7v2.role import MllpRole
 from broker import alerts, kafka, metrics, telemetry
 from broker.audit_role import AuditRole
 from broker.errors import BrokerError, ConfigError, StartupError, StoreUnavailableError
@@ -150,30 +151,6 @@ class ShellRole(_TaskRole):
         self.name = name
 
 
-class MllpShellRole(_TaskRole):
-    """Bind the MLLP port; the HL7 v2 receiver proper lands with its issue."""
-
-    name = "mllp"
-
-    async def start(self, ctx: Context) -> None:
-        self._server = await asyncio.start_server(
-            self._refuse, ctx.settings.mllp_host, ctx.settings.mllp_port
-        )
-        host, port = self._server.sockets[0].getsockname()[:2]
-        self._where = f"{host}:{port}"
-        await super().start(ctx)
-
-    async def _refuse(self, _: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.close()
-
-    async def stop(self) -> None:
-        self._server.close()
-        await super().stop()
-
-    def endpoints(self) -> list[str]:
-        return [f"mllp: {self._where} (HL7 v2 over MLLP)"]
-
-
 class FhirRole(_TaskRole):
     """Serve the FHIR gateway (``/fhir``) on the process's HTTP listener."""
 
@@ -211,7 +188,7 @@ def role_service(role: Role) -> RoleService:
     factories: dict[str, Callable[[], RoleService]] = {
         "audit": AuditRole,
         "relay": RelayRole,
-        "mllp": MllpShellRole,
+        "mllp": MllpRole,
         "router": RouterRole,
         "delivery": DeliveryRole,
         "console": ConsoleRole,

@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "broker.commands.route",
     "broker.commands.consent",
     "broker.commands.replay",
+    "broker.commands.bench",
 )
 
 

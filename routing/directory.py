@@ -145,6 +145,11 @@ class Partner(_Model):
         gt=0,
         description="Alert when this sender sends nothing for longer than this (broker.alerts).",
     )
+    strict: bool = Field(
+        default=False,
+        description="Validate this sender's HL7 v2 messages against their structure (hl7apy); "
+        "a message that does not validate is answered AE and kept.",
+    )
     identity_policy: Literal["strip", "refuse"] = Field(
         default="strip",
         description="A non-qualified INS: `strip` forwards without it (flagged), `refuse` AEs.",

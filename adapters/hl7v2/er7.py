@@ -298,7 +298,8 @@ class Segment:
                 value = _nth(value, self.enc.subcomponent, sub)
         elif sub is not None:
             value = _nth(value, self.enc.subcomponent, sub)
-        return unescape(value, self.enc)
+        # The explicit null reads as empty at every level, not only a whole field's.
+        return "" if value == NULL else unescape(value, self.enc)
 
     def components(self, n: int, rep: int = 1) -> list[str]:
         """Return the decoded components of one repetition of field ``n``."""

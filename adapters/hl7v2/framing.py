@@ -50,6 +50,7 @@ class FrameReader:
         self.keep = min(keep, max_bytes)
         self.stray_bytes = 0
         self._started = False  # a start block was already consumed (FS VT without CR)
+        self._tail = b""  # bytes read before the stream ended inside a frame
 
     async def read(self) -> Frame | None:
         """Return the next frame, or None at a clean end of stream.
@@ -64,7 +65,9 @@ class FrameReader:
         while True:
             piece, at_end_block = await self._next_piece()
             if piece is None:
-                raise asyncio.IncompleteReadError(bytes(kept), None)
+                # Hand over what the peer sent before closing: it is kept as refused.
+                tail = b"" if oversize else self._tail[: max(self.keep - len(kept), 0)]
+                raise asyncio.IncompleteReadError(bytes(kept) + tail, None)
             size += len(piece)
             if not oversize:
                 kept += piece
@@ -103,7 +106,8 @@ class FrameReader:
         """Return (bytes before the next FS, True), or a buffered piece (.., False)."""
         try:
             data = await self.reader.readuntil(_END_BLOCK)
-        except asyncio.IncompleteReadError:
+        except asyncio.IncompleteReadError as exc:
+            self._tail = exc.partial
             return None, False
         except asyncio.LimitOverrunError as exc:
             # Longer than the stream buffer: hand over what is buffered; the

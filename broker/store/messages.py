@@ -10,6 +10,7 @@ hundreds of messages from every open connection.
 
 from __future__ import annotations
 
+import base64
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -58,6 +59,12 @@ class Rejected:
     batch_id: str | None = None
     detail: dict[str, Any] = field(default_factory=dict)
     actor: str = "ingress"
+    size: int | None = None  # bytes received, when ``payload`` is already only the first ones
+
+    @property
+    def received_size(self) -> int:
+        """Return how many bytes were received (``payload`` may hold fewer)."""
+        return max(self.size or 0, len(self.payload))
 
 
 @dataclass(frozen=True)
@@ -209,6 +216,9 @@ class MessageStore:
         if not fresh:
             return
         envelopes = [i.envelope for i in fresh]
+        # Serialise each envelope once: the stored routing view is the Kafka
+        # record without its payload (the payload is the envelope's last field).
+        views = [e.model_dump_json(exclude={"payload"}) for e in envelopes]
         await conn.executemany(
             "INSERT INTO messages (id, received_at, channel, format, sender, sending_application,"
             " sending_facility, control_id, message_type, version, status, batch_id, charset,"
@@ -231,10 +241,10 @@ class MessageStore:
                     e.charset,
                     len(e.payload),
                     [k.digest for k in e.patient_keys],
-                    e.model_dump_json(exclude={"payload"}),
+                    view,
                     i.answer,
                 )
-                for e, i in zip(envelopes, fresh, strict=True)
+                for e, i, view in zip(envelopes, fresh, views, strict=True)
             ],
         )
         await conn.execute(
@@ -253,11 +263,11 @@ class MessageStore:
             [
                 outbox.OutboxRow(
                     accepted_topic,
-                    e.model_dump_json().encode(),
+                    with_payload(view, e.payload),
                     e.ordering_key.encode(),
                     headers=e.trace or here,
                 )
-                for e in envelopes
+                for e, view in zip(envelopes, views, strict=True)
             ],
             self.outbox_shards,
         )
@@ -290,7 +300,7 @@ class MessageStore:
                         r.version,
                         r.reason,
                         r.batch_id,
-                        len(r.payload),
+                        r.received_size,
                         r.answer,
                     )
                     for r in items
@@ -302,7 +312,7 @@ class MessageStore:
                 [r.message_id for r in items],
                 [r.received_at for r in items],
                 [r.payload[:REJECTED_PAYLOAD_CAP] for r in items],
-                [len(r.payload) > REJECTED_PAYLOAD_CAP for r in items],
+                [r.received_size > min(len(r.payload), REJECTED_PAYLOAD_CAP) for r in items],
             )
             await audit_events.record(
                 conn,
@@ -339,6 +349,15 @@ class MessageStore:
             id_time(message_id),
         )
         return data
+
+
+def with_payload(view: str, payload: bytes) -> bytes:
+    """Return the full envelope JSON from its view without payload (``Envelope.payload`` last).
+
+    Equal to ``envelope.model_dump_json().encode()``, without serialising twice.
+    """
+    encoded = base64.urlsafe_b64encode(payload)
+    return b"".join((view[:-1].encode(), b',"payload":"', encoded, b'"}'))
 
 
 def _key(envelope: Envelope) -> tuple[str, str, str]:

@@ -1,0 +1,98 @@
+"""What a message must satisfy to be accepted: its header (MSH-9..16) and its sender.
+
+Pure functions, no I/O: each returns a :class:`Refusal` (what to answer, and
+the reason kept with the refused input) or lets the message through. HL7
+v2.5.1 §2.9 and domain-requirements §1.2-1.3 decide between AE (the sender
+must correct the message) and AR (unsupported type, version or processing id,
+or a sender carebroker does not accept).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from adapters.hl7v2.ack import TABLE_0155, AckError, Header, Outcome, version_of
+from adapters.hl7v2.er7 import Message
+from routing.directory import Directory, Partner
+
+PROCESSING_IDS = frozenset({"P", "T", "D"})  # table 0103
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a message is refused: the ERR to answer, AE or AR, the reason kind, who sent it."""
+
+    error: AckError
+    outcome: Outcome
+    kind: str
+    sender: str | None = None
+
+
+def check_header(message: Message, header: Header) -> Refusal | None:
+    """Check MSH-9, MSH-10, MSH-11, MSH-12 and MSH-15/16 (HL7 v2.5.1 §2.14.9)."""
+    msh = message.msh
+    if not msh.get(9, comp=1):
+        return Refusal(AckError(101, "MSH-9 message type missing", "MSH-9"), "error", "malformed")
+    if msh.get(9, comp=1).upper() == "ACK":
+        # Acknowledgements are never acknowledged, or two engines answer each other forever.
+        return Refusal(
+            AckError(200, "acknowledgement sent to ingress", "MSH-9"), "reject", "acknowledgement"
+        )
+    if not msh.get(9, comp=2):
+        return Refusal(
+            AckError(101, "MSH-9 trigger event missing", "MSH-9.2"), "error", "malformed"
+        )
+    for n, value in ((15, header.accept_ack_type), (16, header.application_ack_type)):
+        if value and value.upper() not in TABLE_0155:
+            error = AckError(103, f"MSH-{n} not a table 0155 value", f"MSH-{n}")
+            return Refusal(error, "error", "malformed")
+    if not message.control_id:
+        return Refusal(
+            AckError(101, "MSH-10 message control id missing", "MSH-10"), "error", "malformed"
+        )
+    processing = message.processing_id
+    if not processing:
+        return Refusal(
+            AckError(101, "MSH-11 processing id missing", "MSH-11"), "error", "malformed"
+        )
+    if processing.upper() not in PROCESSING_IDS:
+        error = AckError(202, "MSH-11 processing id not P, T or D", "MSH-11")
+        return Refusal(error, "reject", "unsupported")
+    if not message.version:
+        return Refusal(AckError(101, "MSH-12 version id missing", "MSH-12"), "error", "malformed")
+    version = version_of(header.version, header.enc)
+    if version is None or version[0] != 2:
+        error = AckError(203, "MSH-12 version not HL7 v2.x", "MSH-12")
+        return Refusal(error, "reject", "unsupported")
+    return None
+
+
+def identify(
+    directory: Directory, message: Message, certificate_cn: str | None
+) -> Partner | Refusal:
+    """Return the sending partner (MSH-4, MSH-3, client certificate), or why it is refused.
+
+    With mutual TLS the certificate names the partner and MSH-4 must name the
+    same one: a message sent over one partner's certificate claiming to come
+    from another is spoofing, refused and kept with the certificate's partner.
+    """
+    partner = directory.by_facility(message.sending_facility)
+    if certificate_cn is not None:
+        owner = directory.by_certificate(certificate_cn)
+        if owner is None:
+            error = AckError(103, "client certificate names no partner", "MSH-4")
+            return Refusal(error, "reject", "unknown_certificate", partner.id if partner else None)
+        if partner is None or partner.id != owner.id:
+            error = AckError(
+                103, f"MSH-4 does not name {owner.id}, the certificate's partner", "MSH-4"
+            )
+            return Refusal(error, "reject", "spoofed_sender", owner.id)
+    if partner is None:
+        error = AckError(103, "MSH-4 sending facility is not a known partner", "MSH-4")
+        return Refusal(error, "reject", "unknown_sender")
+    if partner.applications:
+        wanted = {a.casefold() for a in partner.applications}
+        if message.sending_application.casefold() not in wanted:
+            error = AckError(103, f"MSH-3 is not an application of {partner.id}", "MSH-3")
+            return Refusal(error, "reject", "unknown_application", partner.id)
+    return partner

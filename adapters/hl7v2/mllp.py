@@ -1,0 +1,280 @@
+"""MLLP over TCP (HL7 v2.5.1 Appendix C): an asyncio server and a small client.
+
+Server: many connections, each one ordered stream: the next frame is read
+only after the answer to the previous one is written (domain-requirements
+§1.1: many senders wait for each ACK, and a receiver must not reorder).
+Frames are read with :class:`FrameReader` (split reads, several frames per
+read, a size limit whose overflow is reported, not buffered). A connection
+idle longer than ``idle_timeout_s`` while waiting for a frame is closed.
+Nothing a peer sends can stop the listener: the handler never raises on
+input, and transport errors end only their own connection.
+
+TLS is optional; with a client CA it is mutual TLS, and the verified client
+certificate's subject CN travels with every frame (:class:`Peer`) so that
+ingress can check it names the same partner as MSH-4.
+
+Client: :class:`MllpClient` sends one message and awaits the answer frame,
+with a timeout; delivery workers and ``carebroker bench`` use it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+from adapters.hl7v2.framing import Frame, FrameReader, frame
+from broker.errors import ConfigError, DeliveryTimeoutError, TransientError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Peer:
+    """Who is on the other end of a connection: address, and the verified certificate CN."""
+
+    address: str
+    certificate_cn: str | None = None
+
+
+FrameHandler = Callable[[Frame, Peer], Awaitable[bytes | None]]
+IncompleteHandler = Callable[[bytes, Peer], Awaitable[None]]
+_TRANSPORT_ERRORS = (ConnectionError, OSError, ssl.SSLError, asyncio.IncompleteReadError)
+
+
+def server_tls_context(cert: Path, key: Path, client_ca: Path | None = None) -> ssl.SSLContext:
+    """Return a server TLS context (TLS 1.2+); with ``client_ca``, require client certificates."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(cert, key)
+        if client_ca is not None:
+            context.load_verify_locations(client_ca)
+            context.verify_mode = ssl.CERT_REQUIRED
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(
+            f"MLLP TLS: cannot load {cert}, {key}"
+            f"{f' or {client_ca}' if client_ca else ''}: {exc.__class__.__name__}"
+        ) from exc
+    return context
+
+
+def certificate_cn(peercert: object) -> str | None:
+    """Return the subject commonName of a verified peer certificate (``getpeercert()``)."""
+    if not isinstance(peercert, dict):
+        return None
+    for rdn in peercert.get("subject", ()):
+        for key, value in rdn:
+            if key == "commonName":
+                return str(value)
+    return None
+
+
+class MllpServer:
+    """Serve MLLP: read frames, hand each to ``handle``, write its answer, in order."""
+
+    def __init__(
+        self,
+        handle: FrameHandler,
+        *,
+        host: str,
+        port: int,
+        max_frame_bytes: int,
+        idle_timeout_s: float,
+        tls: ssl.SSLContext | None = None,
+        on_incomplete: IncompleteHandler | None = None,
+    ) -> None:
+        self.handle = handle
+        self.host = host
+        self.port = port
+        self.max_frame_bytes = max_frame_bytes
+        self.idle_timeout_s = idle_timeout_s
+        self.tls = tls
+        self.on_incomplete = on_incomplete
+        self.mutual = tls is not None and tls.verify_mode == ssl.CERT_REQUIRED
+        self._server: asyncio.Server | None = None
+        self._connections: dict[asyncio.Task[None], bool] = {}  # task -> busy with a frame
+        self.connections_total = 0
+        self.frames_total = 0
+
+    async def start(self) -> None:
+        """Bind and listen; ``port`` 0 picks a free one (see :attr:`address`)."""
+        self._server = await asyncio.start_server(
+            self._accept,
+            self.host,
+            self.port,
+            ssl=self.tls,
+            limit=256 * 1024,
+            ssl_handshake_timeout=30 if self.tls else None,
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    @property
+    def address(self) -> str:
+        """Return ``host:port`` the server listens on."""
+        return f"{self.host}:{self.port}"
+
+    async def stop(self, grace_s: float = 5.0) -> None:
+        """Stop listening; let frames being handled finish (their ACK goes out), close the rest."""
+        if self._server is None:
+            return
+        self._server.close()
+        for task, busy in list(self._connections.items()):
+            if not busy:
+                task.cancel()
+        if self._connections:
+            await asyncio.wait(list(self._connections), timeout=grace_s)
+        for task in list(self._connections):
+            task.cancel()
+        if self._connections:
+            await asyncio.wait(list(self._connections), timeout=1.0)
+        self._server = None
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._connections[task] = False
+        self.connections_total += 1
+        try:
+            await self._serve(task, reader, writer)
+        except asyncio.CancelledError:
+            # Stopping: asyncio would report a cancelled connection task as an error.
+            return
+        finally:
+            self._connections.pop(task, None)
+            writer.close()
+            with contextlib.suppress(*_TRANSPORT_ERRORS, asyncio.CancelledError):
+                await writer.wait_closed()
+
+    async def _serve(
+        self, task: asyncio.Task[None], reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        peername = writer.get_extra_info("peername")
+        address = f"{peername[0]}:{peername[1]}" if isinstance(peername, tuple) else "?"
+        cn = certificate_cn(writer.get_extra_info("peercert")) if self.mutual else None
+        peer = Peer(address, cn)
+        frames = FrameReader(reader, self.max_frame_bytes)
+        while True:
+            try:
+                async with asyncio.timeout(self.idle_timeout_s):
+                    item = await frames.read()
+            except TimeoutError:
+                log.info("mllp connection idle, closing", extra={"peer": address})
+                return
+            except asyncio.IncompleteReadError as exc:
+                if exc.partial and self.on_incomplete is not None:
+                    await self.on_incomplete(exc.partial, peer)
+                return
+            except _TRANSPORT_ERRORS:
+                return
+            if item is None:
+                return
+            self._connections[task] = True
+            self.frames_total += 1
+            try:
+                answer = await self.handle(item, peer)
+                if answer:
+                    writer.write(frame(answer))
+                    await writer.drain()
+            except _TRANSPORT_ERRORS:
+                return
+            finally:
+                self._connections[task] = False
+            if frames.stray_bytes:
+                log.info(
+                    "bytes outside MLLP frames ignored",
+                    extra={"peer": address, "bytes": frames.stray_bytes},
+                )
+                frames.stray_bytes = 0
+
+
+class MllpClient:
+    """One MLLP connection that sends a message and awaits its answer (one in flight)."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        tls: ssl.SSLContext | None = None,
+        timeout_s: float = 30.0,
+        max_frame_bytes: int = 64 * 1024 * 1024,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.tls = tls
+        self.timeout_s = timeout_s
+        self.max_frame_bytes = max_frame_bytes
+        self._reader: FrameReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+
+    async def connect(self) -> None:
+        """Open the connection; raise TransientError when the peer cannot be reached."""
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                reader, writer = await asyncio.open_connection(
+                    self.host, self.port, ssl=self.tls, limit=256 * 1024
+                )
+        except (OSError, ssl.SSLError, TimeoutError) as exc:
+            raise TransientError(
+                f"MLLP peer {self.host}:{self.port} unreachable: {exc.__class__.__name__}"
+            ) from exc
+        self._reader = FrameReader(reader, self.max_frame_bytes)
+        self._writer = writer
+
+    async def send(self, message: bytes, *, expect_answer: bool = True) -> bytes | None:
+        """Send one message; return the answer frame's bytes (None if none is expected).
+
+        A timeout closes the connection (a late answer would be read as the
+        next message's) and raises DeliveryTimeoutError.
+        """
+        if self._writer is None or self._reader is None:
+            await self.connect()
+        assert self._writer is not None
+        assert self._reader is not None
+        try:
+            self._writer.write(frame(message))
+            await self._writer.drain()
+            if not expect_answer:
+                return None
+            async with asyncio.timeout(self.timeout_s):
+                answer = await self._reader.read()
+        except TimeoutError as exc:
+            await self.close()
+            raise DeliveryTimeoutError(
+                f"no MLLP answer from {self.host}:{self.port} within {self.timeout_s} s"
+            ) from exc
+        except _TRANSPORT_ERRORS as exc:
+            await self.close()
+            raise TransientError(
+                f"MLLP connection to {self.host}:{self.port} lost: {exc.__class__.__name__}"
+            ) from exc
+        if answer is None:
+            await self.close()
+            raise TransientError(f"MLLP peer {self.host}:{self.port} closed the connection")
+        return answer.data
+
+    async def close(self) -> None:
+        """Close the connection (idempotent)."""
+        writer, self._writer, self._reader = self._writer, None, None
+        if writer is not None:
+            writer.close()
+            with contextlib.suppress(*_TRANSPORT_ERRORS):
+                await writer.wait_closed()
+
+    async def __aenter__(self) -> MllpClient:
+        await self.connect()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
