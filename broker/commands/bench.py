@@ -62,8 +62,16 @@ BENCH_PARTNERS: dict[str, Any] = {
 
 def register(commands: Any) -> None:
     """Add ``bench`` and its subcommands."""
-    bench = commands.add_parser("bench", help="measure hot paths against a baseline run alongside")
-    subcommands = bench.add_subparsers(dest="bench", metavar="BENCH", required=True)
+    from broker.commands import bench_e2e
+
+    bench = commands.add_parser(
+        "bench",
+        help="measure carebroker against a baseline run alongside (default: end to end)",
+        description="Without a subcommand: the end-to-end bench (`bench e2e`).",
+    )
+    bench_e2e.add_arguments(bench)
+    subcommands = bench.add_subparsers(dest="bench", metavar="BENCH", required=False)
+    bench_e2e.register(subcommands)
     ingress = subcommands.add_parser(
         "ingress",
         help="durable HL7 v2 ingress over MLLP vs a python-hl7 parse-and-ACK server",
