@@ -1,22 +1,25 @@
-"""Console settings: ``CAREBROKER_CONSOLE_*`` variables, read once when the role starts.
+"""Console settings: ``Settings.console``, from ``CAREBROKER_CONSOLE__*`` variables.
 
-Kept beside the console rather than in ``broker/settings.py`` so the console
-can grow its options without touching the spine; the lead may nest this model
-there as ``Settings.console`` (the variable names stay the same).
+A plain model nested in :class:`broker.settings.Settings`, which reads the
+environment once at start-up; the console role finds it at
+``ctx.settings.console``. It is defined beside the console so that the console
+grows its options here, and ``values.yaml`` (``settings.console``), the schema
+and the README table follow (``tests/chart``, ``tests/unit/test_settings.py``
+name what is missing).
 """
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from broker.console.users import UserRole
 
 
-class ConsoleSettings(BaseSettings):
+class ConsoleSettings(BaseModel):
     """How operators sign in to the console and how long they stay signed in."""
 
-    model_config = SettingsConfigDict(env_prefix="CAREBROKER_CONSOLE_", extra="ignore")
+    # A misspelt CAREBROKER_CONSOLE__... variable is an error, not a default silently kept.
+    model_config = ConfigDict(extra="forbid")
 
     session_idle_timeout_s: int = Field(
         default=30 * 60,
