@@ -99,7 +99,7 @@ class Settings(BaseSettings):
         description="Largest MLLP frame accepted; a larger one is refused with AR.",
     )
     mllp_idle_timeout_s: float = Field(
-        default=300.0, gt=0, description="Close an MLLP connection idle this long."
+        default=300.0, gt=0, description="Close an MLLP connection idle this long (seconds)."
     )
     mllp_tls_cert: Path | None = Field(default=None, description="Server certificate (PEM).")
     mllp_tls_key: Path | None = Field(default=None, description="Server private key (PEM).")
@@ -170,15 +170,17 @@ class Settings(BaseSettings):
         description="Days the audit trail is kept (CNIL: 6 months to 1 year; > payloads).",
     )
     retention_interval_s: float = Field(
-        default=3600.0, gt=0, description="How often the audit role applies retention."
+        default=3600.0, gt=0, description="How often the audit role applies retention (seconds)."
     )
 
     # --- alerts ---------------------------------------------------------------------
     alert_interval_s: float = Field(
-        default=30.0, gt=0, description="How often the audit role evaluates alerts."
+        default=30.0, gt=0, description="How often the audit role evaluates alerts (seconds)."
     )
     alert_queue_age_minutes: float = Field(
-        default=30.0, gt=0, description="Alert when a recipient's oldest pending delivery is older."
+        default=30.0,
+        gt=0,
+        description="Alert when a recipient's oldest pending delivery is older (minutes).",
     )
     alert_dead_letters: bool = Field(
         default=True, description="Alert while a recipient has dead-lettered deliveries."
@@ -240,7 +242,7 @@ class Variable:
 
 
 def variable_name(path: tuple[str | int, ...]) -> str:
-    """Return the variable that sets the field at ``path`` (``CAREBROKER_CONSOLE__X``)."""
+    """Return the variable that sets the field at ``path``: ``CAREBROKER_CONSOLE__OIDC_LABEL``."""
     return ENV_PREFIX + NESTED_DELIMITER.join(str(p) for p in path).upper()
 
 
@@ -263,9 +265,11 @@ def variables(model: type[BaseModel] = Settings, path: tuple[str, ...] = ()) -> 
             yield Variable(variable_name((*path, name)), (*path, name), field)
 
 
-# What Kubernetes adds for every Service when a pod keeps its service links: a
-# Service `carebroker-mllp` gives CAREBROKER_MLLP_SERVICE_HOST, ..._PORT and so on.
-# The chart turns service links off; these are let through for other manifests.
+# What the kubelet adds for every Service of the namespace when a pod keeps its
+# service links: <SERVICE>_SERVICE_HOST, <SERVICE>_PORT=tcp://..., ... (a Service
+# `carebroker-console` gives a CONSOLE_PORT after the prefix). The chart turns service
+# links off; for other manifests, these names are let through when the
+# <SERVICE>_SERVICE_HOST beside them shows they are a Service's.
 _SERVICE_LINK = re.compile(r"SERVICE_HOST|SERVICE_PORT(_\w+)?|PORT(_\d+_(TCP|UDP|SCTP)(_\w+)?)?")
 
 

@@ -24,12 +24,12 @@ class ConsoleSettings(BaseModel):
     session_idle_timeout_s: int = Field(
         default=30 * 60,
         ge=60,
-        description="A browser or CLI session unused this long is signed out.",
+        description="A browser or CLI session unused this long (seconds) is signed out.",
     )
     session_lifetime_s: int = Field(
         default=12 * 3600,
         ge=300,
-        description="A browser or CLI session ends this long after sign-in, used or not.",
+        description="A browser or CLI session ends this long (seconds) after sign-in, used or not.",
     )
     cookie_secure: bool = Field(
         default=False,
@@ -49,7 +49,7 @@ class ConsoleSettings(BaseModel):
         "further attempts are refused until that window passes.",
     )
     sign_in_lockout_s: int = Field(
-        default=15 * 60, ge=1, description="Window of the failed sign-in count."
+        default=15 * 60, ge=1, description="Window of the failed sign-in count (seconds)."
     )
 
     # --- OpenID Connect (optional; see broker/console/oidc.py) --------------------
@@ -58,7 +58,9 @@ class ConsoleSettings(BaseModel):
         description="Issuer URL of an OpenID Connect provider; with a client id, the sign-in "
         "page offers single sign-on.",
     )
-    oidc_client_id: str | None = Field(default=None, description="carebroker's client id there.")
+    oidc_client_id: str | None = Field(
+        default=None, description="carebroker's client id at that provider."
+    )
     oidc_client_secret: SecretStr | None = Field(
         default=None, description="Client secret (client_secret_basic); unset: a public client."
     )
