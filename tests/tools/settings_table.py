@@ -45,15 +45,15 @@ def table() -> str:
 
 
 def current(text: str) -> str:
-    """Return what stands between the markers in ``text`` (the README)."""
-    start, end = text.index(BEGIN) + len(BEGIN) + 1, text.index(END)
-    return text[start:end]
+    """Return the table that stands between the markers in ``text`` (the README)."""
+    return text[text.index(BEGIN) + len(BEGIN) : text.index(END)].strip("\n") + "\n"
 
 
 def write(path: Path = README) -> bool:
-    """Put the table into ``path``; return whether anything changed."""
+    """Put the table into ``path`` (blank lines around it, for Markdown); return if it changed."""
     text = path.read_text()
-    updated = text.replace(f"{BEGIN}\n{current(text)}{END}", f"{BEGIN}\n{table()}{END}")
+    start, end = text.index(BEGIN), text.index(END) + len(END)
+    updated = f"{text[:start]}{BEGIN}\n\n{table()}\n{END}{text[end:]}"
     path.write_text(updated)
     return updated != text
 
