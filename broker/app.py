@@ -157,10 +157,9 @@ class FhirRole(_TaskRole):
     name = "fhir"
 
     async def start(self, ctx: Context) -> None:
-        from adapters.fhir.auth import FhirGatewaySettings
         from adapters.fhir.gateway import Gateway, create_router
 
-        fhir = FhirGatewaySettings()
+        fhir = ctx.settings.fhir
         ctx.routers.append(
             create_router(
                 Gateway(

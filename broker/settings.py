@@ -1,17 +1,41 @@
 """Settings: read once at start-up from ``CAREBROKER_*`` variables, then passed down.
 
-Command-line flags override the environment (see ``broker/cli.py``). Nothing
-else in carebroker reads ``os.environ``. ``charts/carebroker/values.yaml``
-mirrors this model field for field.
+:meth:`Settings.from_environment` is the one reader of the environment: the
+commands call it once (``broker/commands/options.py``, where command-line
+flags override the environment) and hand the result down; the roles find it
+at ``ctx.settings``. Nothing else in carebroker reads ``os.environ`` or builds
+settings of its own.
+
+Nested models group a role's own settings (``console``, ``fhir``); their
+variables join the names with ``__``: ``Settings.console.cookie_secure`` is
+``CAREBROKER_CONSOLE__COOKIE_SECURE``. :func:`variables` lists every variable
+(the README's configuration table is generated from it), and a
+``CAREBROKER_*`` variable that is none of them stops start-up with its name,
+so that a typo is an error rather than a default silently kept.
+
+``charts/carebroker/values.yaml`` mirrors this model field for field.
 """
 
 from __future__ import annotations
 
+import difflib
+import os
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, ValidationError
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from adapters.fhir.settings import FhirGatewaySettings
+from broker.console.settings import ConsoleSettings
+from broker.errors import ConfigError
+
+ENV_PREFIX = "CAREBROKER_"
+NESTED_DELIMITER = "__"
 
 Role = Literal["mllp", "fhir", "relay", "router", "delivery", "audit", "console"]
 ROLES: tuple[Role, ...] = ("mllp", "fhir", "relay", "router", "delivery", "audit", "console")
@@ -20,8 +44,10 @@ ROLES: tuple[Role, ...] = ("mllp", "fhir", "relay", "router", "delivery", "audit
 class Settings(BaseSettings):
     """Everything carebroker reads from its environment."""
 
+    # Unknown variables are refused by from_environment (with the name and a
+    # suggestion) before pydantic reads anything, hence "ignore" here.
     model_config = SettingsConfigDict(
-        env_prefix="CAREBROKER_", env_nested_delimiter="__", extra="ignore"
+        env_prefix=ENV_PREFIX, env_nested_delimiter=NESTED_DELIMITER, extra="ignore"
     )
 
     # --- where the real parts are -------------------------------------------------
@@ -61,7 +87,7 @@ class Settings(BaseSettings):
 
     # --- partner directory ------------------------------------------------------
     config: Path | None = Field(
-        default=None, description="Partner directory YAML (see partners-example.yaml)."
+        default=None, description="Partner directory YAML (format: tests/data/partners.yaml)."
     )
 
     # --- listeners --------------------------------------------------------------
@@ -73,7 +99,7 @@ class Settings(BaseSettings):
         description="Largest MLLP frame accepted; a larger one is refused with AR.",
     )
     mllp_idle_timeout_s: float = Field(
-        default=300.0, gt=0, description="Close an MLLP connection idle this long."
+        default=300.0, gt=0, description="Close an MLLP connection idle this long (seconds)."
     )
     mllp_tls_cert: Path | None = Field(default=None, description="Server certificate (PEM).")
     mllp_tls_key: Path | None = Field(default=None, description="Server private key (PEM).")
@@ -144,15 +170,17 @@ class Settings(BaseSettings):
         description="Days the audit trail is kept (CNIL: 6 months to 1 year; > payloads).",
     )
     retention_interval_s: float = Field(
-        default=3600.0, gt=0, description="How often the audit role applies retention."
+        default=3600.0, gt=0, description="How often the audit role applies retention (seconds)."
     )
 
     # --- alerts ---------------------------------------------------------------------
     alert_interval_s: float = Field(
-        default=30.0, gt=0, description="How often the audit role evaluates alerts."
+        default=30.0, gt=0, description="How often the audit role evaluates alerts (seconds)."
     )
     alert_queue_age_minutes: float = Field(
-        default=30.0, gt=0, description="Alert when a recipient's oldest pending delivery is older."
+        default=30.0,
+        gt=0,
+        description="Alert when a recipient's oldest pending delivery is older (minutes).",
     )
     alert_dead_letters: bool = Field(
         default=True, description="Alert while a recipient has dead-lettered deliveries."
@@ -164,6 +192,117 @@ class Settings(BaseSettings):
         "expires within this many days.",
     )
 
+    # --- roles' own settings (nested: CAREBROKER_CONSOLE__..., CAREBROKER_FHIR__...) ------
+    console: ConsoleSettings = Field(
+        default_factory=ConsoleSettings,
+        description="The console role: sessions, sign-in lockout, single sign-on.",
+    )
+    fhir: FhirGatewaySettings = Field(
+        default_factory=FhirGatewaySettings,
+        description="The fhir role: client certificates through a proxy, public base URL.",
+    )
+
+    @classmethod
+    def from_environment(cls, **overrides: Any) -> Settings:
+        """Read the ``CAREBROKER_*`` environment once, with ``overrides`` laid over it.
+
+        Raise ConfigError naming each unknown or invalid variable (never its
+        value): a setting that would silently fall back to its default (say,
+        ``COOKIE_SECURE`` misspelt) is refused at start-up instead.
+        """
+        unknown = unknown_variables(os.environ)
+        if unknown:
+            raise ConfigError(f"unknown settings: {'; '.join(unknown)}")
+        try:
+            return cls(**overrides)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{variable_name(e['loc'])}: {e['msg']}"
+                for e in exc.errors(include_input=False, include_url=False)
+            )
+            raise ConfigError(f"invalid settings: {problems}") from exc
+
     def database_dsn(self) -> str | None:
         """Return the PostgreSQL DSN, or None when an embedded one must be started."""
         return self.database_url.get_secret_value() if self.database_url else None
+
+
+@dataclass(frozen=True)
+class Variable:
+    """One environment variable of the settings: its name and the field it sets."""
+
+    name: str
+    path: tuple[str, ...]
+    field: FieldInfo
+
+    @property
+    def key(self) -> str:
+        """Return the dotted path, as ``values.yaml`` nests it (``console.cookie_secure``)."""
+        return ".".join(self.path)
+
+
+def variable_name(path: tuple[str | int, ...]) -> str:
+    """Return the variable that sets the field at ``path``: ``CAREBROKER_CONSOLE__OIDC_LABEL``."""
+    return ENV_PREFIX + NESTED_DELIMITER.join(str(p) for p in path).upper()
+
+
+def groups(model: type[BaseModel] = Settings) -> dict[str, type[BaseModel]]:
+    """Return the nested models of ``model`` by field name (``console``, ``fhir``)."""
+    return {
+        name: field.annotation
+        for name, field in model.model_fields.items()
+        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)
+    }
+
+
+def variables(model: type[BaseModel] = Settings, path: tuple[str, ...] = ()) -> Iterator[Variable]:
+    """Yield every variable the settings read, nested models' fields included, in order."""
+    nested = groups(model)
+    for name, field in model.model_fields.items():
+        if name in nested:
+            yield from variables(nested[name], (*path, name))
+        else:
+            yield Variable(variable_name((*path, name)), (*path, name), field)
+
+
+# What the kubelet adds for every Service of the namespace when a pod keeps its
+# service links: <SERVICE>_SERVICE_HOST, <SERVICE>_PORT=tcp://..., ... (a Service
+# `carebroker-console` gives a CONSOLE_PORT after the prefix). The chart turns service
+# links off; for other manifests, these names are let through when the
+# <SERVICE>_SERVICE_HOST beside them shows they are a Service's.
+_SERVICE_LINK = re.compile(r"SERVICE_HOST|SERVICE_PORT(_\w+)?|PORT(_\d+_(TCP|UDP|SCTP)(_\w+)?)?")
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """Return, for each ``CAREBROKER_*`` name the settings do not read, what is wrong.
+
+    Names only, never values. A name from before the nested models
+    (``CAREBROKER_CONSOLE_COOKIE_SECURE``) is told its new name.
+    """
+    known = {v.name for v in variables()} | {variable_name((g,)) for g in groups()}
+    renamed = {
+        ENV_PREFIX + "_".join(v.path).upper(): v.name for v in variables() if len(v.path) > 1
+    }
+    services = {
+        k.upper().removesuffix("_SERVICE_HOST")
+        for k in environ
+        if k.upper().endswith("_SERVICE_HOST")
+    }
+    problems = []
+    for key in sorted(environ):
+        name = key.upper()  # pydantic-settings reads names case-insensitively
+        if not name.startswith(ENV_PREFIX) or name in known:
+            continue
+        if any(
+            name.startswith(f"{s}_") and _SERVICE_LINK.fullmatch(name[len(s) + 1 :])
+            for s in services
+        ):
+            continue
+        if name in renamed:
+            problems.append(f"{key} is now {renamed[name]}")
+            continue
+        close = difflib.get_close_matches(name, sorted(known), n=1)
+        problems.append(
+            f"{key} is not a setting" + (f" (did you mean {close[0]}?)" if close else "")
+        )
+    return problems

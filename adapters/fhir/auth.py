@@ -7,7 +7,7 @@ Each partner has its own credential in the partner directory:
 - or a client certificate, whose subject CN (``certificate_cn``) a TLS
   terminating proxy in front of carebroker passes in a header it alone sets.
   That header is trusted only when configured
-  (``CAREBROKER_FHIR_CLIENT_CERT_HEADER``), since anyone can send headers.
+  (``CAREBROKER_FHIR__CLIENT_CERT_HEADER``), since anyone can send headers.
 
 Then a message may only claim to come from the partner that authenticated:
 MessageHeader.source (name or endpoint) and MessageHeader.sender must not
@@ -21,31 +21,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
-
 from adapters.translate.fhir_to_v2 import Resources
 from routing.directory import Directory, Partner
 
 Json = dict[str, Any]
 PARTNER_ENDPOINT_PREFIX = "urn:carebroker:partner:"
-
-
-class FhirGatewaySettings(BaseSettings):
-    """Gateway settings, read once when the ``fhir`` role starts (``CAREBROKER_FHIR_*``)."""
-
-    model_config = SettingsConfigDict(env_prefix="CAREBROKER_FHIR_", extra="ignore")
-
-    client_cert_header: str | None = Field(
-        default=None,
-        description="Header in which a trusted TLS proxy passes the client certificate CN; "
-        "unset: client certificates are not used.",
-    )
-    base_url: str | None = Field(
-        default=None,
-        description="Public base URL of the FHIR endpoint (Location headers, "
-        "CapabilityStatement); unset: taken from each request.",
-    )
 
 
 @dataclass(frozen=True)

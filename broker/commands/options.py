@@ -6,9 +6,6 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
-from broker.errors import ConfigError
 from broker.settings import Settings
 
 # flag dest -> Settings field
@@ -74,17 +71,13 @@ def add_store_options(parser: argparse.ArgumentParser) -> None:
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
-    """Read the environment once and apply the command-line overrides."""
+    """Read the environment once and apply the command-line overrides.
+
+    Raise ConfigError naming any unknown or invalid ``CAREBROKER_*`` variable.
+    """
     overrides: dict[str, Any] = {
         field: getattr(args, dest)
         for dest, field in _OVERRIDES.items()
         if getattr(args, dest, None) is not None
     }
-    try:
-        return Settings(**overrides)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"CAREBROKER_{'__'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
-            for e in exc.errors(include_input=False, include_url=False)
-        )
-        raise ConfigError(f"invalid settings: {problems}") from exc
+    return Settings.from_environment(**overrides)

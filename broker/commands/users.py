@@ -25,7 +25,6 @@ import asyncpg
 
 from broker.commands.options import settings_from
 from broker.console.sessions import SessionStore
-from broker.console.settings import ConsoleSettings
 from broker.console.users import USER_ROLES, UserError, UserStore, check_password
 from broker.errors import ConfigError
 from broker.events import AuditEvent
@@ -103,15 +102,16 @@ def _actor() -> str:
     return f"cli:{pwd.getpwuid(os.getuid()).pw_name}"
 
 
-def _run(
-    action: Callable[[argparse.Namespace, asyncpg.Pool], Awaitable[int]],
-) -> Callable[[argparse.Namespace], int]:
+Action = Callable[[argparse.Namespace, asyncpg.Pool, Settings], Awaitable[int]]
+
+
+def _run(action: Action) -> Callable[[argparse.Namespace], int]:
     def handler(args: argparse.Namespace) -> int:
         settings = settings_from(args)
 
         async def main() -> int:
             async with _pool(settings) as pool:
-                return await action(args, pool)
+                return await action(args, pool, settings)
 
         return asyncio.run(main())
 
@@ -158,14 +158,14 @@ def _running_port(data_dir: Path) -> int | None:
     return port
 
 
-async def _add(args: argparse.Namespace, pool: asyncpg.Pool) -> int:
+async def _add(args: argparse.Namespace, pool: asyncpg.Pool, _: Settings) -> int:
     password = _read_password(args)
     user = await UserStore(pool).add(args.name, args.role, password, _actor())
     sys.stdout.write(f"user {user.name} added with role {user.role}\n")
     return 0
 
 
-async def _list(args: argparse.Namespace, pool: asyncpg.Pool) -> int:
+async def _list(args: argparse.Namespace, pool: asyncpg.Pool, _: Settings) -> int:
     for user in await UserStore(pool).list():
         state = "disabled" if user.disabled else "active"
         last = user.last_sign_in_at.isoformat(timespec="seconds") if user.last_sign_in_at else "-"
@@ -173,17 +173,17 @@ async def _list(args: argparse.Namespace, pool: asyncpg.Pool) -> int:
     return 0
 
 
-async def _password(args: argparse.Namespace, pool: asyncpg.Pool) -> int:
+async def _password(args: argparse.Namespace, pool: asyncpg.Pool, _: Settings) -> int:
     password = _read_password(args)
     await UserStore(pool).update(args.name, _actor(), password=password)
     sys.stdout.write(f"password of {args.name} set; their sessions are signed out\n")
     return 0
 
 
-async def _token(args: argparse.Namespace, pool: asyncpg.Pool) -> int:
+async def _token(args: argparse.Namespace, pool: asyncpg.Pool, settings: Settings) -> int:
     if args.days < 1:
         raise UserError("--days must be at least 1")
-    console = ConsoleSettings()
+    console = settings.console
     sessions = SessionStore(
         pool,
         idle_timeout_s=console.session_idle_timeout_s,

@@ -1,6 +1,6 @@
 """Sign in through an OpenID Connect provider (authorization code flow with PKCE).
 
-Enabled when ``CAREBROKER_CONSOLE_OIDC_ISSUER`` and ``..._OIDC_CLIENT_ID``
+Enabled when ``CAREBROKER_CONSOLE__OIDC_ISSUER`` and ``..._OIDC_CLIENT_ID``
 are set. The sign-in page then offers the provider; ``/console/oidc/start``
 sends the browser there with a single-use ``state``, a ``nonce`` and a PKCE
 challenge (RFC 7636, S256), kept in ``console_oidc_logins`` and bound to the

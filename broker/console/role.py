@@ -10,7 +10,6 @@ from broker.app import Context, _TaskRole
 from broker.console import auth, flows, oidc, partners, ui, users_api
 from broker.console.api import status_router
 from broker.console.deps import Console
-from broker.console.settings import ConsoleSettings
 from broker.store.db import UNAVAILABLE
 
 log = logging.getLogger(__name__)
@@ -25,9 +24,9 @@ ROUTERS = (
 )
 
 
-def build_console(ctx: Context, settings: ConsoleSettings | None = None) -> Console:
-    """Build the console's state for this process and hang it on the context."""
-    settings = settings or ConsoleSettings()
+def build_console(ctx: Context) -> Console:
+    """Build the console's state for this process (``ctx.settings.console``) and hang it on ctx."""
+    settings = ctx.settings.console
     ctx.console = Console(
         settings=settings,
         auth=auth.Authenticator(ctx.pool, settings),

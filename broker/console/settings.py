@@ -1,32 +1,35 @@
-"""Console settings: ``CAREBROKER_CONSOLE_*`` variables, read once when the role starts.
+"""Console settings: ``Settings.console``, from ``CAREBROKER_CONSOLE__*`` variables.
 
-Kept beside the console rather than in ``broker/settings.py`` so the console
-can grow its options without touching the spine; the lead may nest this model
-there as ``Settings.console`` (the variable names stay the same).
+A plain model nested in :class:`broker.settings.Settings`, which reads the
+environment once at start-up; the console role finds it at
+``ctx.settings.console``. It is defined beside the console so that the console
+grows its options here, and ``values.yaml`` (``settings.console``), the schema
+and the README table follow (``tests/chart``, ``tests/unit/test_settings.py``
+name what is missing).
 """
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from broker.console.users import UserRole
 
 
-class ConsoleSettings(BaseSettings):
+class ConsoleSettings(BaseModel):
     """How operators sign in to the console and how long they stay signed in."""
 
-    model_config = SettingsConfigDict(env_prefix="CAREBROKER_CONSOLE_", extra="ignore")
+    # A misspelt CAREBROKER_CONSOLE__... variable is an error, not a default silently kept.
+    model_config = ConfigDict(extra="forbid")
 
     session_idle_timeout_s: int = Field(
         default=30 * 60,
         ge=60,
-        description="A browser or CLI session unused this long is signed out.",
+        description="A browser or CLI session unused this long (seconds) is signed out.",
     )
     session_lifetime_s: int = Field(
         default=12 * 3600,
         ge=300,
-        description="A browser or CLI session ends this long after sign-in, used or not.",
+        description="A browser or CLI session ends this long (seconds) after sign-in, used or not.",
     )
     cookie_secure: bool = Field(
         default=False,
@@ -46,7 +49,7 @@ class ConsoleSettings(BaseSettings):
         "further attempts are refused until that window passes.",
     )
     sign_in_lockout_s: int = Field(
-        default=15 * 60, ge=1, description="Window of the failed sign-in count."
+        default=15 * 60, ge=1, description="Window of the failed sign-in count (seconds)."
     )
 
     # --- OpenID Connect (optional; see broker/console/oidc.py) --------------------
@@ -55,7 +58,9 @@ class ConsoleSettings(BaseSettings):
         description="Issuer URL of an OpenID Connect provider; with a client id, the sign-in "
         "page offers single sign-on.",
     )
-    oidc_client_id: str | None = Field(default=None, description="carebroker's client id there.")
+    oidc_client_id: str | None = Field(
+        default=None, description="carebroker's client id at that provider."
+    )
     oidc_client_secret: SecretStr | None = Field(
         default=None, description="Client secret (client_secret_basic); unset: a public client."
     )

@@ -12,7 +12,7 @@ from __future__ import annotations
 import shlex
 import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ import helm_python
 import pytest
 import yaml
 
+from broker.settings import groups
 from tests.conftest import REPO
 from tests.e2e.conftest import carebroker  # noqa: F401 - the fixture, for the role-start test
 
@@ -36,6 +37,22 @@ NAMESPACE = "care"
 def load_yaml(path: Path) -> dict[str, Any]:
     loaded: dict[str, Any] = yaml.safe_load(path.read_text())
     return loaded
+
+
+def flat_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """Values' ``settings`` by dotted name (``console.cookie_secure``), as ``Variable.key``.
+
+    Nested models (``console``, ``fhir``) are opened; other maps (Secret
+    references, the partner directory) are values.
+    """
+    nested = groups()
+    flat: dict[str, Any] = {}
+    for name, value in settings.items():
+        if name in nested and isinstance(value, dict):
+            flat.update({f"{name}.{field}": inner for field, inner in value.items()})
+        else:
+            flat[name] = value
+    return flat
 
 
 @dataclass
@@ -164,12 +181,15 @@ class PodStart:
 
     ``config_maps`` are the rendered ConfigMaps; ``secrets`` stand for the Secrets
     an operator created (name -> key -> value). A reference to anything missing
-    fails, as the pod would not start.
+    fails, as the pod would not start. ``services`` are the namespace's Services,
+    whose variables the kubelet adds unless the pod sets ``enableServiceLinks:
+    false`` (a Service ``carebroker-mllp`` gives ``CAREBROKER_MLLP_PORT=tcp://...``).
     """
 
     root: Path
     config_maps: dict[str, dict[str, str]]
     secrets: dict[str, dict[str, str]]
+    services: list[dict[str, Any]] = field(default_factory=list)
 
     def environment(self, pod: dict[str, Any], container: dict[str, Any]) -> dict[str, str]:
         """Return the container's environment with mount paths moved under ``root``."""
@@ -179,7 +199,10 @@ class PodStart:
             target = self.root / mount["name"]
             self._materialise(volumes[mount["name"]], target)
             mounted[mount["mountPath"]] = target
-        env: dict[str, str] = {}
+        # The container's own variables win over the Services' (as in the kubelet).
+        env: dict[str, str] = (
+            self.service_links() if pod.get("enableServiceLinks", True) is not False else {}
+        )
         for var in container.get("env", []):
             if "value" in var:
                 value = var["value"]
@@ -188,6 +211,30 @@ class PodStart:
                 assert ref["name"] in self.secrets, f"{var['name']}: no Secret {ref['name']}"
                 value = self.secrets[ref["name"]][ref["key"]]
             env[var["name"]] = self._relocate(value, mounted)
+        return env
+
+    def service_links(self) -> dict[str, str]:
+        """Return the variables the kubelet derives from the Services (docker-link style)."""
+        env: dict[str, str] = {}
+        for number, service in enumerate(self.services, 1):
+            name = service["metadata"]["name"].upper().replace("-", "_")
+            address = f"10.96.0.{number}"
+            ports = service["spec"]["ports"]
+            env[f"{name}_SERVICE_HOST"] = address
+            env[f"{name}_SERVICE_PORT"] = str(ports[0]["port"])
+            first = f"{ports[0].get('protocol', 'TCP').lower()}://{address}:{ports[0]['port']}"
+            env[f"{name}_PORT"] = first
+            for port in ports:
+                protocol = port.get("protocol", "TCP")
+                if "name" in port:
+                    env[f"{name}_SERVICE_PORT_{port['name'].upper().replace('-', '_')}"] = str(
+                        port["port"]
+                    )
+                link = f"{name}_PORT_{port['port']}_{protocol}"
+                env[link] = f"{protocol.lower()}://{address}:{port['port']}"
+                env[f"{link}_PROTO"] = protocol.lower()
+                env[f"{link}_PORT"] = str(port["port"])
+                env[f"{link}_ADDR"] = address
         return env
 
     def _materialise(self, volume: dict[str, Any], target: Path) -> None:

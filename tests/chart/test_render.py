@@ -21,7 +21,7 @@ import pytest
 from pydantic import SecretStr
 
 from broker.cli import build_parser
-from broker.settings import ROLES, Settings
+from broker.settings import ROLES, Settings, Variable, variables
 from routing.directory import load_directory
 from tests.chart.conftest import (
     CHART,
@@ -30,6 +30,7 @@ from tests.chart.conftest import (
     PRODUCTION_VALUES,
     PodStart,
     Rendered,
+    flat_settings,
     load_yaml,
 )
 
@@ -146,9 +147,10 @@ def test_container_environment_parses_into_the_settings_asked_for(
 ) -> None:
     """Each role's CAREBROKER_* environment, read by Settings, gives back the values' settings.
 
-    This catches a misspelt variable name, a number Helm prints in exponent form,
-    a Secret that is passed where a file path is expected, and a file setting that
-    points outside the volumes mounted.
+    This catches a misspelt variable name (nested ones included: carebroker refuses
+    an unknown one at start), a number Helm prints in exponent form, a Secret that
+    is passed where a file path is expected, and a file setting that points
+    outside the volumes mounted.
     """
     which = request.node.callspec.params["rendered"]
     values = load_yaml(CHART / "values.yaml")
@@ -156,20 +158,22 @@ def test_container_environment_parses_into_the_settings_asked_for(
         values = _merged(values, load_yaml(PRODUCTION_VALUES))
     config_maps = {c["metadata"]["name"]: c["data"] for c in rendered.of_kind("ConfigMap")}
     secrets = _secrets_referenced(values)
+    services = rendered.of_kind("Service")
     for role, deployment in rendered.deployments().items():
-        expected = _merged(values["settings"], values["roles"][role].get("settings") or {})
+        expected = flat_settings(
+            _merged(values["settings"], values["roles"][role].get("settings") or {})
+        )
         pod = deployment["spec"]["template"]["spec"]
-        env = PodStart(tmp_path / role, config_maps, secrets).environment(pod, pod["containers"][0])
-        settings = _settings_from(env)
-        for name, field in Settings.model_fields.items():
-            wanted = expected[name]
-            got = getattr(settings, name)
-            if name.startswith("mllp_tls_") and role != "mllp":
-                # TLS material (a private key among it) reaches the mllp pods only.
-                assert got is None, f"{role} gets {name}"
+        start = PodStart(tmp_path / role, config_maps, secrets, services)
+        settings = _settings_from(start.environment(pod, pod["containers"][0]))
+        for variable in variables():
+            name, wanted, got = variable.key, expected[variable.key], _value(settings, variable)
+            if not _reaches(name, role):
+                default = variable.field.get_default(call_default_factory=True)
+                assert got == default, f"{role} gets {name}"
                 continue
             if wanted is None:
-                assert got == field.default, f"{role}: {name}"
+                assert got == variable.field.default, f"{role}: {name}"
             elif name == "config":
                 if wanted["directory"]:
                     assert got is not None
@@ -189,6 +193,39 @@ def test_container_environment_parses_into_the_settings_asked_for(
                 assert got == wanted, f"{role}: {name} is {got!r}, values say {wanted!r}"
 
 
+def _reaches(name: str, role: str) -> bool:
+    """Whether a setting is passed to a role's pods (the chart's carebroker.settingReaches).
+
+    TLS private material stays with the role that uses it, and a nested model's
+    settings (``console.*``, ``fhir.*``) with the role of that name.
+    """
+    if name.startswith("mllp_tls_"):
+        return role == "mllp"
+    if name == "audit_syslog_key":
+        return role == "audit"
+    group, nested, _ = name.partition(".")
+    return not nested or group == role
+
+
+def _value(settings: Settings, variable: Variable) -> Any:
+    found: Any = settings
+    for part in variable.path:
+        found = getattr(found, part)
+    return found
+
+
+def test_role_settings_reach_their_role_only(render: Any) -> None:
+    """The console's OIDC client secret is in the console pods' environment, nowhere else."""
+    rendered = render(load_yaml(PRODUCTION_VALUES))
+    for role, deployment in rendered.deployments().items():
+        names = {e["name"] for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+        console = {n for n in names if n.startswith("CAREBROKER_CONSOLE__")}
+        fhir = {n for n in names if n.startswith("CAREBROKER_FHIR__")}
+        assert ("CAREBROKER_CONSOLE__OIDC_CLIENT_SECRET" in console) == (role == "console"), role
+        assert bool(console) == (role == "console"), role
+        assert bool(fhir) == (role == "fhir"), role
+
+
 def _merged(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     merged = copy.deepcopy(base)
     for key, value in override.items():
@@ -202,7 +239,7 @@ def _merged(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
 def _secrets_referenced(values: dict[str, Any]) -> dict[str, dict[str, str]]:
     """Invent the content of every Secret the settings refer to."""
     secrets: dict[str, dict[str, str]] = {}
-    for name, value in values["settings"].items():
+    for name, value in flat_settings(values["settings"]).items():
         if isinstance(value, dict) and "secretName" in value:
             secrets.setdefault(value["secretName"], {})[value["key"]] = f"<{name}>"
     for credential in values.get("partnerCredentials", []):
@@ -211,12 +248,13 @@ def _secrets_referenced(values: dict[str, Any]) -> dict[str, dict[str, str]]:
 
 
 def _settings_from(env: dict[str, str]) -> Settings:
+    """Read ``env`` as carebroker does at start-up (unknown variable names refused)."""
     saved = {k: v for k, v in os.environ.items() if k.startswith("CAREBROKER_")}
     for key in saved:
         del os.environ[key]
     os.environ.update(env)
     try:
-        return Settings()
+        return Settings.from_environment()
     finally:
         for key in env:
             os.environ.pop(key, None)
@@ -362,3 +400,26 @@ def test_readme_deployment_section_names_what_the_chart_renders(render: Any) -> 
     assert named and named <= deployments, named - deployments
     sizing = section[section.index("### Sizing") : section.index("### Upgrades")]
     assert sorted(re.findall(r"^\| ([a-z]+) \|", sizing, re.MULTILINE)[1:]) == sorted(ROLES)
+
+
+def test_pods_carry_no_service_variables(render: Any, tmp_path: Path) -> None:
+    """No CAREBROKER_<SERVICE>_PORT=tcp://... beside the settings, and none would stop a pod.
+
+    With the README's release name the Services are carebroker-mllp, carebroker-console
+    ...: with service links on, the kubelet would add CAREBROKER_MLLP_PORT=tcp://...
+    and the like to every pod of the namespace.
+    """
+    rendered = render(None, "carebroker")
+    pods = [d["spec"]["template"]["spec"] for d in rendered.deployments().values()]
+    pods += [j["spec"]["template"]["spec"] for j in rendered.of_kind("Job")]
+    assert all(pod["enableServiceLinks"] is False for pod in pods)
+
+    # Manifests of one's own may leave them on: carebroker tells them from settings.
+    pod = {**rendered.deployments()["console"]["spec"]["template"]["spec"]}
+    pod["enableServiceLinks"] = True
+    secrets = {"carebroker-db-app": {"uri": "postgresql://app@db/app"}}
+    start = PodStart(tmp_path, {}, secrets, rendered.of_kind("Service"))
+    linked = start.environment(pod, pod["containers"][0])
+    assert linked["CAREBROKER_MLLP_TCP_PORT"].startswith("tcp://10.96.")
+    assert linked["CAREBROKER_CONSOLE_SERVICE_PORT_HTTP"] == "8080"
+    assert _settings_from(linked).http_port == 8080

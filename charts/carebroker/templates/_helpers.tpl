@@ -72,9 +72,25 @@ path passed (the others' Secret references become secretKeyRef variables).
 {{- list "kafka_ssl_cafile" "mllp_tls_cert" "mllp_tls_key" "mllp_tls_client_ca" "audit_syslog_ca" "audit_syslog_cert" "audit_syslog_key" | toJson }}
 {{- end }}
 
-{{/* Whether a setting reaches a role: MLLP TLS material (a private key) only the mllp role gets. */}}
+{{/*
+The nested models of Settings (`console`, `fhir`): each is a map of the settings
+of the role of the same name, passed as CAREBROKER_<GROUP>__<NAME>.
+*/}}
+{{- define "carebroker.settingGroups" -}}
+{{- list "console" "fhir" | toJson }}
+{{- end }}
+
+{{/*
+Whether a setting reaches a role: MLLP TLS material (a private key) only the mllp
+role gets, the syslog client key only the audit role, and a nested model's
+settings (the console's OIDC client secret among them) only the role they belong to.
+*/}}
 {{- define "carebroker.settingReaches" -}}
-{{- if and (hasPrefix "mllp_tls_" .key) (ne .role "mllp") }}{{- else if and (eq .key "audit_syslog_key") (ne .role "audit") }}{{- else }}yes{{- end }}
+{{- $groups := include "carebroker.settingGroups" . | fromJsonArray }}
+{{- if and (hasPrefix "mllp_tls_" .key) (ne .role "mllp") }}
+{{- else if and (eq .key "audit_syslog_key") (ne .role "audit") }}
+{{- else if and (has .key $groups) (ne .role .key) }}
+{{- else }}yes{{- end }}
 {{- end }}
 
 {{- define "carebroker.secretMountPath" -}}
@@ -103,25 +119,38 @@ CAREBROKER_* variables of one role, one per setting that is not null.
 Argument: dict root, role, settings (the role's merged settings).
 */}}
 {{- define "carebroker.settingsEnv" -}}
+{{- include "carebroker.settingsEnvOf" (dict "root" .root "role" .role "settings" .settings "path" "") }}
+{{- end }}
+
+{{/*
+The variables of one level of settings: the top (`path` ""), or a nested model
+(`path` "console."), whose fields pydantic-settings reads as
+CAREBROKER_CONSOLE__<NAME> (env_nested_delimiter "__").
+*/}}
+{{- define "carebroker.settingsEnvOf" -}}
 {{- $files := include "carebroker.fileSettings" . | fromJsonArray }}
+{{- $groups := include "carebroker.settingGroups" . | fromJsonArray }}
 {{- $role := .role }}
 {{- range $key := keys .settings | sortAlpha }}
 {{- $value := get $.settings $key }}
-{{- $name := printf "CAREBROKER_%s" (upper $key) }}
-{{- if not (include "carebroker.settingReaches" (dict "key" $key "role" $role)) }}
-{{- else if eq $key "config" }}
+{{- $path := printf "%s%s" $.path $key }}
+{{- $name := printf "CAREBROKER_%s" ($path | replace "." "__" | upper) }}
+{{- if not (include "carebroker.settingReaches" (dict "key" $path "role" $role)) }}
+{{- else if eq $path "config" }}
 {{- if include "carebroker.partnersConfigMap" $.root }}
 - name: {{ $name }}
   value: {{ printf "/etc/carebroker/partners/%s" $value.key | quote }}
 {{- end }}
 {{- else if kindIs "invalid" $value }}
+{{- else if has $path $groups }}
+{{- include "carebroker.settingsEnvOf" (dict "root" $.root "role" $role "settings" $value "path" (printf "%s." $path)) }}
 {{- else if kindIs "map" $value }}
 {{- if not (and $value.secretName $value.key) }}
-{{- fail (printf "settings.%s: a Secret reference needs secretName and key" $key) }}
+{{- fail (printf "settings.%s: a Secret reference needs secretName and key" $path) }}
 {{- end }}
-{{- if has $key $files }}
+{{- if has $path $files }}
 - name: {{ $name }}
-  value: {{ printf "%s/%s" (include "carebroker.secretMountPath" $key) $value.key | quote }}
+  value: {{ printf "%s/%s" (include "carebroker.secretMountPath" $path) $value.key | quote }}
 {{- else }}
 - name: {{ $name }}
   valueFrom:

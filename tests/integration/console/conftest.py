@@ -54,7 +54,9 @@ def build(
     config = tmp_path / "partners.yaml"
     shutil.copy(PARTNERS, config)
     ctx = Context(
-        settings=Settings(database_url=database_url, config=config, http_port=0, mllp_port=0),
+        settings=Settings(
+            database_url=database_url, config=config, http_port=0, mllp_port=0, console=settings
+        ),
         pool=pool,
         directory=load_directory(config),
         pseudonymizer=Pseudonymizer(b"k" * 32),
@@ -64,7 +66,7 @@ def build(
         stop=asyncio.Event(),
     )
     ctx.directory_sync = DirectorySync(ctx)
-    build_console(ctx, settings)
+    build_console(ctx)
     app = create_app(ctx.readiness)
     mount(app, ctx)
     return Console(app, ctx, config)
