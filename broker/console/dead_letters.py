@@ -28,6 +28,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
+import asyncpg
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -108,17 +109,14 @@ def _uncursor(text: str) -> tuple[datetime, uuid.UUID]:
         raise HTTPException(422, "before: not a cursor from this API") from exc
 
 
-@router.get("", summary="Dead letters, newest first")
-async def list_dead_letters(
-    _: Viewer,
-    ctx: Ctx,
-    recipient: str | None = None,
-    before: Annotated[str | None, Query(description="The `next` of the previous page.")] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+async def dead_letter_page(
+    pool: asyncpg.Pool,
+    recipient: str | None,
+    after: tuple[datetime, uuid.UUID] | None,
+    limit: int,
 ) -> DeadLetters:
-    """Return dead letters not discarded (index ``deliveries_dead_letters``)."""
-    after = _uncursor(before) if before else None
-    rows = await ctx.pool.fetch(
+    """Return one page of dead letters not discarded (index ``deliveries_dead_letters``)."""
+    rows = await pool.fetch(
         "SELECT d.id, d.message_id, d.control_id, m.message_type, m.sender, d.recipient,"
         " d.status, d.attempts, d.ack_code, d.last_error, d.message_received_at AS received_at,"
         " d.updated_at AS failed_at, d.replays"
@@ -140,6 +138,18 @@ async def list_dead_letters(
         dead_letters=page,
         next=_cursor(page[-1].failed_at, page[-1].id) if more else None,
     )
+
+
+@router.get("", summary="Dead letters, newest first")
+async def list_dead_letters(
+    _: Viewer,
+    ctx: Ctx,
+    recipient: str | None = None,
+    before: Annotated[str | None, Query(description="The `next` of the previous page.")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> DeadLetters:
+    """Return dead letters not discarded, newest first."""
+    return await dead_letter_page(ctx.pool, recipient, _uncursor(before) if before else None, limit)
 
 
 @router.post("/retry", summary="Retry dead letters (operator; audited)")

@@ -22,8 +22,8 @@ from playwright.async_api import BrowserContext, Page, expect
 
 from tests.browser.conftest import sign_in_with_keyboard
 from tests.conftest import wait_for
-from tests.e2e.conftest import Running, start_carebroker
-from tests.e2e.console import users_add
+from tests.e2e.conftest import Running
+from tests.e2e.console import start_console, users_add
 from tests.integration.routing.conftest import partners_yaml, sinks
 from tests.messages import ORU, variant
 from tests.sinks import FhirSink, MllpSink
@@ -51,18 +51,8 @@ def broker(
     partners.write_text(partners_yaml(chu.port, dupont.port, fhir.url))
     for name, role in (("otto", "operator"), ("vera", "viewer")):
         users_add(database_url, name, role)
-    running = start_carebroker(
-        tmp_path,
-        *[arg for role in ROLES for arg in ("--role", role)],
-        "--config",
-        str(partners),
-        command="run",
-        env={
-            "CAREBROKER_DATABASE_URL": database_url,
-            "CAREBROKER_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-            "CAREBROKER_KAFKA_TOPIC_PREFIX": topic_prefix,
-            "CAREBROKER_KAFKA_PARTITIONS": "2",
-        },
+    running = start_console(
+        tmp_path, database_url, kafka_bootstrap, topic_prefix, ROLES, config=partners
     )
     carebroker.append(running)
     running.wait_healthy(90)

@@ -503,7 +503,7 @@
     const query = new URLSearchParams(window.location.search);
     const recipient = el("select", { id: "dl-recipient", name: "recipient" }, el("option", { value: "", text: L("all_recipients") }));
     const filter = el("form", { class: "inline", id: "dl-filter" }, el("label", { for: "dl-recipient" }, L("recipient"), recipient), el("button", { type: "submit", text: L("show") }));
-    const status = el("p", { id: "action-status", role: "status" });
+    const status = el("p", { id: "action-status", role: "status", tabindex: -1 });
     const retry = el("button", { type: "button", id: "retry-selected", disabled: true, text: L("retry_selected") });
     const discard = el("button", { type: "button", id: "discard-selected", disabled: true, text: L("discard_selected") });
     const toolbar = operator ? el("div", { class: "toolbar" }, retry, discard) : el("p", { class: "notice", text: L("dead_letters_operator") });
@@ -602,7 +602,8 @@
       } catch (error) {
         report(status, `${L("action_failed")} ${error.message}`, true);
       }
-      (action === "retry" ? retry : discard).focus();
+      // The buttons are disabled again (nothing selected): focus goes to the outcome.
+      status.focus();
     }
 
     filter.addEventListener("submit", (event) => {
