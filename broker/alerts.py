@@ -222,7 +222,7 @@ async def gather(
             r["recipient"]: r["n"]
             for r in await conn.fetch(
                 "SELECT recipient, count(*) AS n FROM deliveries WHERE status = 'dead'"
-                " GROUP BY recipient"
+                " AND discarded_at IS NULL GROUP BY recipient"  # discarded: operator's decision
             )
         }
     certificates = {str(p): certificate_expiry(p) for p in watched_certificates(settings)}

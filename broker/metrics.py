@@ -107,7 +107,8 @@ async def snapshot(pool: asyncpg.Pool, lag: LagProbe | None = None) -> Snapshot:
                 (r["recipient"], r["status"], r["n"], _age(now, r["oldest"]))
                 for r in await conn.fetch(
                     "SELECT recipient, status, count(*) AS n, min(created_at) AS oldest"
-                    " FROM deliveries WHERE status <> 'delivered' GROUP BY recipient, status"
+                    " FROM deliveries WHERE status <> 'delivered' AND discarded_at IS NULL"
+                    " GROUP BY recipient, status"
                 )
             ]
             row = await conn.fetchrow("SELECT count(*) AS n, min(created_at) AS oldest FROM outbox")

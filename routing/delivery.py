@@ -521,6 +521,8 @@ async def fetch_heads(
 
     A head is the oldest pending delivery of its lane, whether or not its
     backoff has passed: a lane whose head waits is skipped, never overtaken.
+    Recipients an operator paused (``delivery_pauses``, from the console) are
+    skipped the same way, by every instance, until resumed.
     """
     rows = await pool.fetch(
         "SELECT d.id, d.message_id, d.control_id, d.recipient, d.lane, d.partition, d.attempts,"
@@ -534,6 +536,7 @@ async def fetch_heads(
         " WHERE h.next_attempt_at <= now()"
         " AND h.lane NOT IN (SELECT unnest($2::text[]))"  # hashed: thousands in flight
         " AND NOT (h.recipient = ANY($3::text[]))"
+        " AND NOT EXISTS (SELECT 1 FROM delivery_pauses p WHERE p.recipient = h.recipient)"
         " ORDER BY h.message_received_at, h.message_id LIMIT $4",
         partitions,
         busy_lanes,

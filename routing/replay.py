@@ -15,9 +15,12 @@ too (the partner recognises the same MSH-10 / Bundle.identifier as a resend).
   if the patient no longer has an opposition on file.
 - A message that was ``unroutable`` (say, before its recipient was added to
   the directory) is routed again when selected by id or with ``unroutable``.
+- A dead letter an operator discarded (``discarded_at``, from the console)
+  is left alone by a replay by partner or time range; selecting it by its
+  message or delivery id replays it, and it is no longer discarded.
 
 Each replayed delivery or message gets a ``replayed`` audit event naming the
-operator.
+operator (and the reason, when given).
 """
 
 from __future__ import annotations
@@ -46,16 +49,27 @@ class Selection:
     """Which deliveries (and unroutable messages) to replay."""
 
     message_id: uuid.UUID | None = None
+    delivery_ids: Sequence[uuid.UUID] = ()
     partner: str | None = None
     since: datetime | None = None
     until: datetime | None = None
     statuses: Sequence[str] = DEAD_LETTERS
     include_delivered: bool = False
     unroutable: bool = False
+    reason: str | None = None
 
     def is_empty(self) -> bool:
         """Tell whether nothing narrows the selection (refused: too broad by accident)."""
-        return self.message_id is None and self.partner is None and self.since is None
+        return (
+            self.message_id is None
+            and not self.delivery_ids
+            and self.partner is None
+            and self.since is None
+        )
+
+    def names_deliveries(self) -> bool:
+        """Tell whether the selection names messages or deliveries, not a range."""
+        return self.message_id is not None or bool(self.delivery_ids)
 
 
 @dataclass
@@ -83,7 +97,8 @@ async def replay(
     async with transaction(pool) as conn:
         rows = await conn.fetch(
             "SELECT d.id, d.message_id, d.message_received_at, d.recipient, d.lane, d.partition,"
-            " d.status, d.payload IS NULL AS needs_render, d.control_id, m.patient_digests"
+            " d.status, d.payload IS NULL AS needs_render, d.control_id, m.patient_digests,"
+            " d.discarded_at IS NOT NULL AS discarded"
             " FROM deliveries d JOIN messages m"
             " ON m.id = d.message_id AND m.received_at = d.message_received_at"
             " WHERE d.status = ANY($1::text[])"
@@ -91,17 +106,22 @@ async def replay(
             " AND ($3::text IS NULL OR d.recipient = $3)"
             " AND ($4::timestamptz IS NULL OR d.message_received_at >= $4)"
             " AND ($5::timestamptz IS NULL OR d.message_received_at < $5)"
+            " AND (cardinality($6::uuid[]) = 0 OR d.id = ANY($6::uuid[]))"
             " ORDER BY d.message_received_at, d.message_id FOR UPDATE OF d",
             sorted(statuses),
             selection.message_id,
             selection.partner,
             selection.since,
             selection.until,
+            list(selection.delivery_ids),
         )
         opposed = await consent.opposed(conn, (d for r in rows for d in r["patient_digests"]))
         replayed: list[asyncpg.Record] = []
         payloads: dict[uuid.UUID, tuple[bytes, str, list[str]]] = {}
         for row in rows:
+            if row["discarded"] and not selection.names_deliveries():
+                result.skipped.append(f"{row['id']}: discarded by an operator")
+                continue
             if row["status"] == "blocked" and opposed & set(row["patient_digests"]):
                 result.skipped.append(f"{row['id']}: patient opposition still on file")
                 continue
@@ -117,6 +137,7 @@ async def replay(
                 "UPDATE deliveries d SET status = 'pending', attempts = 0, next_attempt_at = now(),"
                 " replayed_at = now(), replays = d.replays + 1, last_error = NULL,"
                 " posted_at = NULL, fetched_at = NULL, flagged_at = NULL, delivered_at = NULL,"
+                " discarded_at = NULL, discarded_by = NULL, discard_reason = NULL,"
                 " payload = COALESCE(t.payload, d.payload),"
                 " content_type = COALESCE(t.content_type, d.content_type),"
                 " flags = COALESCE(string_to_array(t.flags, ','), d.flags), updated_at = now()"
@@ -156,7 +177,11 @@ async def replay(
                         message_id=r["message_id"],
                         control_id=r["control_id"] or None,
                         recipient=r["recipient"],
-                        detail={"delivery_id": str(r["id"]), "previous_status": r["status"]},
+                        detail={
+                            "delivery_id": str(r["id"]),
+                            "previous_status": r["status"],
+                            **({"reason": selection.reason} if selection.reason else {}),
+                        },
                     )
                     for r in replayed
                 ],
@@ -241,7 +266,11 @@ async def _reroute(
                 message_id=e.message_id,
                 control_id=e.control_id,
                 partner=e.sender,
-                detail={"previous_status": "unroutable", "action": "route_again"},
+                detail={
+                    "previous_status": "unroutable",
+                    "action": "route_again",
+                    **({"reason": selection.reason} if selection.reason else {}),
+                },
             )
             for e in found
         ],

@@ -1,4 +1,4 @@
-"""Time the flows and partners queries on a large store, with and without migration 0500.
+"""Time the console's queries on a large store, with and without the console's indexes.
 
 Run it against a PostgreSQL server (it creates and drops its own database)::
 
@@ -6,10 +6,14 @@ Run it against a PostgreSQL server (it creates and drops its own database)::
         --messages 1000000
 
 It loads ``--messages`` messages received over the last 24 hours (one
-delivery each: mostly delivered, some pending, failed and dead), times the
-flows page's computation and the partners page's health query (best of
-``--repeat``), drops the console's indexes and times them again: the ratio is
-what the indexes buy, measured in the same run on the same data.
+delivery each: mostly delivered, some pending, failed and dead) and three
+audit events per message (one in a thousand an ``alert_changed``), times the
+flows page's computation, the partners page's health query, the dead-letter
+page, the alerts page's history and a message's timeline (best of
+``--repeat``), drops the console's indexes (migrations 0500 and 0510) and
+times them again: the ratio is what the indexes buy, measured in the same
+run on the same data. The timeline reads the audit trail's own index, which
+stays: its two figures show that it does not depend on the console's.
 """
 
 from __future__ import annotations
@@ -26,9 +30,11 @@ from typing import Any
 
 import asyncpg
 
+from broker.console.alert_actions import history as alert_history
+from broker.console.dead_letters import dead_letter_page
 from broker.console.flows import compute
 from broker.console.partners import health as partner_health
-from broker.store import db
+from broker.store import audit, db
 from broker.store.migrate import migrate
 from broker.store.partitions import ensure_partitions
 from routing.directory import Directory, DirectoryFile, Partner
@@ -43,7 +49,11 @@ CONSOLE_INDEXES = [
     "deliveries_dead",
     "deliveries_last_delivered",
     "deliveries_last_error",
+    "deliveries_dead_letters",
+    "audit_alert_changes",
 ]
+AUDIT_KINDS = ("received", "routed", "delivered")
+ALERT_EVERY = 1000  # one audit event in this many is an alert_changed
 
 
 def _uuid7(at: datetime) -> uuid.UUID:
@@ -160,8 +170,71 @@ async def load(pool: asyncpg.Pool, count: int, now: datetime) -> None:
                 "delivered_at",
             ],
         )
+        rows = _audit_rows(messages)
+        # COPY has no binary jsonb encoder: the few events with a detail go in by INSERT.
+        plain = [r[:-3] + r[-2:] for r in rows if r[5] != "alert_changed"]
+        await conn.copy_records_to_table(
+            "audit", records=plain, columns=[c for c in AUDIT_COLUMNS if c != "detail"]
+        )
+        await conn.executemany(
+            "INSERT INTO audit (day, seq, event_id, occurred_at, recorded_at, kind, actor,"
+            " outcome, message_id, detail, prev_hash, hash)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            [r for r in rows if r[5] == "alert_changed"],
+        )
         await conn.execute("VACUUM ANALYZE messages")
         await conn.execute("VACUUM ANALYZE deliveries")
+        await conn.execute("VACUUM ANALYZE audit")
+
+
+AUDIT_COLUMNS = [
+    "day",
+    "seq",
+    "event_id",
+    "occurred_at",
+    "recorded_at",
+    "kind",
+    "actor",
+    "outcome",
+    "message_id",
+    "detail",
+    "prev_hash",
+    "hash",
+]
+
+
+def _audit_rows(messages: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """Return three chained-looking events per message, in time order (hashes not computed)."""
+    events = sorted(
+        (received + timedelta(milliseconds=10 * n), message_id, kind)
+        for message_id, received, *_ in messages
+        for n, kind in enumerate(AUDIT_KINDS)
+    )
+    rows: list[tuple[Any, ...]] = []
+    seq: dict[Any, int] = {}
+    for i, (at, message_id, kind) in enumerate(events):
+        day = at.date()
+        seq[day] = seq.get(day, 0) + 1
+        alert = i % ALERT_EVERY == 0
+        rows.append(
+            (
+                day,
+                seq[day],
+                uuid.uuid4(),
+                at,
+                at,
+                "alert_changed" if alert else kind,
+                "alerts" if alert else "router",
+                "success",
+                None if alert else message_id,
+                {"alert": "queue_stale", "subject": "cabinet-dupont", "state": "firing"}
+                if alert
+                else {},
+                b"\0" * 32,
+                b"\0" * 32,
+            )
+        )
+    return rows
 
 
 async def best_of(repeat: int, action: Callable[[], Awaitable[object]]) -> float:
@@ -191,6 +264,11 @@ async def run(admin_dsn: str, count: int, repeat: int) -> dict[str, float]:
         loaded_s = time.perf_counter() - start
         directory = _directory()
         ids = list(directory.partners)
+        message_id = await pool.fetchval(
+            "SELECT message_id FROM audit WHERE message_id IS NOT NULL ORDER BY day, seq"
+            " OFFSET $1 LIMIT 1",
+            count,
+        )
 
         async def flows() -> object:
             return await compute(pool, directory)
@@ -198,18 +276,28 @@ async def run(admin_dsn: str, count: int, repeat: int) -> dict[str, float]:
         async def health() -> object:
             return await partner_health(pool, ids)
 
-        result = {
-            "load_s": loaded_s,
-            "flows_ms": await best_of(repeat, flows),
-            "health_ms": await best_of(repeat, health),
-        }
+        async def dead_letters() -> object:
+            return await dead_letter_page(pool, None, None, 100)
+
+        async def alerts() -> object:
+            return await alert_history(pool, now)
+
+        async def timeline() -> object:
+            return await audit.timeline(pool, message_id)
+
+        timed = {"flows": flows, "health": health, "dead_letters": dead_letters}
+        timed |= {"alert_history": alerts, "timeline": timeline}
+        result = {"load_s": loaded_s}
+        for what, action in timed.items():
+            result[f"{what}_ms"] = await best_of(repeat, action)
         async with pool.acquire() as conn:
             for index in CONSOLE_INDEXES:
                 await conn.execute(f'DROP INDEX "{index}"')
             await conn.execute("ANALYZE messages")
             await conn.execute("ANALYZE deliveries")
-        result["flows_baseline_ms"] = await best_of(repeat, flows)
-        result["health_baseline_ms"] = await best_of(repeat, health)
+            await conn.execute("ANALYZE audit")
+        for what, action in timed.items():
+            result[f"{what}_baseline_ms"] = await best_of(repeat, action)
         return result
     finally:
         await pool.close()
@@ -227,8 +315,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     r = asyncio.run(run(args.database_url, args.messages, args.repeat))
     out = sys.stdout
-    out.write(f"store: {args.messages} messages over 24 h, loaded in {r['load_s']:.1f} s\n")
-    for what in ("flows", "health"):
+    out.write(
+        f"store: {args.messages} messages over 24 h, {len(AUDIT_KINDS)} audit events each, "
+        f"loaded in {r['load_s']:.1f} s\n"
+    )
+    for what in ("flows", "health", "dead_letters", "alert_history", "timeline"):
         with_ms, without_ms = r[f"{what}_ms"], r[f"{what}_baseline_ms"]
         out.write(
             f"{what}: {with_ms:.1f} ms with the console indexes, {without_ms:.1f} ms with the "

@@ -33,7 +33,7 @@ MINUTES = 60
 RECENT = 5  # minutes in the "last minutes" columns
 BACKLOG_AFTER_S = 300  # oldest pending older than this: the recipient shows "backlog"
 
-FlowState = Literal["idle", "ok", "backlog", "failing"]
+FlowState = Literal["idle", "ok", "backlog", "failing", "paused"]
 
 
 class Totals(BaseModel):
@@ -142,14 +142,18 @@ async def compute(pool: asyncpg.Pool, directory: Directory, now: datetime | None
             now,
             since,
         )
+        # A dead letter an operator discarded is neither queued nor dead any more.
         queued = await conn.fetch(
             "SELECT recipient, count(*) AS n, min(message_received_at) AS oldest"
-            " FROM deliveries WHERE status IN ('pending', 'failed') GROUP BY 1"
+            " FROM deliveries WHERE status IN ('pending', 'failed') AND discarded_at IS NULL"
+            " GROUP BY 1"
         )
         dead = await conn.fetch(
-            "SELECT recipient, count(*) AS n FROM deliveries WHERE status = 'dead' GROUP BY 1"
+            "SELECT recipient, count(*) AS n FROM deliveries WHERE status = 'dead'"
+            " AND discarded_at IS NULL GROUP BY 1"
         )
-    return _assemble(now, directory, received, delivered, latency, failed, queued, dead)
+        paused = {r["recipient"] for r in await conn.fetch("SELECT recipient FROM delivery_pauses")}
+    return _assemble(now, directory, received, delivered, latency, failed, queued, dead, paused)
 
 
 def _assemble(
@@ -161,6 +165,7 @@ def _assemble(
     failed: list[asyncpg.Record],
     queued: list[asyncpg.Record],
     dead: list[asyncpg.Record],
+    paused: set[str],
 ) -> Flows:
     per_minute: dict[str, list[int]] = {}
     for r in received:
@@ -204,6 +209,7 @@ def _assemble(
         | set(dead_counts)
         | {r["recipient"] for r in delivered}
         | {r["recipient"] for r in failed}
+        | paused
     )
     outbound = []
     for p in recipients:
@@ -227,7 +233,8 @@ def _assemble(
             delivered=row("out", p),
             failed=row("fail", p),
         )
-        outbound.append(out.model_copy(update={"state": _state(out)}))
+        state: FlowState = "paused" if p in paused else _state(out)
+        outbound.append(out.model_copy(update={"state": state}))
 
     def total(prefix: str) -> list[int]:
         rows = [v for k, v in per_minute.items() if k.startswith(f"{prefix}:")]

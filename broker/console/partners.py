@@ -18,6 +18,7 @@ from cryptography import x509
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, Field
 
+from broker.console.actions import Pause, pauses
 from broker.console.auth import Admin, Viewer
 from broker.console.deps import Ctx
 from broker.console.flows import Inbound, Outbound
@@ -64,6 +65,7 @@ class PartnerView(BaseModel):
     tls: bool
     accepts: str = Field(description="Format, version and charset it reads.")
     health: Health
+    paused: Pause | None = Field(description="Set while an operator paused delivery to it.")
     inbound: Inbound | None
     outbound: Outbound | None
 
@@ -166,6 +168,7 @@ async def list_partners(
     inbound = {i.partner: i for i in flows.inbound}
     outbound = {o.partner: o for o in flows.outbound}
     found = await health(ctx.pool, list(directory.partners))
+    paused = await pauses(ctx.pool)
     views = []
     for partner in directory.partners.values():
         cert_path = _client_certificate(partner)
@@ -183,6 +186,7 @@ async def list_partners(
                 tls=bool(getattr(partner.endpoint, "tls", False)),
                 accepts=_accepts(partner),
                 health=state,
+                paused=paused.get(partner.id),
                 inbound=inbound.get(partner.id),
                 outbound=outbound.get(partner.id),
             )

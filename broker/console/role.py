@@ -7,7 +7,19 @@ import contextlib
 import logging
 
 from broker.app import Context, _TaskRole
-from broker.console import auth, flows, oidc, partners, ui, users_api
+from broker.console import (
+    actions,
+    alert_actions,
+    auth,
+    content,
+    dead_letters,
+    flows,
+    oidc,
+    partners,
+    timeline,
+    ui,
+    users_api,
+)
 from broker.console.api import status_router
 from broker.console.deps import Console
 from broker.store.db import UNAVAILABLE
@@ -19,6 +31,11 @@ ROUTERS = (
     users_api.router,
     flows.router,
     partners.router,
+    content.router,
+    timeline.router,
+    actions.router,
+    dead_letters.router,
+    alert_actions.router,
     oidc.router,
     ui.router,
 )

@@ -10,6 +10,7 @@ keeps any injected markup from running script.
 from __future__ import annotations
 
 import json
+import uuid
 from html import escape
 from importlib import resources
 from typing import Literal
@@ -22,9 +23,12 @@ from broker.console.auth import COOKIE, Auth, Authenticator, Principal
 from broker.console.deps import console
 from broker.console.i18n import LABELS, LANG_COOKIE, LANGUAGES, Language, choose_language
 
-Page = Literal["flows", "messages", "partners", "alerts", "users"]
-PAGES: tuple[Page, ...] = ("flows", "messages", "partners", "alerts", "users")
-STATIC = {"app.js": "text/javascript", "style.css": "text/css"}
+Page = Literal["flows", "messages", "dead-letters", "partners", "alerts", "users"]
+PAGES: tuple[Page, ...] = ("flows", "messages", "dead-letters", "partners", "alerts", "users")
+# app.js first: it defines the helpers the page scripts use, and starts the page
+# once every deferred script has run (DOMContentLoaded).
+SCRIPTS = ("app.js", "messages.js", "alerts.js")
+STATIC = {**dict.fromkeys(SCRIPTS, "text/javascript"), "style.css": "text/css"}
 
 HEADERS = {
     "Content-Security-Policy": (
@@ -57,6 +61,7 @@ def _labels_json(lang: Language) -> str:
 
 def _document(lang: Language, title: str, body: str, data: dict[str, str]) -> Response:
     attrs = " ".join(f'data-{k}="{escape(v)}"' for k, v in data.items())
+    scripts = "\n".join(f'<script src="/console/static/{s}" defer></script>' for s in SCRIPTS)
     html = f"""<!doctype html>
 <html lang="{lang}">
 <head>
@@ -65,7 +70,7 @@ def _document(lang: Language, title: str, body: str, data: dict[str, str]) -> Re
 <title>{escape(title)} · carebroker</title>
 <link rel="stylesheet" href="/console/static/style.css">
 <script type="application/json" id="labels">{_labels_json(lang)}</script>
-<script src="/console/static/app.js" defer></script>
+{scripts}
 </head>
 <body {attrs}>
 {body}
@@ -84,8 +89,12 @@ def _language_switch(lang: Language, here: str) -> str:
     )
 
 
-def _shell(lang: Language, page: Page, who: Principal) -> Response:
+def _shell(
+    lang: Language, page: Page, who: Principal, *, view: str | None = None, **data: str
+) -> Response:
+    """Return a page of the console; ``view`` names a sub-page (one message) of ``page``."""
     labels = LABELS[lang]
+    here = data.pop("here", f"/console/{page}")
     items = []
     for name in PAGES:
         if name == "users" and who.role != "admin":
@@ -100,19 +109,25 @@ def _shell(lang: Language, page: Page, who: Principal) -> Response:
   <div class="who">
     <span>{escape(labels["signed_in_as"])} <strong id="user">{escape(who.user)}</strong>
       (<span id="role">{escape(role_label)}</span>)</span>
-    {_language_switch(lang, f"/console/{page}")}
+    {_language_switch(lang, here)}
     <button type="button" id="sign-out">{escape(labels["sign_out"])}</button>
   </div>
 </header>
 <main id="main" tabindex="-1">
-  <h1>{escape(labels[page])}</h1>
+  <h1 id="title">{escape(labels[view or page])}</h1>
   <div id="page"><p>{escape(labels["loading"])}</p></div>
 </main>"""
     return _document(
         lang,
-        labels[page],
+        labels[view or page],
         body,
-        {"page": page, "role": who.role, "user": who.user, "csrf": who.session.csrf_token},
+        {
+            "page": view or page,
+            "role": who.role,
+            "user": who.user,
+            "csrf": who.session.csrf_token,
+            **data,
+        },
     )
 
 
@@ -211,6 +226,22 @@ async def static(name: str) -> Response:
         data,
         media_type=f"{media}; charset=utf-8",
         headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache"},
+    )
+
+
+@router.get("/console/messages/{message_id}")
+async def message_page(message_id: str, request: Request, auth: Auth) -> Response:
+    """Serve one message's page (its timeline, deliveries, content and actions)."""
+    try:
+        parsed = uuid.UUID(message_id)
+    except ValueError:
+        return Response("no such message id", status_code=404, media_type="text/plain")
+    here = f"/console/messages/{parsed}"
+    who = await _browser_principal(request, auth)
+    if who is None:
+        return RedirectResponse(f"/console/login?next={here}", status_code=303)
+    return _shell(
+        _language(request), "messages", who, view="message", message=str(parsed), here=here
     )
 
 

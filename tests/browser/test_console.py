@@ -58,12 +58,14 @@ async def test_operator_watches_flows_update_without_reloading(
     await expect(chu_in.locator('[data-field="received_5m"]')).to_have_text("7")
     assert navigations == []
 
-    # Every page has the navigation; Messages and Alerts say what is coming.
+    # Every page has the navigation.
     await page.get_by_role("link", name="Messages").click()
     await expect(page.locator("h1")).to_have_text("Messages")
-    await expect(page.locator(".coming h2")).to_have_text("Coming with the message API")
+    await expect(page.locator("#messages tbody tr")).to_have_count(10)
+    await page.get_by_role("link", name="Dead letters").click()
+    await expect(page.locator("#dead-letters tbody tr")).to_have_count(1)  # the failed one
     await page.get_by_role("link", name="Alerts").click()
-    await expect(page.locator(".coming")).to_be_visible()
+    await expect(page.locator("#firing h2")).to_have_text("Firing now")
     await page.get_by_role("link", name="Partners").click()
     card = page.locator('section.partner[data-partner="chu-montpellier"]')
     await expect(card).to_contain_text("127.0.0.1:7001")
@@ -94,7 +96,7 @@ async def test_viewer_sees_flows_but_cannot_change_or_administer(
     await expect(page.locator("h1")).to_have_text("Partenaires")
     await expect(page.locator("#role")).to_have_text("lecteur")
     nav = page.get_by_role("navigation")
-    await expect(nav.get_by_role("link")).to_have_count(4)  # no Users for a viewer
+    await expect(nav.get_by_role("link")).to_have_count(5)  # no Users for a viewer
     await expect(page.locator("#reload")).to_have_count(0)
     csrf = await page.evaluate("document.body.dataset.csrf")
     # Even with its CSRF token, the viewer's session cannot reload partners or read users.

@@ -43,15 +43,19 @@ def users_add(database_url: str, name: str, role: str, password: str = PASSWORD)
 
 
 def start_console(
-    tmp_path: Path, database_url: str, kafka_bootstrap: str, topic_prefix: str
+    tmp_path: Path,
+    database_url: str,
+    kafka_bootstrap: str,
+    topic_prefix: str,
+    roles: tuple[str, ...] = ("console",),
+    config: Path = PARTNERS,
 ) -> Running:
-    """Start ``carebroker run --role console`` on the example partners; wait until healthy."""
+    """Start ``carebroker run`` with ``roles`` (the console alone by default) on a partner file."""
     running = start_carebroker(
         tmp_path,
-        "--role",
-        "console",
+        *[arg for role in roles for arg in ("--role", role)],
         "--config",
-        str(PARTNERS),
+        str(config),
         command="run",
         env={
             "CAREBROKER_DATABASE_URL": database_url,

@@ -283,25 +283,60 @@
   }
 
   function confirmDialog(question) {
+    return askDialog(question).then((answer) => answer !== null);
+  }
+
+  // Ask for confirmation, with a reason (options.reason: "required" | "optional")
+  // and any extra fields (options.fields: [{name, label, node}]). Resolves to
+  // null when cancelled, else {reason, <name>: value ...}. Escape cancels.
+  function askDialog(question, options) {
+    const opts = options || {};
     return new Promise((resolve) => {
       const cancel = el("button", { type: "button", text: L("cancel") });
-      const ok = el("button", { type: "button", class: "primary", text: L("confirm") });
-      const dialog = el("dialog", { "aria-labelledby": "dialog-question" }, el("p", { id: "dialog-question", text: question }), el("div", { class: "actions" }, cancel, ok));
+      const ok = el("button", { type: "submit", class: "primary", text: L("confirm") });
+      const problem = el("p", { class: "error", role: "alert", id: "dialog-problem", hidden: true });
+      const inputs = [];
+      let reason = null;
+      if (opts.reason) {
+        reason = el("textarea", { id: "dialog-reason", name: "reason", rows: 3, maxlength: 500, "aria-required": opts.reason === "required" ? "true" : null, "aria-describedby": "dialog-problem" });
+        inputs.push(el("label", { for: "dialog-reason" }, opts.reason === "required" ? L("reason_required") : L("reason_optional")), reason);
+      }
+      for (const field of opts.fields || []) {
+        field.node.id = `dialog-${field.name}`;
+        inputs.push(el("label", { for: field.node.id, text: field.label }), field.node);
+      }
+      const form = el("form", { method: "dialog", class: "dialog-form", novalidate: true }, el("p", { id: "dialog-question", text: question }), inputs, problem, el("div", { class: "actions" }, cancel, ok));
+      const dialog = el("dialog", { "aria-labelledby": "dialog-question" }, form);
       document.body.append(dialog);
       function close(answer) {
         dialog.close();
         dialog.remove();
         resolve(answer);
       }
-      cancel.addEventListener("click", () => close(false));
-      ok.addEventListener("click", () => close(true));
+      cancel.addEventListener("click", () => close(null));
+      form.addEventListener("submit", (event) => {
+        event.preventDefault();
+        const answer = { reason: reason ? reason.value.trim() : "" };
+        if (opts.reason === "required" && !answer.reason) {
+          problem.textContent = L("reason_missing");
+          problem.hidden = false;
+          reason.focus();
+          return;
+        }
+        for (const field of opts.fields || []) answer[field.name] = field.node.value;
+        close(answer);
+      });
       dialog.addEventListener("cancel", (event) => {
         event.preventDefault();
-        close(false);
+        close(null);
       });
       dialog.showModal();
-      cancel.focus();
+      (reason || cancel).focus();
     });
+  }
+
+  function isOperator() {
+    return body.dataset.role === "operator" || body.dataset.role === "admin";
   }
 
   function partnerCard(p) {
@@ -312,8 +347,11 @@
     const endpoint = p.endpoint ? `${p.endpoint}${p.address ? " · " + p.address : ""}${p.tls ? " · TLS" : ""}` : L("only_sends");
     item(L("endpoint"), endpoint);
     if (p.accepts) item(L("accepts"), p.accepts);
-    const state = p.outbound ? p.outbound.state : p.inbound && p.inbound.received_1h ? "ok" : "idle";
+    const state = p.paused ? "paused" : p.outbound ? p.outbound.state : p.inbound && p.inbound.received_1h ? "ok" : "idle";
     item(L("health"), stateBadge(state));
+    if (p.paused) {
+      item(L("delivery"), el("span", { class: "paused-note", text: `${L("paused_by")} ${p.paused.paused_by.replace(/^user:/, "")} · ${when(p.paused.paused_at)}${p.paused.reason ? " · " + p.paused.reason : ""}` }));
+    }
     item(L("last_received"), when(p.health.last_received_at));
     if (p.endpoint) item(L("last_delivered"), when(p.health.last_delivered_at));
     if (p.health.last_error) {
@@ -335,12 +373,23 @@
     }
     const series = p.outbound ? p.outbound.delivered : p.inbound ? p.inbound.received : null;
     item(L("traffic"), traffic.join(" · "), series ? el("div", {}, sparkline(series, `${L("traffic")}, ${L("per_minute")}`)) : null);
+    let action = null;
+    if (p.endpoint && isOperator()) {
+      action = el("button", {
+        type: "button",
+        class: "pause",
+        "data-action": p.paused ? "resume" : "pause",
+        "aria-label": `${p.paused ? L("resume_delivery") : L("pause_delivery")}: ${p.name}`,
+        text: p.paused ? L("resume_delivery") : L("pause_delivery"),
+      });
+    }
     return el(
       "section",
       { class: "partner", "data-partner": p.id, "aria-labelledby": `partner-${p.id}` },
       el("h2", { id: `partner-${p.id}`, text: p.name }),
       el("div", { class: "sub", text: `${p.id} · ${p.kind}${p.facilities.length ? " · " + p.facilities.join(", ") : ""}` }),
-      el("dl", {}, items)
+      el("dl", {}, items),
+      action ? el("div", { class: "card-actions" }, action) : null
     );
   }
 
@@ -359,6 +408,27 @@
       }
       toolbar.replaceChildren(...parts);
       region.replaceChildren(el("div", { class: "partner-grid" }, data.partners.map(partnerCard)));
+      for (const button of region.querySelectorAll("button.pause")) {
+        const partner = data.partners.find((p) => p.id === button.closest("[data-partner]").dataset.partner);
+        button.addEventListener("click", () => pauseOrResume(partner));
+      }
+    }
+    async function pauseOrResume(p) {
+      const action = p.paused ? "resume" : "pause";
+      const question = `${action === "pause" ? L("pause_confirm") : L("resume_confirm")} ${p.name} (${p.id})`;
+      const answer = await askDialog(question, { reason: action === "pause" ? "required" : "optional" });
+      if (answer === null) return;
+      message.classList.remove("error");
+      try {
+        await api("POST", `/api/partners/${encodeURIComponent(p.id)}/${action}`, { reason: answer.reason });
+        message.textContent = `${action === "pause" ? L("paused_done") : L("resumed_done")}: ${p.name}`;
+        await load();
+      } catch (error) {
+        message.textContent = `${L("action_failed")} ${error.message}`;
+        message.classList.add("error");
+      }
+      const again = document.querySelector(`[data-partner="${CSS.escape(p.id)}"] button.pause`);
+      if (again) again.focus();
     }
     async function reload() {
       if (!(await confirmDialog(L("reload_confirm")))) return;
@@ -377,10 +447,6 @@
       message.textContent = error.message;
       message.classList.add("error");
     });
-  }
-
-  function comingPage(key) {
-    page.replaceChildren(el("section", { class: "coming" }, el("h2", { text: L("coming_title") }), el("p", { text: L(key) })));
   }
 
   function roleSelect(id, value) {
@@ -496,24 +562,18 @@
     });
   }
 
-  switch (body.dataset.page) {
-    case "login":
-      loginPage();
-      break;
-    case "flows":
-      poll("/api/flows", flowsView);
-      break;
-    case "partners":
-      partnersPage();
-      break;
-    case "users":
-      usersPage();
-      break;
-    case "messages":
-      comingPage("coming_messages");
-      break;
-    case "alerts":
-      comingPage("coming_alerts");
-      break;
-  }
+  // What the page scripts (messages.js, alerts.js) share; each adds its pages.
+  const pages = {
+    login: loginPage,
+    flows: () => poll("/api/flows", flowsView),
+    partners: partnersPage,
+    users: usersPage,
+  };
+  window.carebroker = { L, el, api, num, when, duration, stateBadge, askDialog, confirmDialog, isOperator, page, body, pages, LANG, POLL_MS };
+
+  // Deferred scripts run in order before DOMContentLoaded: every page is registered by then.
+  document.addEventListener("DOMContentLoaded", () => {
+    const start = pages[body.dataset.page];
+    if (start) start();
+  });
 })();

@@ -6,15 +6,22 @@ state-changing route is added to the console without a row here.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 
 from broker.console.role import ROUTERS
 from broker.console.users import USER_ROLES
 from tests.integration.console.conftest import cli_token, sign_in
+from tests.integration.console.traffic import add_message
+from tests.messages import ORU
+
+ANY_ID = str(uuid.uuid4())
+ALERT = {"name": "dead_letters", "subject": "cabinet-dupont"}
 
 
 @dataclass(frozen=True)
@@ -34,6 +41,18 @@ CHANGES = [
     ),
     Change("PATCH", "/api/users/{name}", "admin", {"role": "operator"}),
     Change("POST", "/api/partners/reload", "admin"),
+    Change("POST", "/api/messages/{message_id}/replay", "operator", {"reason": "test"}),
+    Change(
+        "POST", "/api/dead-letters/retry", "operator", {"delivery_ids": [ANY_ID], "reason": "r"}
+    ),
+    Change(
+        "POST", "/api/dead-letters/discard", "operator", {"delivery_ids": [ANY_ID], "reason": "r"}
+    ),
+    Change("POST", "/api/partners/{partner}/pause", "operator", {"reason": "maintenance"}),
+    Change("POST", "/api/partners/{partner}/resume", "operator", {"reason": "done"}),
+    Change("POST", "/api/alerts/acknowledge", "operator", {**ALERT, "reason": "on it"}),
+    Change("POST", "/api/alerts/silence", "operator", {**ALERT, "reason": "known", "hours": 1}),
+    Change("POST", "/api/alerts/unsilence", "operator", ALERT),
 ]
 # Sign-in opens a session, so it cannot require one; its CSRF defence (JSON
 # only, same origin) is tested in test_auth.py.
@@ -41,8 +60,34 @@ OPEN = {("POST", "/api/session")}
 ROLE_OF = {"viewer": "vera", "operator": "otto", "admin": "ada"}
 
 
-def _call(change: Change) -> tuple[str, str, dict[str, Any] | None]:
-    return change.method, change.path.replace("{name}", "vera"), change.json
+@pytest.fixture
+async def seeded(pool: asyncpg.Pool) -> str:
+    """A message to act on and an alert firing, so that allowed calls succeed; the message id."""
+    message_id, received_at = await add_message(pool, "labo-sud")
+    await pool.execute(
+        "INSERT INTO payloads (message_id, received_at, data) VALUES ($1, $2, $3)",
+        message_id,
+        received_at,
+        ORU,
+    )
+    await pool.execute(
+        "INSERT INTO alerts (name, subject, since, last_seen) VALUES ($1, $2, now(), now())",
+        ALERT["name"],
+        ALERT["subject"],
+    )
+    return str(message_id)
+
+
+def _path(path: str, message_id: str) -> str:
+    return (
+        path.replace("{name}", "vera")
+        .replace("{message_id}", message_id)
+        .replace("{partner}", "cabinet-dupont")
+    )
+
+
+def _call(change: Change, message_id: str) -> tuple[str, str, dict[str, Any] | None]:
+    return change.method, _path(change.path, message_id), change.json
 
 
 def test_the_table_covers_every_state_changing_route() -> None:
@@ -58,9 +103,9 @@ def test_the_table_covers_every_state_changing_route() -> None:
 
 @pytest.mark.parametrize("change", CHANGES, ids=lambda c: f"{c.method} {c.path}")
 async def test_no_session_is_refused(
-    change: Change, client: httpx.AsyncClient, users: dict[str, str]
+    change: Change, client: httpx.AsyncClient, users: dict[str, str], seeded: str
 ) -> None:
-    method, path, body = _call(change)
+    method, path, body = _call(change, seeded)
     response = await client.request(method, path, json=body)
     assert response.status_code == 401, response.text
     assert response.headers["www-authenticate"] == "Bearer"
@@ -72,10 +117,10 @@ async def test_no_session_is_refused(
 
 @pytest.mark.parametrize("change", CHANGES, ids=lambda c: f"{c.method} {c.path}")
 async def test_missing_or_wrong_csrf_token_is_refused(
-    change: Change, client: httpx.AsyncClient, users: dict[str, str]
+    change: Change, client: httpx.AsyncClient, users: dict[str, str], seeded: str
 ) -> None:
     csrf = await sign_in(client, ROLE_OF[change.minimum])
-    method, path, body = _call(change)
+    method, path, body = _call(change, seeded)
     missing = await client.request(method, path, json=body)
     assert missing.status_code == 403 and "CSRF" in missing.json()["detail"]
     wrong = await client.request(method, path, json=body, headers={"X-CSRF-Token": csrf[::-1]})
@@ -90,9 +135,9 @@ async def test_missing_or_wrong_csrf_token_is_refused(
 
 @pytest.mark.parametrize("change", CHANGES, ids=lambda c: f"{c.method} {c.path}")
 async def test_roles_below_the_minimum_are_refused(
-    change: Change, client: httpx.AsyncClient, users: dict[str, str]
+    change: Change, client: httpx.AsyncClient, users: dict[str, str], seeded: str
 ) -> None:
-    method, path, body = _call(change)
+    method, path, body = _call(change, seeded)
     rank = USER_ROLES.index(change.minimum)  # type: ignore[arg-type]
     for role in USER_ROLES:
         token = await cli_token(client, ROLE_OF[role])
@@ -109,11 +154,20 @@ async def test_roles_below_the_minimum_are_refused(
 
 @pytest.mark.parametrize(
     ("path", "minimum"),
-    [("/api/flows", "viewer"), ("/api/partners", "viewer"), ("/api/users", "admin")],
+    [
+        ("/api/flows", "viewer"),
+        ("/api/partners", "viewer"),
+        ("/api/users", "admin"),
+        ("/api/dead-letters", "viewer"),
+        ("/api/alerts/state", "viewer"),
+        ("/api/messages/{message_id}/timeline", "viewer"),
+        ("/api/messages/{message_id}/content", "operator"),
+    ],
 )
 async def test_reads_need_a_session_and_the_role(
-    path: str, minimum: str, client: httpx.AsyncClient, users: dict[str, str]
+    path: str, minimum: str, client: httpx.AsyncClient, users: dict[str, str], seeded: str
 ) -> None:
+    path = _path(path, seeded)
     assert (await client.get(path)).status_code == 401
     for role in USER_ROLES:
         token = await cli_token(client, ROLE_OF[role])

@@ -59,6 +59,22 @@ async def test_navigation_follows_the_role(
     assert (await client.get("/console/nowhere")).status_code == 404
 
 
+async def test_a_message_has_its_own_page(client: httpx.AsyncClient, users: dict[str, str]) -> None:
+    message_id = "01a2e0c4-5b6d-7e8f-9a0b-1c2d3e4f5a6b"
+    stranger = await client.get(f"/console/messages/{message_id}")
+    assert stranger.status_code == 303
+    assert stranger.headers["location"] == f"/console/login?next=/console/messages/{message_id}"
+    await sign_in(client, "vera")
+    page = await client.get(f"/console/messages/{message_id.upper()}")
+    assert page.status_code == 200
+    assert f'data-message="{message_id}"' in page.text and 'data-page="message"' in page.text
+    assert 'href="/console/messages" aria-current="page"' in page.text
+    assert f"next=/console/messages/{message_id}" in page.text  # the language switch comes back
+    for script in ("app.js", "messages.js", "alerts.js"):
+        assert f'<script src="/console/static/{script}" defer></script>' in page.text
+    assert (await client.get("/console/messages/not-an-id")).status_code == 404
+
+
 async def test_language_switch_is_remembered_and_cannot_redirect_away(
     client: httpx.AsyncClient, users: dict[str, str]
 ) -> None:
@@ -66,7 +82,7 @@ async def test_language_switch_is_remembered_and_cannot_redirect_away(
     switch = await client.get("/console/lang/fr", params={"next": "/console/partners"})
     assert switch.status_code == 303 and switch.headers["location"] == "/console/partners"
     page = await client.get("/console/partners", headers={"Accept-Language": "en"})
-    assert "<h1>Partenaires</h1>" in page.text and 'lang="fr"' in page.text
+    assert '<h1 id="title">Partenaires</h1>' in page.text and 'lang="fr"' in page.text
     for target in ("https://evil.example/", "//evil.example/console/", "/elsewhere"):
         away = await client.get("/console/lang/en", params={"next": target})
         assert away.headers["location"] == "/console/flows"

@@ -56,3 +56,42 @@ async def add_delivery(
         None if delivered_ago_s is None else now - timedelta(seconds=delivered_ago_s),
     )
     return delivery_id
+
+
+async def add_outcome(
+    pool: asyncpg.Pool,
+    message_id: uuid.UUID,
+    received_at: datetime,
+    recipient: str,
+    *,
+    status: str,
+    payload: bytes | None = None,
+    response: bytes | None = None,
+    ack_code: str | None = None,
+    last_error: str | None = None,
+    control_id: str = "",
+    failed_ago_s: float = 0,
+) -> uuid.UUID:
+    """Store a delivery of a stored message as the router and delivery leave it; return its id."""
+    delivery_id = new_id()
+    now = datetime.now(UTC)
+    await pool.execute(
+        "INSERT INTO deliveries (id, message_id, message_received_at, recipient, rules, lane,"
+        " partition, status, attempts, last_error, payload, response, ack_code, control_id,"
+        " content_type, created_at, updated_at, delivered_at)"
+        " VALUES ($1, $2, $3, $4, '{ordering-provider}', $4 || '/p', 0, $5, 1, $6, $7, $8, $9,"
+        " $10, 'x-application/hl7-v2+er7; charset=utf-8', $3, $11, $12)",
+        delivery_id,
+        message_id,
+        received_at,
+        recipient,
+        status,
+        last_error,
+        payload,
+        response,
+        ack_code,
+        control_id,
+        now - timedelta(seconds=failed_ago_s),
+        now if status == "delivered" else None,
+    )
+    return delivery_id
