@@ -7,8 +7,7 @@ import contextlib
 import logging
 
 from broker.app import Context, _TaskRole
-from broker.console import auth, flows, oidc, partners, ui, users_api
-from broker.console.api import status_router
+from broker.console import api, auth, flows, oidc, partners, ui, users_api
 from broker.console.deps import Console
 from broker.console.settings import ConsoleSettings
 from broker.store.db import UNAVAILABLE
@@ -20,6 +19,7 @@ ROUTERS = (
     users_api.router,
     flows.router,
     partners.router,
+    api.router,
     oidc.router,
     ui.router,
 )
@@ -37,7 +37,6 @@ def build_console(ctx: Context, settings: ConsoleSettings | None = None) -> Cons
         else None,
     )
     ctx.routers.extend(ROUTERS)
-    ctx.routers.append(status_router(ctx.pool))
     return ctx.console
 
 
