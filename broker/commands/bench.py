@@ -8,6 +8,9 @@ measured in the same run, on the same load, does. Subcommands:
   PostgreSQL with its outbox row before each ACK), then the same load to a
   baseline MLLP server that only parses with python-hl7 and ACKs (nothing
   stored). Prints accepted msg/s and ACK latency p50/p99 for both.
+- ``search``: the operators' message search on a store of a million
+  messages, against the same searches as sequential scans
+  (``broker/commands/bench_search.py``).
 
 Each server runs in a process of its own; the load generator runs in this one.
 """
@@ -94,6 +97,10 @@ def register(commands: Any) -> None:
     )  # fmt: skip
     ingress.add_argument("--no-baseline", action="store_true", help="skip the python-hl7 baseline")
     ingress.set_defaults(handler=_ingress)
+
+    from broker.commands import bench_search  # imports this module: registered last
+
+    bench_search.add_parser(subcommands)
 
 
 @dataclass
@@ -306,7 +313,7 @@ async def _bench_ingress(args: argparse.Namespace, dsn: str | None) -> int:
         name = f"cb_bench_{uuid.uuid4().hex[:10]}"
         admin = await asyncpg.connect(dsn)
         await admin.execute(f'CREATE DATABASE "{name}"')
-        bench_dsn = _with_database(dsn, name)
+        bench_dsn = with_database(dsn, name)
         try:
             pool = await db.connect(bench_dsn, 2)
             await migrate(pool)
@@ -368,7 +375,7 @@ def _cpu_of(pids: Iterable[int]) -> float:
     return total
 
 
-def _with_database(dsn: str, database: str) -> str:
+def with_database(dsn: str, database: str) -> str:
     base, _, query = dsn.partition("?")
     scheme, _, rest = base.partition("://")
     host = rest.split("/", 1)[0]
