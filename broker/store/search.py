@@ -9,9 +9,11 @@ catch-all statement full of ``$n IS NULL OR ...``:
   per-partition indexes (``messages_control_id``, ``messages_id``,
   ``messages_sender``, ``messages_type``, ``messages_status``), each ordered
   by ``received_at`` so a page stops after ``limit`` rows;
-- recipient: the deliveries read in acceptance order through
-  ``deliveries_recipient_message`` (``0310_search.sql``), each joined to its
-  message by primary key;
+- recipient, and the delivery statuses few deliveries are in (failed, dead,
+  blocked): the deliveries read in their messages' acceptance order through
+  ``deliveries_recipient_message`` or ``deliveries_in_trouble``
+  (``0310_search.sql``), each joined to its message by primary key; other
+  delivery statuses (most deliveries are delivered) are checked per message;
 - patient: ``patient_digests`` holds pseudonymous digests
   (:class:`broker.pseudonym.Pseudonymizer`), matched through the GIN index
   ``messages_patient``. A GIN index cannot return rows in time order, so
@@ -56,6 +58,8 @@ COLUMNS = (
     "reason",
 )
 _COLUMNS = ", ".join(f"m.{c}" for c in COLUMNS)
+# Delivery statuses few deliveries are in, kept in order by deliveries_in_trouble (0310).
+FEW_DELIVERIES = frozenset({"failed", "dead", "blocked"})
 _DELIVERY_OF = (
     "SELECT 1 FROM deliveries d WHERE d.message_id = m.id AND d.message_received_at = m.received_at"
 )
@@ -146,15 +150,18 @@ def build(filters: Filters, limit: int, after: Cursor | None = None) -> Query:
 
     The most selective index drives: a control id, carebroker id or patient
     digest pins a few messages, whose deliveries are then checked; else a
-    recipient's deliveries are read in order and each joined to its message;
-    else the messages are read in order. Only fixed column names and ``$n``
+    recipient's deliveries, or the few deliveries in trouble (failed, dead,
+    blocked), are read in order and each joined to its message; else the
+    messages are read in order. Only fixed column names and ``$n``
     placeholders go into the text; every value is an argument.
     """
     if not 1 <= limit <= MAX_LIMIT:
         raise ValueError(f"limit must be between 1 and {MAX_LIMIT}")
     pinpointed = (filters.message_id, filters.control_id, filters.patient_digest)
-    if filters.recipient is not None and all(value is None for value in pinpointed):
-        return _by_recipient(filters, limit, after)
+    if all(value is None for value in pinpointed) and (
+        filters.recipient is not None or filters.delivery_status in FEW_DELIVERIES
+    ):
+        return _by_delivery(filters, limit, after)
     return _by_message(filters, limit, after)
 
 
@@ -212,13 +219,15 @@ def _by_message(filters: Filters, limit: int, after: Cursor | None) -> Query:
     return Query(sql, tuple(q.args))
 
 
-def _by_recipient(filters: Filters, limit: int, after: Cursor | None) -> Query:
+def _by_delivery(filters: Filters, limit: int, after: Cursor | None) -> Query:
     # LATERAL ... LIMIT 1 keeps the join a nested loop in the deliveries'
     # index order, each message found by primary key in its own partition
     # (pruned at run time). Joined plainly, the planner counts a probe into
     # every partition per delivery and prefers hashing the whole store.
     q = _Builder()
-    conditions = [f"d.recipient = {q.arg(filters.recipient)}"]
+    conditions = []
+    if filters.recipient is not None:
+        conditions.append(f"d.recipient = {q.arg(filters.recipient)}")
     if filters.delivery_status is not None:
         conditions.append(f"d.status = {q.arg(filters.delivery_status)}")
     conditions += _time_conditions(q, filters, after, "d.message_received_at", "d.message_id")
@@ -226,8 +235,11 @@ def _by_recipient(filters: Filters, limit: int, after: Cursor | None) -> Query:
         "m.id = d.message_id AND m.received_at = d.message_received_at",
         *_message_conditions(q, filters),
     ]
+    # One delivery per (message, recipient): without a recipient, a message
+    # with two dead deliveries must still be listed once.
+    once = "" if filters.recipient else "DISTINCT ON (d.message_received_at, d.message_id) "
     sql = (
-        f"SELECT m.* FROM deliveries d CROSS JOIN LATERAL (SELECT {_COLUMNS}"  # noqa: S608
+        f"SELECT {once}m.* FROM deliveries d CROSS JOIN LATERAL (SELECT {_COLUMNS}"  # noqa: S608
         f" FROM messages m{_where(inner)} LIMIT 1) m{_where(conditions)}"
         " ORDER BY d.message_received_at DESC, d.message_id DESC"
         f" LIMIT {q.arg(limit + 1)}"

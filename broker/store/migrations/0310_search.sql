@@ -9,3 +9,10 @@
 -- version (status updates cannot be HOT updates: other indexes hold status).
 CREATE INDEX deliveries_recipient_message
     ON deliveries (recipient, message_received_at DESC, message_id DESC);
+
+-- Dead letters, failures and blocked deliveries, newest first: what operators
+-- look for after an outage. They are few, so a partial index holds just them,
+-- in the order a page reads them, and costs nothing on the usual statuses.
+CREATE INDEX deliveries_in_trouble
+    ON deliveries (message_received_at DESC, message_id DESC)
+    WHERE status IN ('failed', 'dead', 'blocked');

@@ -127,6 +127,19 @@ async def test_search_by_each_filter_newest_first(
     assert body["next"] is None
 
 
+async def test_a_message_with_two_dead_letters_is_listed_once(
+    console: Console, client: httpx.AsyncClient, users: dict[str, str], pool: asyncpg.Pool
+) -> None:
+    both = await store(console, variant(ORU, "LS-DEAD-2"))
+    one = await store(console, variant(ORU, "LS-DEAD-1"))
+    await route(pool, both, cabinet_dupont="dead", maison_sante_nord="dead")
+    await route(pool, one, cabinet_dupont="delivered", maison_sante_nord="dead")
+    assert await search(client, delivery_status="dead") == ["LS-DEAD-1", "LS-DEAD-2"]
+    assert await search(client, delivery_status="dead", limit="1") == ["LS-DEAD-1"]
+    assert await search(client, delivery_status="dead", recipient="cabinet-dupont") == ["LS-DEAD-2"]
+    assert await search(client, delivery_status="delivered") == ["LS-DEAD-1"]
+
+
 @pytest.mark.parametrize(
     "params",
     [

@@ -195,3 +195,21 @@ async def test_a_recipients_pages_are_read_in_index_order(
         if n["Relation Name"] == "deliveries"
     )
     assert deliveries_read <= 101  # one page of index entries, not the recipient's 300,000
+
+
+async def test_dead_letters_come_from_their_own_index_each_message_once(
+    million: Million, api: httpx.AsyncClient
+) -> None:
+    body = (await api.get("/api/messages", params={"delivery_status": "dead"})).json()
+    listed = body["messages"]
+    assert len(listed) == 100 and len({m["id"] for m in listed}) == 100
+    assert all(m["deliveries"].get("dead") for m in listed)
+    newest = await million.pool.fetch(
+        "SELECT DISTINCT message_received_at, message_id FROM deliveries WHERE status = 'dead'"
+        " ORDER BY message_received_at DESC, message_id DESC LIMIT 100"
+    )
+    assert [m["id"] for m in listed] == [str(r["message_id"]) for r in newest]
+
+    plan = await explain(million.pool, search.build(search.Filters(delivery_status="dead"), 100))
+    assert "deliveries_in_trouble" in indexes_used(plan)
+    assert rows_read_sequentially(plan) == 0
