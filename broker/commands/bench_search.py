@@ -26,20 +26,18 @@ import asyncio
 import random
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
 
-from broker.commands.bench import with_database
+from broker.commands.bench import scratch_database
 from broker.pseudonym import Pseudonymizer
 
 SENDERS = ("chu-montpellier", "labo-sud", "clinique-est", "labo-ouest", "chu-nimes")
@@ -314,38 +312,29 @@ async def time_searches(url: str, token: str, plan: list[Search], repeat: int) -
 
 
 async def run(
-    admin_dsn: str, messages: int, days: int, repeat: int, baseline_repeat: int
+    dsn: str, messages: int, days: int, repeat: int, baseline_repeat: int
 ) -> tuple[Seeded, dict[str, Timing], dict[str, Timing]]:
-    """Create a database, seed it, time the searches with and without indexes, drop it."""
+    """Seed the empty database ``dsn``, time the searches with and without indexes."""
     from broker.store import db
     from broker.store.migrate import migrate
 
-    name = f"cb_bench_search_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(admin_dsn)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    dsn = with_database(admin_dsn, name)
     pseudonymizer = Pseudonymizer(b"bench-search-key" * 2)
+    pool = await db.connect(dsn, 2)
     try:
-        pool = await db.connect(dsn, 2)
-        try:
-            await migrate(pool)
-            seeded = await seed(pool, pseudonymizer, messages=messages, days=days)
-            sample = await pool.fetch(
-                "SELECT id FROM messages TABLESAMPLE SYSTEM (1) LIMIT 1000", timeout=600
-            )
-        finally:
-            await pool.close()
-        ids = [str(r["id"]) for r in sample] or [str(uuid.uuid4())]
-        plan = searches(seeded, ids)
-        async with serve_api(dsn, pseudonymizer) as (url, token):
-            indexed = await time_searches(url, token, plan, repeat)
-        # The same searches (their first runs) answered without indexes.
-        async with serve_api(f"{dsn}?{NO_INDEXES}", pseudonymizer) as (url, token):
-            baseline = await time_searches(url, token, plan, baseline_repeat)
-        return seeded, indexed, baseline
+        await migrate(pool)
+        seeded = await seed(pool, pseudonymizer, messages=messages, days=days)
+        sample = await pool.fetch(
+            "SELECT id FROM messages TABLESAMPLE SYSTEM (1) LIMIT 1000", timeout=600
+        )
     finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+        await pool.close()
+    plan = searches(seeded, [str(r["id"]) for r in sample] or [str(uuid.uuid4())])
+    async with serve_api(dsn, pseudonymizer) as (url, token):
+        indexed = await time_searches(url, token, plan, repeat)
+    # The same searches (their first runs) answered without indexes.
+    async with serve_api(f"{dsn}?{NO_INDEXES}", pseudonymizer) as (url, token):
+        baseline = await time_searches(url, token, plan, baseline_repeat)
+    return seeded, indexed, baseline
 
 
 # --- the command -------------------------------------------------------------------
@@ -390,34 +379,18 @@ def _search(args: argparse.Namespace) -> int:
 
 
 async def _bench(args: argparse.Namespace, dsn: str | None) -> int:
-    from broker.local import EmbeddedPostgres
-
-    embedded = None
-    with tempfile.TemporaryDirectory(prefix="carebroker-bench-") as scratch:
-        if dsn is None:
-            embedded = EmbeddedPostgres(Path(scratch) / "pg")
-            await embedded.start()
-            dsn = embedded.dsn
-        try:
-            seeded, indexed, baseline = await run(
-                with_database(dsn, "postgres"),
-                args.messages,
-                args.days,
-                args.repeat,
-                max(1, args.baseline_repeat),
-            )
-        finally:
-            if embedded is not None:
-                await embedded.stop()
+    async with scratch_database(dsn) as bench_dsn:
+        seeded, indexed, baseline = await run(
+            bench_dsn, args.messages, args.days, args.repeat, max(1, args.baseline_repeat)
+        )
     _say(
         f"bench search: {seeded.messages:,} messages over {seeded.days} days (one partition "
         f"per day), {seeded.patients:,} patients, seeded in {seeded.seconds:.0f} s; each search "
         f"over HTTP, one at a time: {args.repeat} runs with indexes, "
         f"{max(1, args.baseline_repeat)} as sequential scans (baseline)"
     )
-    _say(
-        f"{'search':<40} {'rows':>5} {'p50 ms':>8} {'p99 ms':>8} {'baseline p50':>13} {'ratio':>7}"
-    )
+    header = ("search", "rows", "p50 ms", "p99 ms", "baseline p50", "ratio")
+    _say("{:<40} {:>5} {:>8} {:>8} {:>13} {:>7}".format(*header))
     for label, timing in indexed.items():
         base = baseline[label]
         _say(

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from broker.commands.bench_search import run
+from tests.conftest import scratch_database
 
 
 async def test_bench_seeds_times_each_search_and_its_baseline(pg_admin_dsn: str) -> None:
-    seeded, indexed, baseline = await run(
-        pg_admin_dsn, messages=3_000, days=3, repeat=2, baseline_repeat=1
-    )
+    async with scratch_database(pg_admin_dsn) as dsn:
+        seeded, indexed, baseline = await run(
+            dsn, messages=3_000, days=3, repeat=2, baseline_repeat=1
+        )
     assert (seeded.messages, seeded.patients, seeded.days) == (3_000, 150, 3)
     assert indexed.keys() == baseline.keys() and len(indexed) == 10
     assert all(len(t.latencies) == 2 for t in indexed.values())
