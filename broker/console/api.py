@@ -27,7 +27,7 @@ routes; ``docs/openapi.json`` documents them.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import asyncpg
@@ -180,10 +180,10 @@ async def search_messages(
         ),
     ] = None,
     since: Annotated[
-        datetime | None, Query(description="Received at or after (ISO 8601, with offset).")
+        datetime | None, Query(description="Received at or after (ISO 8601; no offset: UTC).")
     ] = None,
     until: Annotated[
-        datetime | None, Query(description="Received before (ISO 8601, with offset).")
+        datetime | None, Query(description="Received before (ISO 8601; no offset: UTC).")
     ] = None,
     patient_authority: Annotated[
         str | None,
@@ -214,8 +214,8 @@ async def search_messages(
         message_type=message_type,
         status=status,
         delivery_status=delivery_status,
-        since=since,
-        until=until,
+        since=_utc(since),
+        until=_utc(until),
         patient_digest=ctx.pseudonymizer.digest(*patient) if patient else None,
     )
     try:
@@ -245,6 +245,11 @@ async def search_messages(
         ],
         next=page.next.encode() if page.next else None,
     )
+
+
+def _utc(when: datetime | None) -> datetime | None:
+    """Read a time without an offset as UTC, whatever the server's own time zone."""
+    return when.replace(tzinfo=UTC) if when is not None and when.tzinfo is None else when
 
 
 def _patient(who: Principal, authority: str | None, value: str | None) -> tuple[str, str] | None:

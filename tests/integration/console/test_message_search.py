@@ -8,8 +8,10 @@ the console's pseudonym key); deliveries are rows as the router leaves them.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 import zlib
+from datetime import UTC
 from typing import Any
 
 import asyncpg
@@ -138,6 +140,22 @@ async def test_a_message_with_two_dead_letters_is_listed_once(
     assert await search(client, delivery_status="dead", limit="1") == ["LS-DEAD-1"]
     assert await search(client, delivery_status="dead", recipient="cabinet-dupont") == ["LS-DEAD-2"]
     assert await search(client, delivery_status="delivered") == ["LS-DEAD-1"]
+
+
+async def test_a_time_without_an_offset_is_utc_whatever_the_servers_zone(
+    client: httpx.AsyncClient,
+    users: dict[str, str],
+    traffic: dict[str, Envelope],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TZ", "Pacific/Auckland")
+    time.tzset()
+    try:
+        naive = traffic["b"].received_at.astimezone(UTC).replace(tzinfo=None).isoformat()
+        assert await search(client, since=naive) == ["LS-C", "CD-REF-77", "LS-B"]
+    finally:
+        monkeypatch.undo()
+        time.tzset()
 
 
 @pytest.mark.parametrize(
