@@ -87,6 +87,12 @@ async def test_every_message_route_needs_a_session(
         forged = await client.get(path, headers={"Authorization": "Bearer not-a-token"})
         assert forged.status_code == 401, path
         await get_as(client, path, "vera")  # a viewer reads metadata
+    token = await cli_token(client, "vera")
+    # Not carebroker's ids (its are UUIDv7): one whose bits read as the year 10889.
+    for unknown in (uuid.uuid4(), uuid.UUID("ffffffff-ffff-4fff-bfff-ffffffffffff")):
+        for path in (f"/api/messages/{unknown}", f"/api/messages/{unknown}/audit"):
+            response = await client.get(path, headers={"Authorization": f"Bearer {token}"})
+            assert response.status_code == 404, path
 
 
 async def test_search_by_each_filter_newest_first(
