@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "broker.commands.consent",
     "broker.commands.replay",
     "broker.commands.bench",
+    "broker.commands.messages",
 )
 
 

@@ -134,6 +134,16 @@ class Settings(BaseSettings):
         "unset: no export.",
     )
 
+    # --- command-line client (`carebroker messages ...`) -------------------------------
+    api_url: str | None = Field(
+        default=None,
+        description="The HTTP API the CLI talks to; unset: http://HTTP_HOST:HTTP_PORT.",
+    )
+    api_token: SecretStr | None = Field(
+        default=None,
+        description="API token the CLI shows (`carebroker users token NAME`).",
+    )
+
     # --- audit trail -----------------------------------------------------------------
     audit_batch: int = Field(
         default=1000, ge=1, description="Most pending audit events chained in one transaction."

@@ -8,6 +8,9 @@ measured in the same run, on the same load, does. Subcommands:
   PostgreSQL with its outbox row before each ACK), then the same load to a
   baseline MLLP server that only parses with python-hl7 and ACKs (nothing
   stored). Prints accepted msg/s and ACK latency p50/p99 for both.
+- ``search``: the operators' message search on a store of a million
+  messages, against the same searches as sequential scans
+  (``broker/commands/bench_search.py``).
 
 Each server runs in a process of its own; the load generator runs in this one.
 """
@@ -22,11 +25,13 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from multiprocessing.synchronize import Event as EventType
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 import psutil
@@ -102,6 +107,10 @@ def register(commands: Any) -> None:
     )  # fmt: skip
     ingress.add_argument("--no-baseline", action="store_true", help="skip the python-hl7 baseline")
     ingress.set_defaults(handler=_ingress)
+
+    from broker.commands import bench_search  # imports this module: registered last
+
+    bench_search.add_parser(subcommands)
 
 
 @dataclass
@@ -301,69 +310,79 @@ def _ingress(args: argparse.Namespace) -> int:
 
 
 async def _bench_ingress(args: argparse.Namespace, dsn: str | None) -> int:
-    from broker.local import EmbeddedPostgres
     from broker.store import db, partitions
     from broker.store.migrate import migrate
 
-    embedded = None
+    async with scratch_database(dsn) as bench_dsn:
+        name = urlsplit(bench_dsn).path.lstrip("/")
+        pool = await db.connect(bench_dsn, 2)
+        await migrate(pool)
+        await partitions.ensure_partitions(pool)
+        size = len(messages(1, 0)[0])
+        _say(
+            f"bench ingress: {args.connections} connections, {args.count} ORU^R01 of "
+            f"{size} bytes (after {args.warmup} warm-up), group commits: "
+            f"{args.commit_concurrency} in flight, {args.commit_linger_ms:g} ms linger; "
+            f"PostgreSQL at {db.describe_dsn(bench_dsn)}"
+        )
+
+        async def postgres_cpu() -> float:
+            pids = await pool.fetch("SELECT pid FROM pg_stat_activity WHERE datname = $1", name)
+            return _cpu_of(int(r["pid"]) for r in pids)
+
+        ours = await measure(
+            _carebroker_server, (bench_dsn, args.commit_concurrency, args.commit_linger_ms),
+            args.connections, args.warmup, args.count,
+            postgres_cpu,
+        )  # fmt: skip
+        stored = await pool.fetchval("SELECT count(*) FROM messages WHERE status = 'accepted'")
+        await pool.close()
+        _say(ours.result.line("durable ingress (carebroker)"))
+        _say(
+            f"{'':34} {stored} stored with their outbox rows; {ours.commits} commits, "
+            f"{ours.committed / max(ours.commits, 1):.1f} messages per commit"
+        )
+        _say(ours.cpu_line())
+        if stored != args.count + args.warmup:
+            _say(f"error: {args.count + args.warmup} accepted but {stored} stored")
+            return 1
+        if not args.no_baseline:
+            base = await measure(_baseline_server, (), args.connections, args.warmup, args.count)
+            _say(base.result.line("baseline (python-hl7 parse + ACK)"))
+            _say(base.cpu_line())
+            _say(
+                f"ratio carebroker / baseline: {ours.result.rate / base.result.rate:.2f} "
+                f"(p50 latency "
+                f"{ours.result.percentile(0.5) / base.result.percentile(0.5):.2f}x)"
+            )
+    return 0
+
+
+@asynccontextmanager
+async def scratch_database(dsn: str | None) -> AsyncIterator[str]:
+    """Yield the DSN of a throwaway database on ``dsn``'s server; drop it after.
+
+    Without ``dsn``, the server is an embedded PostgreSQL in a temporary
+    directory, stopped after too.
+    """
+    from broker.local import EmbeddedPostgres
+
     with tempfile.TemporaryDirectory(prefix="carebroker-bench-") as scratch:
+        embedded = None
         if dsn is None:
             embedded = EmbeddedPostgres(Path(scratch) / "pg")
             await embedded.start()
             dsn = embedded.dsn
         name = f"cb_bench_{uuid.uuid4().hex[:10]}"
         admin = await asyncpg.connect(dsn)
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        bench_dsn = _with_database(dsn, name)
         try:
-            pool = await db.connect(bench_dsn, 2)
-            await migrate(pool)
-            await partitions.ensure_partitions(pool)
-            size = len(messages(1, 0)[0])
-            _say(
-                f"bench ingress: {args.connections} connections, {args.count} ORU^R01 of "
-                f"{size} bytes (after {args.warmup} warm-up), group commits: "
-                f"{args.commit_concurrency} in flight, {args.commit_linger_ms:g} ms linger; "
-                f"PostgreSQL at {db.describe_dsn(bench_dsn)}"
-            )
-
-            async def postgres_cpu() -> float:
-                pids = await pool.fetch("SELECT pid FROM pg_stat_activity WHERE datname = $1", name)
-                return _cpu_of(int(r["pid"]) for r in pids)
-
-            ours = await measure(
-                _carebroker_server, (bench_dsn, args.commit_concurrency, args.commit_linger_ms),
-                args.connections, args.warmup, args.count,
-                postgres_cpu,
-            )  # fmt: skip
-            stored = await pool.fetchval("SELECT count(*) FROM messages WHERE status = 'accepted'")
-            await pool.close()
-            _say(ours.result.line("durable ingress (carebroker)"))
-            _say(
-                f"{'':34} {stored} stored with their outbox rows; {ours.commits} commits, "
-                f"{ours.committed / max(ours.commits, 1):.1f} messages per commit"
-            )
-            _say(ours.cpu_line())
-            if stored != args.count + args.warmup:
-                _say(f"error: {args.count + args.warmup} accepted but {stored} stored")
-                return 1
-            if not args.no_baseline:
-                base = await measure(
-                    _baseline_server, (), args.connections, args.warmup, args.count
-                )
-                _say(base.result.line("baseline (python-hl7 parse + ACK)"))
-                _say(base.cpu_line())
-                _say(
-                    f"ratio carebroker / baseline: {ours.result.rate / base.result.rate:.2f} "
-                    f"(p50 latency "
-                    f"{ours.result.percentile(0.5) / base.result.percentile(0.5):.2f}x)"
-                )
+            await admin.execute(f'CREATE DATABASE "{name}"')
+            yield with_database(dsn, name)
         finally:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             await admin.close()
             if embedded is not None:
                 await embedded.stop()
-    return 0
 
 
 def _cpu_of(pids: Iterable[int]) -> float:
@@ -376,7 +395,7 @@ def _cpu_of(pids: Iterable[int]) -> float:
     return total
 
 
-def _with_database(dsn: str, database: str) -> str:
+def with_database(dsn: str, database: str) -> str:
     base, _, query = dsn.partition("?")
     scheme, _, rest = base.partition("://")
     host = rest.split("/", 1)[0]

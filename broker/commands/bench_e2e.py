@@ -32,7 +32,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,7 +41,7 @@ import asyncpg
 import psutil
 
 from adapters.hl7v2.framing import FrameReader, frame
-from broker.commands.bench import ORU_TEMPLATE, _cpu_of, _say, _with_database
+from broker.commands.bench import ORU_TEMPLATE, _cpu_of, _say, scratch_database
 from broker.commands.options import settings_from
 
 LAYOUTS = {
@@ -362,112 +361,100 @@ async def _measure(
 
 
 async def _bench(args: argparse.Namespace, dsn: str | None) -> int:
-    from broker.local import EmbeddedPostgres, LocalKafka
+    with tempfile.TemporaryDirectory(prefix="carebroker-bench-e2e-") as scratch:
+        async with scratch_database(dsn) as bench_dsn:
+            return await _bench_in(args, bench_dsn, Path(scratch))
 
-    with tempfile.TemporaryDirectory(prefix="carebroker-bench-") as scratch:
-        work = Path(scratch)
-        embedded = None
-        if dsn is None:
-            embedded = EmbeddedPostgres(work / "pg")
-            await embedded.start()
-            dsn = embedded.dsn
-        name = f"cb_bench_{uuid.uuid4().hex[:10]}"
-        admin = await asyncpg.connect(dsn)
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        kafka = LocalKafka()
-        await kafka.start()
-        partners = [Partner("gp-dupont"), Partner("gp-petit")]
-        for partner in partners:
-            await partner.start()
-        processes: list[Process] = []
-        try:
-            config = work / "partners.yaml"
-            _partners_file(config, partners[0], partners[1], args.partner_connections)
-            env = {k: v for k, v in os.environ.items() if not k.startswith("CAREBROKER_")}
-            env.update(
-                CAREBROKER_DATABASE_URL=_with_database(dsn, name),
-                CAREBROKER_KAFKA_BOOTSTRAP_SERVERS=kafka.bootstrap,
-                CAREBROKER_LOG_LEVEL="WARNING",
-            )
-            subprocess.run(  # noqa: ASYNC221 - once, before anything runs
-                [str(Path(sys.executable).parent / "carebroker"), "migrate"],
-                env=env, check=True, capture_output=True,
-            )  # fmt: skip
-            for index, roles in enumerate(LAYOUTS[args.layout]):
-                processes.append(await _start(roles, env, config, work, index))
-            port = _mllp_port(processes[0])
-            _say(
-                f"bench e2e: {args.connections} sender connections, {args.count} ORU^R01 for "
-                f"{args.patients} patients, each to 2 MLLP partners ({args.partner_connections} "
-                f"connections each); carebroker layout {args.layout}: "
-                + " | ".join("+".join(p.roles) for p in processes)
-            )
-            warm = _messages(min(1000, args.count), 0, args.patients)
-            await _measure(port, args.connections, warm, partners, processes)
-            pids = [p.popen.pid for p in processes]
-            cpu_before = _cpu_of(pids)
-            pg = await _postgres_pids(admin, name)
-            pg_before = _cpu_of(pg)
-            items = _messages(args.count, len(warm), args.patients)
-            ours = await _measure(port, args.connections, items, partners, processes)
-            cpu = _cpu_of(pids) - cpu_before
-            pg_cpu = _cpu_of(await _postgres_pids(admin, name)) - pg_before
-            for line in ours.lines("carebroker (durable, routed, audited)"):
+
+async def _bench_in(args: argparse.Namespace, bench_dsn: str, work: Path) -> int:
+    from broker.local import LocalKafka
+
+    admin = await asyncpg.connect(bench_dsn)
+    kafka = LocalKafka()
+    await kafka.start()
+    partners = [Partner("gp-dupont"), Partner("gp-petit")]
+    for partner in partners:
+        await partner.start()
+    processes: list[Process] = []
+    try:
+        config = work / "partners.yaml"
+        _partners_file(config, partners[0], partners[1], args.partner_connections)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CAREBROKER_")}
+        env.update(
+            CAREBROKER_DATABASE_URL=bench_dsn,
+            CAREBROKER_KAFKA_BOOTSTRAP_SERVERS=kafka.bootstrap,
+            CAREBROKER_LOG_LEVEL="WARNING",
+        )
+        subprocess.run(  # noqa: ASYNC221 - once, before anything runs
+            [str(Path(sys.executable).parent / "carebroker"), "migrate"],
+            env=env, check=True, capture_output=True,
+        )  # fmt: skip
+        for index, roles in enumerate(LAYOUTS[args.layout]):
+            processes.append(await _start(roles, env, config, work, index))
+        port = _mllp_port(processes[0])
+        _say(
+            f"bench e2e: {args.connections} sender connections, {args.count} ORU^R01 for "
+            f"{args.patients} patients, each to 2 MLLP partners ({args.partner_connections} "
+            f"connections each); carebroker layout {args.layout}: "
+            + " | ".join("+".join(p.roles) for p in processes)
+        )
+        warm = _messages(min(1000, args.count), 0, args.patients)
+        await _measure(port, args.connections, warm, partners, processes)
+        pids = [p.popen.pid for p in processes]
+        cpu_before = _cpu_of(pids)
+        pg_before = _cpu_of(await _postgres_pids(admin))
+        items = _messages(args.count, len(warm), args.patients)
+        ours = await _measure(port, args.connections, items, partners, processes)
+        cpu = _cpu_of(pids) - cpu_before
+        pg_cpu = _cpu_of(await _postgres_pids(admin)) - pg_before
+        for line in ours.lines("carebroker (durable, routed, audited)"):
+            _say(line)
+        _say(
+            f"{'':40} CPU per message: carebroker {cpu / args.count * 1e3:.2f} ms, "
+            f"PostgreSQL {pg_cpu / args.count * 1e3:.2f} ms; peak memory "
+            + ", ".join(f"{'+'.join(p.roles)} {p.peak_rss / 2**20:.0f} MiB" for p in processes)
+        )
+        _say(f"{'':40} audit events chained: {await _wait_audited(admin, len(items))}")
+        if not args.no_baseline:
+            server, _ = await _baseline_relay(partners)
+            base_port = server.sockets[0].getsockname()[1]
+            await _measure(base_port, args.connections, warm, partners, [])
+            base = await _measure(base_port, args.connections, items, partners, [])
+            server.close()
+            for line in base.lines("baseline (pass-through relay, no store)"):
                 _say(line)
             _say(
-                f"{'':40} CPU per message: carebroker {cpu / args.count * 1e3:.2f} ms, "
-                f"PostgreSQL {pg_cpu / args.count * 1e3:.2f} ms; peak memory "
-                + ", ".join(f"{'+'.join(p.roles)} {p.peak_rss / 2**20:.0f} MiB" for p in processes)
+                f"ratio carebroker / baseline: delivered "
+                f"{ours.delivered_rate / base.delivered_rate:.2f}, p50 latency "
+                f"{ours.p50_ms / base.p50_ms:.2f}x"
             )
-            audited = await _wait_audited(_with_database(dsn, name), args.count + len(warm))
-            _say(f"{'':40} audit events chained: {audited}")
-            if not args.no_baseline:
-                server, _ = await _baseline_relay(partners)
-                base_port = server.sockets[0].getsockname()[1]
-                await _measure(base_port, args.connections, warm, partners, [])
-                base = await _measure(base_port, args.connections, items, partners, [])
-                server.close()
-                for line in base.lines("baseline (pass-through relay, no store)"):
-                    _say(line)
-                _say(
-                    f"ratio carebroker / baseline: delivered "
-                    f"{ours.delivered_rate / base.delivered_rate:.2f}, p50 latency "
-                    f"{ours.p50_ms / base.p50_ms:.2f}x"
-                )
-            return 0 if ours.exactly_once and ours.in_order else 1
-        finally:
-            for process in processes:
-                process.popen.send_signal(signal.SIGTERM)
-            for process in processes:
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    process.popen.wait(timeout=15)
-            for partner in partners:
-                await partner.stop()
-            await kafka.stop()
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            await admin.close()
-            if embedded is not None:
-                await embedded.stop()
+        return 0 if ours.exactly_once and ours.in_order else 1
+    finally:
+        for process in processes:
+            process.popen.send_signal(signal.SIGTERM)
+        for process in processes:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.popen.wait(timeout=15)
+        for partner in partners:
+            await partner.stop()
+        await kafka.stop()
+        await admin.close()
 
 
-async def _postgres_pids(admin: asyncpg.Connection, name: str) -> list[int]:
-    rows = await admin.fetch("SELECT pid FROM pg_stat_activity WHERE datname = $1", name)
+async def _postgres_pids(conn: asyncpg.Connection) -> list[int]:
+    rows = await conn.fetch("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
     return [int(r["pid"]) for r in rows]
 
 
-async def _wait_audited(dsn: str, messages: int) -> str:
+async def _wait_audited(conn: asyncpg.Connection, messages: int) -> str:
     """Wait (bounded) until the audit writer caught up; describe how far it got."""
-    conn = await asyncpg.connect(dsn)
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            pending = await conn.fetchval("SELECT count(*) FROM audit_pending")
-            chained = await conn.fetchval("SELECT count(*) FROM audit")
-            if pending == 0 or time.monotonic() > deadline:
-                return f"{chained} ({chained / messages:.1f} per message), {pending} still pending"
-            await asyncio.sleep(0.5)
-    finally:
-        await conn.close()
+    deadline = time.monotonic() + 120
+    while True:
+        pending = await conn.fetchval("SELECT count(*) FROM audit_pending")
+        chained = await conn.fetchval("SELECT count(*) FROM audit")
+        if pending == 0 or time.monotonic() > deadline:
+            return f"{chained} in all ({messages} messages measured), {pending} still pending"
+        await asyncio.sleep(0.5)
 
 
 __all__ = ["add_arguments", "register", "run"]

@@ -1,32 +1,52 @@
-"""The status API: where a message is and why (``/api/messages``), for operators and the console.
+"""The message API: find messages, see where one is and why, and its audit timeline.
 
-- ``GET /api/messages?control_id=&sender=&status=&since=`` — messages, newest
-  first, with a count of their deliveries by status;
+- ``GET /api/messages`` — the operators' search (:mod:`broker.store.search`):
+  by carebroker id, control id, sender, recipient, message type, status,
+  delivery status, time range and patient identifier, newest first, a page
+  at a time (``next`` is the cursor of the following page);
 - ``GET /api/messages/{id}`` — one message's status and its deliveries:
   ``recipient``, ``status`` (pending | delivered | failed | dead | blocked),
   ``attempts``, ``last_error``, ``rule`` (the first rule that chose the
   recipient; ``rules`` lists them all and ``fields`` the message fields that
-  matched).
+  matched);
+- ``GET /api/messages/{id}/audit`` — every audited hop of the message, in
+  chain order (``broker.store.audit.timeline``), then the events recorded but
+  not chained yet.
 
 Metadata only: ids, codes, statuses and reasons, never payloads or patient
-data (design invariant 6). The operator console (issue 7) builds on these
-models; the OpenAPI document is generated from them.
+data (design invariant 6), so a ``viewer`` may read all of it. A search by
+patient identifier needs ``operator`` and is itself audited
+(``patient_searched``, actor ``user:<name>``): the identifier is hashed with
+the deployment's pseudonym key to the digest messages carry and is never
+stored, logged or echoed; the audit event keeps the assigning authority and
+the digest, so an auditor can tell who looked for a given patient. The
+console's message browser (issue 7) and ``carebroker messages`` use these
+routes; ``docs/openapi.json`` documents them.
 """
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import asyncpg
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, Field
 
+from broker.console.auth import Principal, Viewer
+from broker.console.deps import Ctx
+from broker.console.users import UserRole, has_role
+from broker.errors import StoreUnavailableError
+from broker.events import AuditEvent
 from broker.ids import id_time
+from broker.store import audit, search
+from broker.store import events as audit_events
+from broker.store.db import transaction
 
 MessageStatus = Literal["accepted", "rejected", "routed", "unroutable", "blocked"]
 DeliveryStatus = Literal["pending", "delivered", "failed", "dead", "blocked"]
+PATIENT_SEARCH_ROLE: UserRole = "operator"
 
 
 class Delivery(BaseModel):
@@ -61,12 +81,18 @@ class MessageSummary(BaseModel):
     status: MessageStatus
     reason: str | None
     deliveries: dict[str, int] = Field(description="Number of deliveries per status.")
+    recipients: list[str] = Field(default_factory=list, description="Who it is delivered to.")
 
 
 class MessageList(BaseModel):
     """A page of messages, newest first."""
 
     messages: list[MessageSummary]
+    next: str | None = Field(
+        default=None,
+        description="Opaque cursor of the next page (pass it as `cursor` with the same "
+        "filters); null on the last page.",
+    )
 
 
 class MessageDetail(BaseModel):
@@ -86,81 +112,274 @@ class MessageDetail(BaseModel):
     deliveries: list[Delivery]
 
 
-def status_router(pool: asyncpg.Pool) -> APIRouter:
-    """Return the ``/api/messages`` routes reading from ``pool``."""
-    router = APIRouter(prefix="/api", tags=["status"])
+class TimelineEvent(BaseModel):
+    """One audited hop of a message."""
 
-    @router.get("/messages", summary="Find messages")
-    async def list_messages(
-        control_id: str | None = None,
-        sender: str | None = None,
-        status: MessageStatus | None = None,
-        since: datetime | None = None,
-        delivery_status: Annotated[
-            DeliveryStatus | None,
-            Query(description="Only messages with at least one delivery in this status."),
-        ] = None,
-        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    ) -> MessageList:
-        rows = await pool.fetch(
-            "SELECT m.id, m.received_at, m.sender, m.control_id, m.message_type, m.status,"
-            " m.reason FROM messages m"
-            " WHERE ($1::text IS NULL OR m.control_id = $1)"
-            " AND ($2::text IS NULL OR m.sender = $2)"
-            " AND ($3::text IS NULL OR m.status = $3)"
-            " AND ($4::timestamptz IS NULL OR m.received_at >= $4)"
-            " AND ($5::text IS NULL OR EXISTS (SELECT 1 FROM deliveries d"
-            "  WHERE d.message_id = m.id AND d.status = $5))"
-            " ORDER BY m.received_at DESC, m.id DESC LIMIT $6",
-            control_id,
-            sender,
-            status,
-            since,
-            delivery_status,
-            limit,
-        )
-        counts: dict[uuid.UUID, dict[str, int]] = {}
-        if rows:
-            for row in await pool.fetch(
-                "SELECT message_id, status, count(*) AS n FROM deliveries"
-                " WHERE message_id = ANY($1::uuid[]) GROUP BY message_id, status",
-                [r["id"] for r in rows],
-            ):
-                counts.setdefault(row["message_id"], {})[row["status"]] = row["n"]
-        return MessageList(
-            messages=[MessageSummary(**dict(r), deliveries=counts.get(r["id"], {})) for r in rows]
-        )
-
-    @router.get(
-        "/messages/{message_id}",
-        summary="One message and its deliveries",
-        responses={404: {"description": "No message with this id."}},
+    chained: bool = Field(
+        description="In the hash chain (day, seq, hash set); false: recorded, waiting for "
+        "the audit writer."
     )
-    async def get_message(message_id: uuid.UUID) -> MessageDetail:
+    day: str | None = Field(description="The chain (UTC day), ISO date.")
+    seq: int | None = Field(description="Position in the day's chain.")
+    hash: str | None = Field(description="The event's link in the chain, hex.")
+    event_id: uuid.UUID
+    occurred_at: datetime
+    recorded_at: datetime | None = Field(description="When the writer chained it.")
+    kind: str
+    actor: str
+    outcome: str
+    control_id: str | None
+    partner: str | None
+    recipient: str | None
+    rule: str | None
+    detail: dict[str, Any]
+
+
+class Timeline(BaseModel):
+    """A message's whole audit timeline, in order."""
+
+    message_id: uuid.UUID
+    events: list[TimelineEvent]
+
+
+router = APIRouter(prefix="/api/messages", tags=["messages"])
+
+
+@router.get(
+    "",
+    summary="Search messages",
+    responses={
+        403: {"description": "A patient search by a viewer (it needs operator)."},
+        422: {"description": "Invalid filter, a patient identifier without its authority "
+              "(or the reverse), or a cursor this API did not hand out."},
+        503: {"description": "The message store is unavailable."},
+    },
+)  # fmt: skip
+async def search_messages(
+    who: Viewer,
+    ctx: Ctx,
+    message_id: Annotated[
+        uuid.UUID | None, Query(alias="id", description="carebroker id of the message.")
+    ] = None,
+    control_id: Annotated[
+        str | None, Query(description="MSH-10, or the Bundle identifier of FHIR input.")
+    ] = None,
+    sender: Annotated[str | None, Query(description="Partner id of the sender.")] = None,
+    recipient: Annotated[
+        str | None, Query(description="Partner id of a recipient (messages routed to it).")
+    ] = None,
+    message_type: Annotated[
+        str | None, Query(description="As MSH-9 gives it: `ORU^R01`, `ADT^A08`…")
+    ] = None,
+    status: MessageStatus | None = None,
+    delivery_status: Annotated[
+        DeliveryStatus | None,
+        Query(
+            description="Only messages with a delivery in this status (with `recipient`: "
+            "the delivery to that recipient)."
+        ),
+    ] = None,
+    since: Annotated[
+        datetime | None, Query(description="Received at or after (ISO 8601; no offset: UTC).")
+    ] = None,
+    until: Annotated[
+        datetime | None, Query(description="Received before (ISO 8601; no offset: UTC).")
+    ] = None,
+    patient_authority: Annotated[
+        str | None,
+        Query(
+            description="Assigning authority of a patient identifier (PID-3.4: OID, else "
+            "namespace). Needs the operator role; audited."
+        ),
+    ] = None,
+    patient_id: Annotated[
+        str | None,
+        Query(
+            description="The patient identifier's value (PID-3.1), with `patient_authority`. "
+            "Hashed at once; never stored or logged."
+        ),
+    ] = None,
+    cursor: Annotated[
+        str | None, Query(description="The `next` value of the previous page.")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=search.MAX_LIMIT)] = 100,
+) -> MessageList:
+    """Return one page of messages matching every filter given, newest first."""
+    patient = _patient(who, patient_authority, patient_id)
+    filters = search.Filters(
+        message_id=message_id,
+        control_id=control_id,
+        sender=sender,
+        recipient=recipient,
+        message_type=message_type,
+        status=status,
+        delivery_status=delivery_status,
+        since=_utc(since),
+        until=_utc(until),
+        patient_digest=ctx.pseudonymizer.digest(*patient) if patient else None,
+    )
+    try:
+        after = search.Cursor.decode(cursor) if cursor else None
+    except search.CursorError as exc:
+        raise HTTPException(422, str(exc)) from exc
+    try:
+        async with transaction(ctx.pool) as conn:
+            page = await search.find(conn, filters, limit, after)
+            deliveries = await search.deliveries_of(conn, [r["id"] for r in page.rows])
+            if patient is not None:
+                # In the search's transaction: no patient search without its audit record.
+                await audit_events.record(
+                    conn, [_patient_searched(who, patient[0], filters, len(page.rows), after)]
+                )
+    except StoreUnavailableError as exc:
+        raise HTTPException(503, str(exc)) from exc
+    empty = search.Deliveries()
+    return MessageList(
+        messages=[
+            MessageSummary(
+                **dict(row),
+                deliveries=deliveries.get(row["id"], empty).counts,
+                recipients=deliveries.get(row["id"], empty).recipients,
+            )
+            for row in page.rows
+        ],
+        next=page.next.encode() if page.next else None,
+    )
+
+
+def _utc(when: datetime | None) -> datetime | None:
+    """Read a time without an offset as UTC, whatever the server's own time zone."""
+    return when.replace(tzinfo=UTC) if when is not None and when.tzinfo is None else when
+
+
+def _patient(who: Principal, authority: str | None, value: str | None) -> tuple[str, str] | None:
+    """Return the (authority, value) searched for, after checking the caller may."""
+    if authority is None and value is None:
+        return None
+    if not has_role(who.role, PATIENT_SEARCH_ROLE):
+        raise HTTPException(
+            403, f"a patient search needs the {PATIENT_SEARCH_ROLE} role (you are {who.role})"
+        )
+    if not (authority or "").strip() or not (value or "").strip():
+        # Never echo the value: the message names the parameters only.
+        raise HTTPException(422, "patient_authority and patient_id go together, both non-empty")
+    return (authority or "").strip(), (value or "").strip()
+
+
+def _patient_searched(
+    who: Principal,
+    authority: str,
+    filters: search.Filters,
+    results: int,
+    after: search.Cursor | None,
+) -> AuditEvent:
+    return AuditEvent(
+        kind="patient_searched",
+        actor=who.actor,
+        detail={
+            "authority": authority,
+            "patient": filters.patient_digest,
+            "filters": [f for f in filters.given() if f != "patient_digest"],
+            "results": results,
+            "page": "next" if after else "first",
+            "via": who.session.kind,
+        },
+    )
+
+
+@router.get(
+    "/{message_id}",
+    summary="One message and its deliveries",
+    responses={404: {"description": "No message with this id."}},
+)
+async def get_message(message_id: uuid.UUID, _: Viewer, ctx: Ctx) -> MessageDetail:
+    """Return a message's status and every delivery of it (metadata only)."""
+    pool = ctx.pool
+    row = None
+    if message_id.version == 7:  # carebroker's ids carry their time: one partition to read
         row = await pool.fetchrow(
-            "SELECT id, received_at, channel, format, sender, control_id, message_type, version,"
-            " status, reason, updated_at FROM messages WHERE id = $1 AND received_at = $2",
+            "SELECT id, received_at, channel, format, sender, control_id, message_type,"
+            " version, status, reason, updated_at FROM messages"
+            " WHERE id = $1 AND received_at = $2",
             message_id,
             id_time(message_id),
         )
-        if row is None:  # an id not made by carebroker, or a clock anomaly: search all
-            row = await pool.fetchrow(
-                "SELECT id, received_at, channel, format, sender, control_id, message_type,"
-                " version, status, reason, updated_at FROM messages WHERE id = $1",
-                message_id,
-            )
-        if row is None:
-            raise HTTPException(404, f"no message {message_id}")
-        deliveries = await pool.fetch(
-            "SELECT id, recipient, status, attempts, last_error, rules, reasons, ack_code, flags,"
-            " next_attempt_at, delivered_at, flagged_at IS NOT NULL AS flagged, replays,"
-            " created_at, updated_at FROM deliveries WHERE message_id = $1"
-            " ORDER BY created_at, recipient",
+    if row is None:  # an id not made by carebroker, or a clock anomaly: search all
+        row = await pool.fetchrow(
+            "SELECT id, received_at, channel, format, sender, control_id, message_type,"
+            " version, status, reason, updated_at FROM messages WHERE id = $1",
             message_id,
         )
-        return MessageDetail(**dict(row), deliveries=[_delivery(d) for d in deliveries])
+    if row is None:
+        raise HTTPException(404, f"no message {message_id}")
+    deliveries = await pool.fetch(
+        "SELECT id, recipient, status, attempts, last_error, rules, reasons, ack_code, flags,"
+        " next_attempt_at, delivered_at, flagged_at IS NOT NULL AS flagged, replays,"
+        " created_at, updated_at FROM deliveries WHERE message_id = $1"
+        " ORDER BY created_at, recipient",
+        message_id,
+    )
+    return MessageDetail(**dict(row), deliveries=[_delivery(d) for d in deliveries])
 
-    return router
+
+@router.get(
+    "/{message_id}/audit",
+    summary="A message's audit timeline, in order",
+    responses={404: {"description": "No message with this id and no event about it."}},
+)
+async def get_timeline(message_id: uuid.UUID, _: Viewer, ctx: Ctx) -> Timeline:
+    """Return every audited hop of a message: chained events in chain order, then pending ones.
+
+    Kept after the message itself: the audit trail outlives message metadata
+    (retention), so a timeline is answered as long as events exist.
+    """
+    # One snapshot: an event the writer moves meanwhile is seen once, chained or pending.
+    async with ctx.pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
+        chained = await audit.timeline(conn, message_id)
+        pending = await audit.pending_timeline(conn, message_id)
+        known = chained or pending or await _message_exists(conn, message_id)
+    if not known:
+        raise HTTPException(404, f"no message {message_id}")
+    return Timeline(
+        message_id=message_id,
+        events=[_chained(r) for r in chained] + [_pending(e) for e in pending],
+    )
+
+
+async def _message_exists(conn: asyncpg.Connection, message_id: uuid.UUID) -> bool:
+    found = await conn.fetchval("SELECT true FROM messages WHERE id = $1", message_id)
+    return bool(found)
+
+
+def _chained(row: audit.Row) -> TimelineEvent:
+    return TimelineEvent(
+        chained=True,
+        day=row.day.isoformat(),
+        seq=row.seq,
+        hash=row.hash.hex(),
+        event_id=row.event_id,
+        occurred_at=row.occurred_at,
+        recorded_at=row.recorded_at,
+        kind=row.kind,
+        actor=row.actor,
+        outcome=row.outcome,
+        control_id=row.control_id,
+        partner=row.partner,
+        recipient=row.recipient,
+        rule=row.rule,
+        detail=row.detail,
+    )
+
+
+def _pending(fields: dict[str, Any]) -> TimelineEvent:
+    return TimelineEvent(
+        chained=False,
+        day=None,
+        seq=None,
+        hash=None,
+        recorded_at=None,
+        **{k: v for k, v in fields.items() if k != "message_id"},
+    )
 
 
 def _delivery(row: asyncpg.Record) -> Delivery:
@@ -174,3 +393,6 @@ def _delivery(row: asyncpg.Record) -> Delivery:
         rules=rules,
         fields=[f"{r['field']}={r['value']}" for r in reasons],
     )
+
+
+ROUTERS = (router,)

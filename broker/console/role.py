@@ -10,17 +10,16 @@ from broker.app import Context, _TaskRole
 from broker.console import (
     actions,
     alert_actions,
+    api,
     auth,
     content,
     dead_letters,
     flows,
     oidc,
     partners,
-    timeline,
     ui,
     users_api,
 )
-from broker.console.api import status_router
 from broker.console.deps import Console
 from broker.store.db import UNAVAILABLE
 
@@ -31,8 +30,8 @@ ROUTERS = (
     users_api.router,
     flows.router,
     partners.router,
+    api.router,
     content.router,
-    timeline.router,
     actions.router,
     dead_letters.router,
     alert_actions.router,
@@ -53,7 +52,6 @@ def build_console(ctx: Context) -> Console:
         else None,
     )
     ctx.routers.extend(ROUTERS)
-    ctx.routers.append(status_router(ctx.pool))
     return ctx.console
 
 

@@ -459,7 +459,7 @@ async def read(
     return [Row.from_record(r) for r in records]
 
 
-async def timeline(pool: asyncpg.Pool, message_id: uuid.UUID) -> list[Row]:
+async def timeline(pool: asyncpg.Pool | asyncpg.Connection, message_id: uuid.UUID) -> list[Row]:
     """Return one message's events in the order they were chained (index ``audit_message``).
 
     A message's events are chained on or after the day it was accepted (its
@@ -474,3 +474,19 @@ async def timeline(pool: asyncpg.Pool, message_id: uuid.UUID) -> list[Row]:
         first_day,
     )
     return [Row.from_record(r) for r in records]
+
+
+async def pending_timeline(
+    pool: asyncpg.Pool | asyncpg.Connection, message_id: uuid.UUID
+) -> list[dict[str, Any]]:
+    """Return one message's events recorded but not chained yet, in recording order, as columns.
+
+    ``audit_pending`` has no index on the message: it takes a row on every
+    hop and the writer empties it continuously, so this reads a backlog that
+    is small while the ``audit`` role runs (``carebroker_audit_pending``).
+    """
+    records = await pool.fetch(
+        "SELECT event FROM audit_pending WHERE event->>'message_id' = $1 ORDER BY id",
+        str(message_id),
+    )
+    return [_fields(r["event"]) for r in records]

@@ -7,7 +7,7 @@
   const { L, el, api, num, when, askDialog, isOperator, page, body, pages, POLL_MS } = window.carebroker;
 
   const MESSAGES = "/api/messages";
-  const TIMELINE = (id) => `${MESSAGES}/${id}/timeline`;
+  const TIMELINE = (id) => `${MESSAGES}/${id}/audit`;
   const PAGE_SIZE = 50;
   const MESSAGE_STATUSES = ["accepted", "rejected", "routed", "unroutable", "blocked"];
   const DELIVERY_STATUSES = ["pending", "delivered", "failed", "dead", "blocked"];

@@ -160,7 +160,7 @@ async def test_roles_below_the_minimum_are_refused(
         ("/api/users", "admin"),
         ("/api/dead-letters", "viewer"),
         ("/api/alerts/state", "viewer"),
-        ("/api/messages/{message_id}/timeline", "viewer"),
+        ("/api/messages/{message_id}/audit", "viewer"),
         ("/api/messages/{message_id}/content", "operator"),
     ],
 )

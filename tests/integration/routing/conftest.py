@@ -24,13 +24,16 @@ import httpx
 import pytest
 
 from broker import kafka
-from broker.app import Context, RoleService, role_service
+from broker.app import Context, RoleService, mount, role_service
+from broker.console.sessions import SessionStore
+from broker.console.users import UserRole, UserStore
 from broker.envelope import Envelope
 from broker.health import Readiness
 from broker.http import HttpServer, bind, create_app
 from broker.pseudonym import Pseudonymizer
 from broker.settings import Settings
 from broker.store import db
+from broker.store.db import transaction
 from broker.store.messages import Accepted, MessageStore
 from routing.directory import load_directory
 from routing.directory_store import DirectorySync
@@ -80,6 +83,7 @@ class Pipeline:
     http_port: int
     partners: Path
     services: list[RoleService] = field(default_factory=list)
+    api_token: str | None = None  # an operator's, when the console role runs
 
     @property
     def url(self) -> str:
@@ -120,8 +124,19 @@ class Pipeline:
             return events
         return [e for e in events if e.get("message_id") == str(message_id)]
 
-    def api(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(base_url=self.url, timeout=10)
+    def api(self, *, signed_in: bool = True) -> httpx.AsyncClient:
+        """Return a client of the HTTP API, signed in as an operator unless told not to."""
+        headers = {"Authorization": f"Bearer {self.api_token}"} if signed_in else {}
+        return httpx.AsyncClient(base_url=self.url, timeout=10, headers=headers)
+
+
+async def api_token(pool: asyncpg.Pool, name: str, role: UserRole) -> str:
+    """Add a console user and return an API token of theirs (``carebroker users token``)."""
+    await UserStore(pool).add(name, role, None, "test")
+    sessions = SessionStore(pool, idle_timeout_s=1800, lifetime_s=3600)
+    async with transaction(pool) as conn:
+        token, _ = await sessions.open(conn, name, "api")
+    return token
 
 
 @pytest.fixture
@@ -168,10 +183,13 @@ async def start_pipeline(
     services: list[RoleService] = [role_service(role) for role in roles]  # type: ignore[arg-type]
     # Concurrently: each consumer group takes a few seconds to form.
     await asyncio.gather(*(service.start(ctx) for service in services))
-    app = create_app(readiness, ctx.routers)
+    app = create_app(readiness)
+    mount(app, ctx)  # as `carebroker up`: the console's routes find the context there
     http = HttpServer(app, bind("127.0.0.1", 0))
     await http.start()
     pipeline = Pipeline(settings, ctx, pool, chu, dupont, fhir, http.port, partners, services)
+    if "console" in roles:
+        pipeline.api_token = await api_token(pool, "routing-tests", "operator")
     pipeline._cleanup = (sync, http, producer)  # type: ignore[attr-defined]
     # The consumer groups must have their partitions before messages flow.
     for service in services:

@@ -21,7 +21,7 @@ async def test_mailbox_partner_lists_fetches_and_acknowledges(pipeline: Pipeline
         return row is not None and row["posted_at"] is not None
 
     await wait_for(posted, timeout=30)
-    async with pipeline.api() as api:
+    async with pipeline.api(signed_in=False) as api:  # the partner's own token, or nothing
         assert (await api.get(BOX)).status_code == 401
         assert (await api.get(BOX, headers={"Authorization": "Bearer wrong"})).status_code == 401
         other = await api.get("/mailbox/cabinet-dupont/messages", headers=AUTH)

@@ -14,6 +14,9 @@ async def test_find_messages_and_read_their_deliveries(pipeline: Pipeline) -> No
     oru, ref = await pipeline.accept((variant(ORU, "API-1"), "labo-sud"), (REF, "cabinet-dupont"))
     await pipeline.wait_status([oru.message_id, ref.message_id], {"delivered"})
 
+    async with pipeline.api(signed_in=False) as anonymous:
+        assert (await anonymous.get("/api/messages")).status_code == 401
+        assert (await anonymous.get(f"/api/messages/{oru.message_id}")).status_code == 401
     async with pipeline.api() as api:
         by_control = (await api.get("/api/messages", params={"control_id": "API-1"})).json()
         assert [m["id"] for m in by_control["messages"]] == [str(oru.message_id)]
