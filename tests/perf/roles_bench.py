@@ -47,6 +47,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass
@@ -64,6 +65,7 @@ from broker.store import db
 from broker.store.messages import Accepted, MessageStore
 from broker.store.migrate import migrate
 from broker.store.partitions import ensure_partitions
+from tests.conftest import scratch_database
 from tests.integration.routing.conftest import mllp_partners_yaml
 from tests.messages import ORU, envelope, variant
 from tests.sinks import MllpSink
@@ -254,15 +256,51 @@ async def in_process(target: Any, *args: Any) -> tuple[float, float]:
 # --- the run ---------------------------------------------------------------------------------
 
 
+@dataclass
+class Phase:
+    """One role's instances working off a backlog: what they did, what PostgreSQL spent."""
+
+    processes: list[Process]
+    figure: Figure
+    postgres_cpu: float  # seconds per item
+    per_write: float  # items per transaction
+
+
+async def work_off(
+    processes: list[Process], pool: asyncpg.Pool, owned: str, left: str, written_at: str
+) -> Phase:
+    """Let just-started instances work off a backlog; measure them from their first write.
+
+    ``owned`` is the log line of an instance's assignment, ``left`` counts the
+    backlog, ``written_at`` groups the rows they wrote by transaction time.
+    """
+    await asyncio.gather(*(ready(p, owned) for p in processes))
+    # Start-up (imports, joining the group) is not the role's work: CPU counts
+    # from here, for what is still left.
+    cpu_before = [p.cpu() for p in processes]
+    pg_before = await postgres_cpu(pool)
+    todo = await pool.fetchval(left)
+
+    async def done() -> bool:
+        return not await pool.fetchval(left)
+
+    await sampled(processes, done)
+    pg = await postgres_cpu(pool) - pg_before
+    later, seconds, writes = await span(pool, written_at)
+    cpu = sum(p.cpu() for p in processes) - sum(cpu_before)
+    total = await pool.fetchval(f"SELECT sum(n) FROM ({written_at}) w")
+    return Phase(processes, Figure(later, seconds, cpu, todo), pg / todo, total / writes)
+
+
 async def main(count: int, patients: int, instances: int, partitions: int) -> None:
     admin = os.environ.get("CAREBROKER_DATABASE_URL")
     if not admin:
         sys.exit("set CAREBROKER_DATABASE_URL to a PostgreSQL server")
-    name = f"cbroles_{uuid.uuid4().hex[:8]}"
-    conn = await asyncpg.connect(admin)
-    await conn.execute(f'CREATE DATABASE "{name}"')
-    await conn.close()
-    dsn = admin.rsplit("/", 1)[0] + f"/{name}"
+    async with scratch_database(admin, prefix="cbroles") as dsn:
+        await bench(dsn, count, patients, instances, partitions)
+
+
+async def bench(dsn: str, count: int, patients: int, instances: int, partitions: int) -> None:
     kafka = LocalKafka()
     await kafka.start()
     sinks = [MllpSink("chu"), MllpSink("dupont"), MllpSink("nord")]
@@ -274,8 +312,7 @@ async def main(count: int, patients: int, instances: int, partitions: int) -> No
     try:
         await migrate(pool)
         await ensure_partitions(pool)
-        work = Path(f"/tmp/{name}")
-        work.mkdir()
+        work = Path(tempfile.mkdtemp(prefix="carebroker-roles-bench-"))  # logs, kept
         partners = work / "partners.yaml"
         partners.write_text(
             mllp_partners_yaml(chu.port, dupont.port, nord.port).replace(
@@ -289,6 +326,12 @@ async def main(count: int, patients: int, instances: int, partitions: int) -> No
             CAREBROKER_KAFKA_PARTITIONS=str(partitions),
             CAREBROKER_LOG_LEVEL="INFO",
         )
+
+        def start_all(role: str) -> list[Process]:
+            started = [start(work, env, partners, role, n) for n in range(instances)]
+            processes.extend(started)
+            return started
+
         relay = start(work, env, partners, "relay", 0)
         processes.append(relay)
         await ready(relay, "ready:")  # topics created
@@ -318,72 +361,43 @@ async def main(count: int, patients: int, instances: int, partitions: int) -> No
         await sampled([relay], published)
         relay_figure = Figure(count, time.perf_counter() - started, relay.cpu() - relay_cpu, count)
 
-        # 1. The router(s) start together on that backlog (tansu assigns a group
-        # formed within its first 3 s at once).
-        routers = [start(work, env, partners, "router", n) for n in range(instances)]
-        processes += routers
-        await asyncio.gather(*(ready(r, r"partitions owned partitions=\d") for r in routers))
-        # Start-up (imports, joining) is not routing: CPU counts from here, for
-        # the messages still to route.
-        router_cpu = [r.cpu() for r in routers]
-        pg_before = await postgres_cpu(pool)
-        before = await pool.fetchval("SELECT count(*) FROM messages WHERE status <> 'accepted'")
-
-        async def routed() -> bool:
-            left = await pool.fetchval("SELECT count(*) FROM messages WHERE status = 'accepted'")
-            return left == 0
-
-        await sampled(routers, routed)
-        router_pg = await postgres_cpu(pool) - pg_before
-        later, seconds, batches = await span(
+        # 1. The routers start together on that backlog (tansu assigns a group
+        # formed within its first 3 s at once), then the baseline reads it again.
+        routing = await work_off(
+            start_all("router"),
             pool,
+            r"partitions owned partitions=\d",
+            "SELECT count(*) FROM messages WHERE status = 'accepted'",
             "SELECT created_at AS at, count(DISTINCT message_id) AS n FROM deliveries"
             " GROUP BY created_at ORDER BY created_at",
         )
-        cpu = sum(r.cpu() for r in routers) - sum(router_cpu)
-        router = Figure(later, seconds, cpu, count - before)
-
         base_s, base_cpu = await in_process(
-            _consume_baseline,
-            kafka.bootstrap,
-            topics.ACCEPTED.full_name(),
-            dsn,
-            count,
+            _consume_baseline, kafka.bootstrap, topics.ACCEPTED.full_name(), dsn, count
         )
         consume = Figure(count, base_s, base_cpu, count)
 
-        # 2. delivery instance(s)
-        deliveries = [start(work, env, partners, "delivery", n) for n in range(instances)]
-        processes += deliveries
-        await asyncio.gather(*(ready(d, r"lanes owned partitions=\d") for d in deliveries))
-        delivery_cpu = [d.cpu() for d in deliveries]
-        pg_before = await postgres_cpu(pool)
-        before = await pool.fetchval("SELECT count(*) FROM deliveries WHERE status = 'delivered'")
-
-        async def delivered() -> bool:
-            done = await pool.fetchval("SELECT count(*) FROM deliveries WHERE status = 'delivered'")
-            return bool(done == 2 * count)
-
-        await sampled(deliveries, delivered)
-        delivery_pg = await postgres_cpu(pool) - pg_before
-        later, seconds, writes = await span(
+        # 2. The delivery instances start together on the deliveries routed, then
+        # the baseline sends the same payloads again.
+        delivering = await work_off(
+            start_all("delivery"),
             pool,
+            r"lanes owned partitions=\d",
+            "SELECT count(*) FROM deliveries WHERE status <> 'delivered'",
             "SELECT delivered_at AS at, count(*) AS n FROM deliveries"
             " GROUP BY delivered_at ORDER BY delivered_at",
         )
-        cpu = sum(d.cpu() for d in deliveries) - sum(delivery_cpu)
-        delivery = Figure(later, seconds, cpu, 2 * count - before)
         resent = sum(len(s.resent) for s in sinks)
-
         payloads = [
             bytes(r["payload"])
             for r in await pool.fetch("SELECT payload FROM deliveries ORDER BY message_received_at")
         ]
+        connections = 2 * CONNECTIONS * instances
         send_s, send_cpu = await in_process(
-            _send_baseline, [dupont.port, nord.port], payloads, 2 * CONNECTIONS * instances
+            _send_baseline, [dupont.port, nord.port], payloads, connections
         )
         wire = Figure(len(payloads), send_s, send_cpu, len(payloads))
 
+        router, delivery = routing.figure, delivering.figure
         print(router.line(f"router x{instances}", "msgs"))
         print(consume.line("  baseline: consume + one UPDATE per batch", "msgs"))
         print(
@@ -392,25 +406,25 @@ async def main(count: int, patients: int, instances: int, partitions: int) -> No
             f"per router instance {router.rate / instances:,.0f} msgs/s wall"
         )
         print(
-            f"  {count / batches:.0f} messages per routing transaction; PostgreSQL backends "
-            f"{router_pg / (count - before) * 1e3:.3f} ms CPU per message"
+            f"  {routing.per_write:.0f} messages per routing transaction; PostgreSQL backends "
+            f"{routing.postgres_cpu * 1e3:.3f} ms CPU per message"
         )
         print(relay_figure.line("relay x1 (while they were being stored)", "msgs"))
         print(delivery.line(f"delivery x{instances}", "deliveries"))
-        print(
-            wire.line(
-                f"  baseline: MLLP send/ACK, {2 * CONNECTIONS * instances} conns", "deliveries"
-            )
-        )
+        print(wire.line(f"  baseline: MLLP send/ACK, {connections} conns", "deliveries"))
         print(
             f"  ratio delivery / baseline: {delivery.rate / wire.rate:.2f} wall; "
             f"per delivery instance {delivery.rate / instances:,.0f} deliveries/s wall"
         )
         print(
-            f"  {2 * count / writes:.0f} outcomes per write; PostgreSQL backends "
-            f"{delivery_pg / delivery.cpu_count * 1e3:.3f} ms CPU per delivery"
+            f"  {delivering.per_write:.0f} outcomes per write; PostgreSQL backends "
+            f"{delivering.postgres_cpu * 1e3:.3f} ms CPU per delivery"
         )
-        for role, group in (("relay", [relay]), ("router", routers), ("delivery", deliveries)):
+        for role, group in (
+            ("relay", [relay]),
+            ("router", routing.processes),
+            ("delivery", delivering.processes),
+        ):
             print(f"  peak RSS {role}: {max(p.peak_rss for p in group) / 2**20:.0f} MiB")
         print(f"  resent to partners by carebroker: {resent}")
     finally:
@@ -422,9 +436,6 @@ async def main(count: int, patients: int, instances: int, partitions: int) -> No
         for sink in sinks:
             await sink.stop()
         await kafka.stop()
-        conn = await asyncpg.connect(admin)
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.close()
 
 
 if __name__ == "__main__":
