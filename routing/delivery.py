@@ -53,7 +53,7 @@ from broker.store import events
 from broker.store.db import UNAVAILABLE, transaction
 from routing.directory import Directory, MailboxEndpoint, Partner, RetryPolicy
 from routing.retry import CircuitBreaker, backoff, is_exhausted
-from routing.subscriber import kafka_broker, partition_list, subscribe
+from routing.subscriber import REVOKE_WAIT_S, kafka_broker, partition_list, subscribe
 from routing.transports import Outcome, Outgoing, Transport, transport_for
 
 if TYPE_CHECKING:
@@ -190,7 +190,7 @@ class Dispatcher:
         self.owned |= set(partitions)
         self.wake()
 
-    async def revoke(self, partitions: Iterable[int], timeout: float = 60.0) -> None:
+    async def revoke(self, partitions: Iterable[int], timeout: float = REVOKE_WAIT_S) -> None:
         """Stop taking these partitions' lanes; return once their attempts are recorded.
 
         Only the sends already under way are waited for (at most ``connections``
@@ -198,7 +198,8 @@ class Dispatcher:
         (``may_send``). Waiting for a whole queue would hold the group's
         rebalance (every member waits for this) for as long as a slow partner
         takes to answer all of them, and past ``timeout`` the next owner would
-        send lanes this instance was still sending.
+        send lanes this instance was still sending. A send under way lasts at
+        most its endpoint's answer timeout (30 s by default), within ``timeout``.
         """
         gone = set(partitions)
         self.owned -= gone

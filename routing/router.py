@@ -54,7 +54,7 @@ from broker.store.db import UNAVAILABLE, transaction
 from routing import consent, rules
 from routing.directory import Directory, Partner
 from routing.render import render
-from routing.subscriber import kafka_broker, partition_list, subscribe, values
+from routing.subscriber import REVOKE_WAIT_S, kafka_broker, partition_list, subscribe, values
 
 if TYPE_CHECKING:
     from broker.app import Context
@@ -64,7 +64,6 @@ log = logging.getLogger(__name__)
 ACTOR = "router"
 _RETRY_LATER: tuple[type[BaseException], ...] = (TransientError, *UNAVAILABLE)
 BATCH_MAX = 500
-REVOKE_WAIT_S = 30.0
 
 
 def lane_of(partner: Partner, ordering_key: str) -> str:

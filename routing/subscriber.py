@@ -26,6 +26,14 @@ from broker.topics import Topic
 # How long a silent instance keeps its partitions (a killed one, its lanes):
 # Kafka's usual floor, so a failed instance's lanes move within seconds.
 SESSION_TIMEOUT_MS = 6_000
+# How long the group waits for its members to rejoin in a rebalance, that is,
+# for their ``on_partitions_revoked`` to finish what they started (aiokafka's
+# default is the session timeout). A member slower than this is dropped from
+# the new group while still working on its old partitions: their next owner
+# would start on them meanwhile (two instances on one lane).
+REBALANCE_TIMEOUT_MS = 60_000
+# The longest a role's revoke waits for its work in hand, within that.
+REVOKE_WAIT_S = 45.0
 
 
 class _ExpectedNotices(logging.Filter):
@@ -128,6 +136,7 @@ def subscribe(
         batch=True,
         decoder=raw,
         session_timeout_ms=SESSION_TIMEOUT_MS,
+        rebalance_timeout_ms=REBALANCE_TIMEOUT_MS,
         heartbeat_interval_ms=1_000,
         title=group,
         description=topic.description,
