@@ -53,7 +53,7 @@ from broker.store import events
 from broker.store.db import UNAVAILABLE, transaction
 from routing.directory import Directory, MailboxEndpoint, Partner, RetryPolicy
 from routing.retry import CircuitBreaker, backoff, is_exhausted
-from routing.subscriber import kafka_broker, subscribe
+from routing.subscriber import REVOKE_WAIT_S, kafka_broker, partition_list, subscribe
 from routing.transports import Outcome, Outgoing, Transport, transport_for
 
 if TYPE_CHECKING:
@@ -94,10 +94,21 @@ class _Result:
 
 
 class _Endpoint:
-    """One partner endpoint: its transport, its queue, its workers, its circuit breaker."""
+    """One partner endpoint: its transport, its queue, its workers, its circuit breaker.
 
-    def __init__(self, partner: Partner, results: asyncio.Queue[_Result]) -> None:
+    ``may_send`` is asked again when a worker takes a head off the queue: a head
+    queued before its partition was revoked (or the process began to stop) is
+    handed back unsent, since another instance may own its lane by now.
+    """
+
+    def __init__(
+        self,
+        partner: Partner,
+        results: asyncio.Queue[_Result],
+        may_send: Callable[[Head], bool],
+    ) -> None:
         self.partner = partner
+        self.may_send = may_send
         self.transport: Transport = transport_for(partner)
         policy = partner.endpoint.retry if partner.endpoint else RetryPolicy()
         self.breaker = CircuitBreaker(policy.circuit_failures, policy.circuit_open_s)
@@ -114,7 +125,7 @@ class _Endpoint:
             head = await self.queue.get()
             if head is None:
                 return
-            if self.breaker.state == "open":
+            if self.breaker.state == "open" or not self.may_send(head):
                 await self.results.put(_Result(head, None))
                 continue
             item = Outgoing(
@@ -179,8 +190,17 @@ class Dispatcher:
         self.owned |= set(partitions)
         self.wake()
 
-    async def revoke(self, partitions: Iterable[int], timeout: float = 60.0) -> None:
-        """Stop taking these partitions' lanes; return once their attempts are recorded."""
+    async def revoke(self, partitions: Iterable[int], timeout: float = REVOKE_WAIT_S) -> None:
+        """Stop taking these partitions' lanes; return once their attempts are recorded.
+
+        Only the sends already under way are waited for (at most ``connections``
+        per endpoint): heads still queued behind them are handed back unsent
+        (``may_send``). Waiting for a whole queue would hold the group's
+        rebalance (every member waits for this) for as long as a slow partner
+        takes to answer all of them, and past ``timeout`` the next owner would
+        send lanes this instance was still sending. A send under way lasts at
+        most its endpoint's answer timeout (30 s by default), within ``timeout``.
+        """
         gone = set(partitions)
         self.owned -= gone
         with contextlib.suppress(TimeoutError):
@@ -192,6 +212,10 @@ class Dispatcher:
     def wake(self) -> None:
         """Look for ready heads now (a record arrived, a lane was released)."""
         self._wake.set()
+
+    def may_send(self, head: Head) -> bool:
+        """Tell whether a queued head may still be sent: its lane is still ours."""
+        return not self._stopping and head.partition in self.owned
 
     # --- running ------------------------------------------------------------------------
 
@@ -292,7 +316,7 @@ class Dispatcher:
             # The directory changed this partner: finish with the old settings, then swap.
             retired = self.endpoints.pop(recipient)
             self._tasks.append(asyncio.create_task(retired.retire()))
-        fresh = _Endpoint(partner, self.results)
+        fresh = _Endpoint(partner, self.results, self.may_send)
         self.endpoints[recipient] = fresh
         return fresh
 
@@ -556,12 +580,14 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is
         partitions = [tp.partition for tp in revoked]
         await self.dispatcher.revoke(partitions)
         if partitions:
-            log.info("delivery: lanes released", extra={"partitions": len(partitions)})
+            log.info("delivery: lanes released", extra={"partitions": partition_list(partitions)})
 
     async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
-        partitions = sorted(tp.partition for tp in assigned)
+        partitions = [tp.partition for tp in assigned]
         self.dispatcher.assign(partitions)
-        log.info("delivery: lanes owned", extra={"partitions": len(partitions)})
+        # The whole assignment, not a count: after a rebalance an operator (and the
+        # scale-out test) reads here which instance took which lanes.
+        log.info("delivery: lanes owned", extra={"partitions": partition_list(partitions)})
 
 
 class DeliveryRole:
@@ -580,7 +606,7 @@ class DeliveryRole:
         dispatcher = Dispatcher(ctx.pool, lambda: ctx.directory)
         self.dispatcher = dispatcher
         dispatcher.start()
-        broker = kafka_broker(ctx.settings)
+        broker = kafka_broker(ctx.settings, self.name)
 
         async def wake(msg: KafkaMessage) -> None:
             dispatcher.wake()

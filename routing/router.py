@@ -28,15 +28,18 @@ strict``; its partition is a stable hash of the lane.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import uuid
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
+from aiokafka import TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
 from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.middlewares import AckPolicy
 from pydantic import ValidationError
@@ -51,7 +54,7 @@ from broker.store.db import UNAVAILABLE, transaction
 from routing import consent, rules
 from routing.directory import Directory, Partner
 from routing.render import render
-from routing.subscriber import kafka_broker, subscribe, values
+from routing.subscriber import REVOKE_WAIT_S, kafka_broker, partition_list, subscribe, values
 
 if TYPE_CHECKING:
     from broker.app import Context
@@ -340,6 +343,37 @@ def _row_event(row: _Row) -> AuditEvent:
     )
 
 
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped
+    """Finish the batch in hand before partitions move; log which ones this instance routes.
+
+    Kafka calls ``on_partitions_revoked`` before the group is re-formed and
+    waits for it. Letting the batch in hand commit its offsets first means the
+    next owner starts after it; otherwise the commit comes too late (the
+    group moved on), the next owner reads the batch again and waits on its
+    row locks only to skip it — in a rebalance caused by a scale-up, every
+    instance's batch in hand at once.
+    """
+
+    def __init__(self, in_hand: asyncio.Lock) -> None:
+        self.in_hand = in_hand
+
+    async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        partitions = [tp.partition for tp in revoked]
+        if not partitions:
+            return
+        log.info("router: releasing partitions", extra={"partitions": partition_list(partitions)})
+        # Bounded: a batch stuck on the store must not hold the whole group; past
+        # this, the next owner reads it again, which the router tolerates.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(REVOKE_WAIT_S), self.in_hand:
+                pass
+        log.info("router: partitions released", extra={"partitions": partition_list(partitions)})
+
+    async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        partitions = [tp.partition for tp in assigned]
+        log.info("router: partitions owned", extra={"partitions": partition_list(partitions)})
+
+
 class RouterRole:
     """The ``router`` role: a batch subscriber on ``care.messages.accepted.v1``."""
 
@@ -349,6 +383,7 @@ class RouterRole:
         self._broker: KafkaBroker | None = None
         self._router: Router | None = None
         self._ctx: Context | None = None
+        self._in_hand = asyncio.Lock()  # held while a batch is routed and committed
 
     async def start(self, ctx: Context) -> None:
         """Subscribe (consumer group ``router.route``); route until stopped."""
@@ -361,7 +396,7 @@ class RouterRole:
             partitions=partitions,
             outbox_shards=ctx.settings.outbox_shards,
         )
-        broker = kafka_broker(ctx.settings)
+        broker = kafka_broker(ctx.settings, self.name)
         subscribe(
             broker,
             ctx.settings,
@@ -372,6 +407,7 @@ class RouterRole:
             auto_offset_reset="earliest",
             ack_policy=AckPolicy.MANUAL,  # committed after the PostgreSQL commit
             max_partition_fetch_bytes=kafka.MAX_RECORD_BYTES,
+            listener=_Listener(self._in_hand),
         )
         self._broker = broker
         try:
@@ -380,6 +416,10 @@ class RouterRole:
             raise KafkaUnavailableError(f"router cannot subscribe: {type(exc).__name__}") from exc
 
     async def _handle(self, msg: KafkaMessage) -> None:
+        async with self._in_hand:
+            await self._route_batch(msg)
+
+    async def _route_batch(self, msg: KafkaMessage) -> None:
         assert self._router is not None
         assert self._ctx is not None
         self._router.directory = self._ctx.directory  # pick up reloads between batches
@@ -406,6 +446,10 @@ class RouterRole:
             log.exception("router: batch failed, routing one by one")
             stats = await self._router.route_one_by_one(envelopes)
         await msg.ack()
+        if stats.skipped:
+            # Kafka gave these again: a rebalance or a crash came before the
+            # offsets of a batch another instance (or this one) had routed.
+            log.info("router: messages already routed, skipped", extra={"count": stats.skipped})
         if stats.unroutable or stats.blocked:
             log.info(
                 "router: batch routed",

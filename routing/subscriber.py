@@ -11,8 +11,10 @@ join each other's groups.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from faststream.kafka import KafkaBroker, KafkaMessage
@@ -24,6 +26,14 @@ from broker.topics import Topic
 # How long a silent instance keeps its partitions (a killed one, its lanes):
 # Kafka's usual floor, so a failed instance's lanes move within seconds.
 SESSION_TIMEOUT_MS = 6_000
+# How long the group waits for its members to rejoin in a rebalance, that is,
+# for their ``on_partitions_revoked`` to finish what they started (aiokafka's
+# default is the session timeout). A member slower than this is dropped from
+# the new group while still working on its old partitions: their next owner
+# would start on them meanwhile (two instances on one lane).
+REBALANCE_TIMEOUT_MS = 60_000
+# The longest a role's revoke waits for its work in hand, within that.
+REVOKE_WAIT_S = 45.0
 
 
 class _ExpectedNotices(logging.Filter):
@@ -40,11 +50,12 @@ _LOG.addFilter(_ExpectedNotices())
 _LOG.setLevel(logging.WARNING)
 
 
-def kafka_broker(settings: Settings) -> KafkaBroker:
+def kafka_broker(settings: Settings, role: str) -> KafkaBroker:
     """Return an unstarted FastStream broker for ``settings`` (consumers only)."""
     return KafkaBroker(
         settings.kafka_bootstrap_servers or "localhost:9092",
         security=_security(settings),
+        client_id=client_id(role),
         consumer_only=True,
         # FastStream reports handler errors through this logger, which goes through
         # broker.logs like every other line; its per-record lines are DEBUG only.
@@ -64,6 +75,21 @@ def values(msg: KafkaMessage) -> list[bytes]:
     raw = msg.raw_message
     records = raw if isinstance(raw, tuple) else (raw,)
     return [r.value for r in records if r.value is not None]
+
+
+def client_id(role: str) -> str:
+    """Return this process's Kafka client id: role, host (the pod's name) and pid.
+
+    Kafka prefixes each group member id with it, so a group's members, in
+    Kafka's tools or in DescribeGroups, name the process that holds the
+    partitions (which pod took a failed one's lanes).
+    """
+    return f"carebroker-{role}-{socket.gethostname()}-{os.getpid()}"
+
+
+def partition_list(partitions: Iterable[int]) -> str:
+    """Return partitions as the logs show them: ``0,2,4,6`` (ids, sorted)."""
+    return ",".join(str(p) for p in sorted(partitions))
 
 
 def group_id(settings: Settings, group: str) -> str:
@@ -110,6 +136,7 @@ def subscribe(
         batch=True,
         decoder=raw,
         session_timeout_ms=SESSION_TIMEOUT_MS,
+        rebalance_timeout_ms=REBALANCE_TIMEOUT_MS,
         heartbeat_interval_ms=1_000,
         title=group,
         description=topic.description,

@@ -38,7 +38,7 @@ from broker.store import db
 from broker.store.messages import Accepted, MessageStore
 from broker.store.migrate import migrate
 from broker.store.partitions import ensure_partitions
-from tests.integration.routing.conftest import partners_yaml
+from tests.integration.routing.conftest import mllp_partners_yaml
 from tests.messages import ORU, envelope, variant
 from tests.sinks import MllpSink
 
@@ -85,15 +85,7 @@ async def main(count: int, patients: int) -> None:
         work.mkdir()
         partners = work / "partners.yaml"
         # Copies-to goes over MLLP too here: both recipients are MLLP sinks.
-        text = partners_yaml(chu.port, dupont.port, "http://127.0.0.1:9/fhir")
-        text = text.replace(
-            'endpoint: {type: fhir, url: "http://127.0.0.1:9/fhir", timeout_s: 2,',
-            f"endpoint: {{type: mllp, host: 127.0.0.1, port: {chu.port},",
-        ).replace(
-            "accepts: {format: fhir}\n\n  - id: cabinet-sans",
-            "accepts: {format: hl7v2}\n\n  - id: cabinet-sans",
-        )
-        partners.write_text(text)
+        partners.write_text(mllp_partners_yaml(chu.port, dupont.port, chu.port))
         env = {k: v for k, v in os.environ.items() if not k.startswith("CAREBROKER_")}
         env.update(
             CAREBROKER_DATABASE_URL=dsn,

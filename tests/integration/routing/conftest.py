@@ -70,6 +70,28 @@ def partners_yaml(chu: int, dupont: int, fhir_url: str, extra: str = "") -> str:
     return text + extra
 
 
+def mllp_partners_yaml(chu: int, dupont: int, nord: int) -> str:
+    """Return ``partners_yaml`` with maison-sante-nord (the results' copies-to) on MLLP too.
+
+    A lab result then goes to two MLLP partners (cabinet-dupont, the ordering
+    provider, and maison-sante-nord, copied): load and scale-out tests count
+    and order everything at MLLP sinks. Every MLLP endpoint keeps the
+    ``ack_timeout_s: 2,`` text, so a caller can replace it to tune them all.
+    """
+    unused = "http://127.0.0.1:9/fhir"
+    return (
+        partners_yaml(chu, dupont, unused)
+        .replace(
+            f'endpoint: {{type: fhir, url: "{unused}", timeout_s: 2,',
+            f"endpoint: {{type: mllp, host: 127.0.0.1, port: {nord}, ack_timeout_s: 2,",
+        )
+        .replace(
+            "accepts: {format: fhir}\n\n  - id: cabinet-sans",
+            "accepts: {format: hl7v2}\n\n  - id: cabinet-sans",
+        )
+    )
+
+
 @dataclass
 class Pipeline:
     """The running roles, their sinks, and helpers to inject and observe."""
