@@ -366,12 +366,16 @@ class Ingress:
                     acks, batch=header, control_id=_ack_control_id(frame_id), now=received_at
                 )
             )
-        if parsed.header is None:
-            text = "".join(answers)
+        if parsed.header is None and len(answers) == 1:
+            text = answers[0]
         else:
+            # Several batches answer as one file: batches side by side without
+            # FHS/FTS around them are not a valid HL7 v2 batch file.
             text = build_file_ack(
                 answers,
-                file=Header.read(parsed.header.decode(codec, "replace")),
+                file=Header.read(parsed.header.decode(codec, "replace"))
+                if parsed.header is not None
+                else Header(),
                 control_id=_ack_control_id(frame_id),
                 now=received_at,
             )
