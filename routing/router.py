@@ -3,7 +3,9 @@
 A FastStream subscriber (consumer group ``router.route``) takes batches of
 ``care.messages.accepted.v1``; for each message the pure rules
 (``routing/rules.py``) decide the recipients and the render
-(``routing/render.py``) what each receives. Then ONE PostgreSQL transaction:
+(``adapters/translate/render.py``) what each receives: the message in the
+format, version and charset it reads, translated between HL7 v2 and FHIR
+when the formats differ. Then ONE PostgreSQL transaction:
 
 - locks the messages still ``accepted`` (a message already routed — Kafka
   redelivered it, or another router instance took it — is skipped: the
@@ -13,6 +15,7 @@ A FastStream subscriber (consumer group ``router.route``) takes batches of
 - sets ``messages.status`` to ``routed``, ``unroutable`` (with the reason) or
   ``blocked`` (patient opposition);
 - records the audit events (``routed`` per recipient with its rule,
+  ``translated`` with what a translation produced and could not map,
   ``unroutable``, ``blocked``);
 - inserts the outbox rows for ``care.deliveries.requested.v1``, each on the
   partition of its lane, so the delivery instance owning that lane wakes up.
@@ -41,6 +44,7 @@ from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.middlewares import AckPolicy
 from pydantic import ValidationError
 
+from adapters.translate.render import RenderError, Translation, render_for
 from broker import kafka, topics
 from broker.envelope import DeliveryRequest, Envelope
 from broker.errors import KafkaUnavailableError, PermanentError, TransientError
@@ -50,7 +54,6 @@ from broker.store import events, outbox
 from broker.store.db import UNAVAILABLE, transaction
 from routing import consent, rules
 from routing.directory import Directory, Partner
-from routing.render import render
 from routing.subscriber import kafka_broker, subscribe, values
 
 if TYPE_CHECKING:
@@ -89,6 +92,8 @@ class _Row:
     content_type: str = ""
     flags: list[str] = field(default_factory=list)
     last_error: str | None = None
+    translation: Translation | None = None
+    control_id: str = ""  # what the recipient's ACK echoes (MSH-10 it receives)
 
 
 @dataclass
@@ -158,7 +163,8 @@ class Router:
             inserted = await _insert_deliveries(conn, rows)
             fresh = [r for r in rows if r.delivery_id in inserted]
             await _set_statuses(conn, statuses)
-            audit.extend(_row_event(r) for r in fresh)
+            for r in fresh:
+                audit.extend(_row_events(r))
             await events.record(conn, audit)
             await outbox.insert(
                 conn,
@@ -231,12 +237,22 @@ class Router:
             row.status, row.last_error = "blocked", consent.BLOCKED_REASON
             return row
         try:
-            rendered = render(envelope, partner, strip_ins=decision.strip_ins)
-        except PermanentError as exc:  # RenderError, or ER7 the render cannot read
+            rendered = render_for(
+                envelope,
+                partner,
+                strip_ins=decision.strip_ins,
+                sender=directory.partner(envelope.sender),
+            )
+        except RenderError as exc:
             row.status, row.last_error = "failed", str(exc)
             return row
+        except PermanentError as exc:  # ER7 the render cannot read: named, never quoted
+            row.status, row.last_error = "failed", f"cannot be rendered: {exc}"
+            return row
         row.payload, row.content_type = rendered.payload, rendered.content_type
+        row.control_id = rendered.control_id or envelope.control_id
         row.flags = list(rendered.flags)
+        row.translation = rendered.translation
         return row
 
 
@@ -281,7 +297,7 @@ async def _insert_deliveries(conn: asyncpg.Connection, rows: list[_Row]) -> set[
         [",".join(r.flags) for r in rows],
         [r.last_error for r in rows],
         [json.dumps(r.reasons) for r in rows],
-        [r.envelope.control_id for r in rows],
+        [r.control_id or r.envelope.control_id for r in rows],
     )
     return {r["id"] for r in inserted}
 
@@ -315,7 +331,8 @@ def _event(envelope: Envelope, event_kind: Any, **detail: Any) -> AuditEvent:
     )
 
 
-def _row_event(row: _Row) -> AuditEvent:
+def _row_events(row: _Row) -> list[AuditEvent]:
+    """Return the events of one new delivery: routed (or blocked/failed), then translated."""
     detail: dict[str, Any] = {
         "message_type": row.envelope.message_type,
         "delivery_id": str(row.delivery_id),
@@ -327,17 +344,34 @@ def _row_event(row: _Row) -> AuditEvent:
     kind = {"pending": "routed", "blocked": "blocked", "failed": "failed"}[row.status]
     if row.last_error:
         detail["reason"] = row.last_error
-    return AuditEvent(
-        kind=kind,
-        actor=ACTOR,
-        outcome="success" if kind == "routed" else "minor_failure",
-        message_id=row.envelope.message_id,
-        control_id=row.envelope.control_id,
-        partner=row.envelope.sender,
-        recipient=row.recipient,
-        rule=",".join(row.rules),
-        detail=detail,
-    )
+    produced = [
+        AuditEvent(
+            kind=kind,
+            actor=ACTOR,
+            outcome="success" if kind == "routed" else "minor_failure",
+            message_id=row.envelope.message_id,
+            control_id=row.envelope.control_id,
+            partner=row.envelope.sender,
+            recipient=row.recipient,
+            rule=",".join(row.rules),
+            detail=detail,
+        )
+    ]
+    if row.translation is not None:
+        produced.append(
+            AuditEvent(
+                kind="translated",
+                actor=ACTOR,
+                # Unmapped parts are listed, not failures: the IG maps only part of v2.
+                outcome="success",
+                message_id=row.envelope.message_id,
+                control_id=row.envelope.control_id,
+                partner=row.envelope.sender,
+                recipient=row.recipient,
+                detail={"delivery_id": str(row.delivery_id), **row.translation.detail()},
+            )
+        )
+    return produced
 
 
 class RouterRole:
