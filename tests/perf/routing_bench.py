@@ -31,7 +31,7 @@ from pathlib import Path
 import asyncpg
 import psutil
 
-from adapters.hl7v2.framing import FrameReader, frame
+from adapters.hl7v2.mllp import MllpClient
 from broker.local import LocalKafka, free_port
 from broker.pseudonym import Pseudonymizer
 from broker.store import db
@@ -45,15 +45,11 @@ from tests.sinks import MllpSink
 
 async def baseline(port: int, count: int) -> float:
     """Return send/ACK round trips per second over one MLLP connection to the sink."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    frames = FrameReader(reader, 1 << 20)
-    start = time.perf_counter()
-    for i in range(count):
-        writer.write(frame(variant(ORU, f"BASE-{i}")))
-        await writer.drain()
-        await frames.read()
-    elapsed = time.perf_counter() - start
-    writer.close()
+    async with MllpClient("127.0.0.1", port, timeout_s=30) as client:
+        start = time.perf_counter()
+        for i in range(count):
+            await client.send(variant(ORU, f"BASE-{i}"))
+        elapsed = time.perf_counter() - start
     return count / elapsed
 
 
