@@ -44,6 +44,9 @@ from broker.settings import Settings
 TRACER_NAME = "carebroker"
 TRACE_HEADERS = ("traceparent", "tracestate")
 SYSTEM = "kafka"
+# `messaging.system` of the partner-facing hops (not registered systems: HL7 v2 over
+# MLLP, FHIR messaging over HTTP, carebroker's mailbox).
+_PROTOCOLS = {"mllp": "hl7v2", "fhir": "fhir", "mailbox": "carebroker-mailbox"}
 
 
 def configure(
@@ -204,13 +207,83 @@ def process_span(
     Use around a consumer's handling of one record (router, delivery), with
     ``carrier = from_kafka_headers(record.headers)`` or the envelope's ``trace``.
     """
+    span = start_process_span(topic, group, carrier, partition=partition, attributes=attributes)
+    with trace.use_span(span, end_on_exit=True):
+        yield span
+
+
+def start_process_span(
+    topic: str,
+    group: str,
+    carrier: Mapping[str, str] | None,
+    *,
+    partition: int | None = None,
+    attributes: Mapping[str, Any] | None = None,
+) -> Span:
+    """Start, without making it current, the ``process`` span of one record; the caller ends it.
+
+    For a consumer that handles a batch in one transaction (the router): one
+    span per record, each in its record's trace, ended once the batch commits.
+    """
     attrs = messaging_attributes("process", topic, partition=partition, group=group)
     attrs.update(attributes or {})
     parent = extract(carrier)
     producer = trace.get_current_span(parent).get_span_context()
     links = [Link(producer)] if producer.is_valid else []
-    with tracer().start_as_current_span(
+    return tracer().start_span(
         f"process {topic}", context=parent, kind=SpanKind.CONSUMER, attributes=attrs, links=links
+    )
+
+
+def context_of(span: Span) -> dict[str, str]:
+    """Return the W3C trace context of ``span`` (to hand on in an outbox row or a table)."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier, context=trace.set_span_in_context(span))
+    return {k: v for k, v in carrier.items() if k in TRACE_HEADERS}
+
+
+@contextmanager
+def ingress_span(channel: str, attributes: Mapping[str, Any] | None = None) -> Iterator[Span]:
+    """Trace one input from a partner (an MLLP frame, a FHIR request): a trace starts here.
+
+    The span is the root of the message's trace; the ingress puts its context
+    in the envelope (``Envelope.trace``), and the store in the outbox headers.
+    """
+    attrs: dict[str, Any] = {
+        "messaging.system": _PROTOCOLS.get(channel, channel),
+        "messaging.operation.type": "receive",
+        "messaging.operation.name": "receive",
+        "network.protocol.name": channel,
+    }
+    attrs.update(attributes or {})
+    with tracer().start_as_current_span(
+        f"ingress {channel}", kind=SpanKind.SERVER, attributes=attrs
+    ) as span:
+        yield span
+
+
+@contextmanager
+def deliver_span(
+    recipient: str,
+    protocol: str,
+    carrier: Mapping[str, str] | None,
+    attributes: Mapping[str, Any] | None = None,
+) -> Iterator[Span]:
+    """Trace one delivery attempt to a partner, as a child of the span that routed it.
+
+    ``carrier`` is the delivery's stored trace context (``deliveries.trace``):
+    the attempt joins the message's trace whenever and wherever it happens.
+    """
+    attrs: dict[str, Any] = {
+        "messaging.system": _PROTOCOLS.get(protocol, protocol),
+        "messaging.operation.type": "send",
+        "messaging.operation.name": "send",
+        "messaging.destination.name": recipient,
+        "network.protocol.name": protocol,
+    }
+    attrs.update(attributes or {})
+    with tracer().start_as_current_span(
+        f"send {recipient}", context=extract(carrier), kind=SpanKind.CLIENT, attributes=attrs
     ) as span:
         yield span
 
