@@ -289,7 +289,24 @@ def deliver_span(
 
 
 @contextmanager
-def internal_span(name: str, attributes: Mapping[str, Any] | None = None) -> Iterator[Span]:
-    """Trace a step inside one process (a store transaction, a translation)."""
-    with tracer().start_as_current_span(name, attributes=dict(attributes or {})) as span:
+def internal_span(
+    name: str,
+    attributes: Mapping[str, Any] | None = None,
+    *,
+    links: Sequence[Mapping[str, str]] = (),
+) -> Iterator[Span]:
+    """Trace a step inside one process (a store transaction, a translation).
+
+    ``links``: trace contexts of the messages a batched step works for (a group
+    commit serves many ingress traces at once; it links to each rather than
+    belonging to one).
+    """
+    linked = [Link(c) for c in (_span_context(carrier) for carrier in links) if c.is_valid]
+    with tracer().start_as_current_span(
+        name, attributes=dict(attributes or {}), links=linked
+    ) as span:
         yield span
+
+
+def _span_context(carrier: Mapping[str, str]) -> trace.SpanContext:
+    return trace.get_current_span(extract(carrier)).get_span_context()
