@@ -20,7 +20,7 @@ from broker.settings import Settings
 from broker.store import db
 from routing.directory import Directory
 from tests.integration.routing.conftest import Pipeline
-from tests.sinks import FhirSink, MllpSink
+from tests.sinks import partner_sinks
 
 
 @dataclass
@@ -88,21 +88,18 @@ async def flowing(settings: Settings, database_url: str, tmp_path: Path) -> Asyn
     from tests.integration.routing.conftest import partners_yaml, start_pipeline, stop_pipeline
     from tests.integration.routing.test_translation import with_tokens
 
-    chu, dupont, fhir = MllpSink("chu"), MllpSink("dupont"), FhirSink()
-    for sink in (chu, dupont, fhir):
-        await sink.start()
-    partners = tmp_path / "partners.yaml"
-    partners.write_text(with_tokens(partners_yaml(chu.port, dupont.port, fhir.url, EVERYTHING)))
-    pool = await db.connect(database_url, 12)
-    running = await start_pipeline(settings, pool, (chu, dupont, fhir), partners, roles=ROLES)
-    try:
-        mllp = next(s for s in running.services if s.name == "mllp")
-        yield Flowing(running, mllp.server.port)  # type: ignore[attr-defined]
-    finally:
-        await stop_pipeline(running)
-        await pool.close()
-        for sink in (chu, dupont, fhir):
-            await sink.stop()
+    async with partner_sinks() as (chu, dupont, fhir):
+        partners = tmp_path / "partners.yaml"
+        text = partners_yaml(chu.port, dupont.port, fhir.url, EVERYTHING)
+        partners.write_text(with_tokens(text))
+        pool = await db.connect(database_url, 12)
+        running = await start_pipeline(settings, pool, (chu, dupont, fhir), partners, roles=ROLES)
+        try:
+            mllp = next(s for s in running.services if s.name == "mllp")
+            yield Flowing(running, mllp.server.port)  # type: ignore[attr-defined]
+        finally:
+            await stop_pipeline(running)
+            await pool.close()
 
 
 ROLES = ("relay", "router", "delivery", "mllp", "fhir")

@@ -17,6 +17,7 @@ all of it, and in what operators read (rejection reasons, delivery errors).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import json
 import logging
@@ -137,6 +138,12 @@ def leaks(haystack: str, values: set[str], allowed: set[str]) -> list[str]:
         # A plain substring test first: thousands of values over megabytes of spans.
         if v in haystack and (m := re.search(rf"(?<![\w-]){re.escape(v)}(?![\w-])", haystack))
     )
+
+
+def as_text(row: audit.Row) -> str:
+    """Return an audit row as an operator reads it (times as ISO text, hashes in hex)."""
+    fields = {**dataclasses.asdict(row), "prev_hash": row.prev_hash.hex(), "hash": row.hash.hex()}
+    return json.dumps(fields, default=str)
 
 
 async def send_v2_corpus(flowing: Flowing) -> dict[str, set[str]]:
@@ -263,7 +270,7 @@ async def test_no_patient_data_reaches_logs_spans_metrics_or_the_audit_trail(
         "spans": "\n".join(s.to_json() for s in spans),
         "metrics (/metrics)": scraped,
         "metrics (OpenTelemetry)": (otel.metrics.get_metrics_data() or "").__str__(),
-        "audit rows": "\n".join(repr(r) for r in rows),
+        "audit rows": "\n".join(as_text(r) for r in rows),
         "FHIR AuditEvent export": "\n".join(json.dumps(to_fhir(r)) for r in rows),
         "ATNA export": "\n".join(to_atna(r) for r in rows),
         "rejection reasons": "\n".join(
