@@ -46,7 +46,9 @@ trail says so (``app_ack_sent`` with ``sent: false`` and the reason).
 
 Deciding is serialised per message by locking its ``app_acks`` row, so two
 delivery instances finishing a message's last two deliveries at once cannot
-both miss (or both send) its ACK.
+both miss (or both send) its ACK. The delivery role's sweep decides any ACK
+still waiting after its deliveries all ended some other way (an operator's
+consent change blocks pending deliveries without deciding).
 """
 
 from __future__ import annotations

@@ -407,7 +407,35 @@ class Dispatcher:
         while True:
             with contextlib.suppress(*_STORE_DOWN):
                 await self.flag_unacknowledged()
+                await self.settle_stale_app_acks()
             await asyncio.sleep(SWEEP_S)
+
+    async def settle_stale_app_acks(self) -> int:
+        """Decide application ACKs still waiting though their deliveries all ended; count them.
+
+        A safety net: ACKs are decided in the transaction that ends a message's
+        last delivery; one whose deliveries ended otherwise (an operator's
+        consent change blocking pending ones) is found here.
+        """
+        if self.acks is None:
+            return 0
+        async with transaction(self.pool) as conn:
+            waiting = await conn.fetch(
+                "SELECT message_id FROM app_acks WHERE status = 'waiting'"
+                " AND message_received_at < now() - make_interval(secs => $1)"
+                " ORDER BY message_received_at LIMIT 500",
+                SWEEP_S,
+            )
+            produced = await app_ack.settle(
+                conn, [r["message_id"] for r in waiting], self.directory(), self.acks, actor=ACTOR
+            )
+            await events.record(conn, produced)
+            settled: int = await conn.fetchval(
+                "SELECT count(*) FROM app_acks WHERE message_id = ANY($1::uuid[])"
+                " AND status <> 'waiting'",
+                [r["message_id"] for r in waiting],
+            )
+        return settled
 
     async def flag_unacknowledged(self) -> int:
         """Flag mailbox messages the partner has not acknowledged in time; return how many."""

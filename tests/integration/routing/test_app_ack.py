@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import timedelta
 
 import asyncpg
 import pytest
@@ -20,6 +21,7 @@ from adapters.hl7v2.er7 import Message
 from broker.envelope import Envelope
 from broker.store.db import transaction
 from routing import app_ack
+from routing.delivery import Dispatcher
 from routing.directory import load_directory
 from tests.conftest import wait_for
 from tests.integration.routing.conftest import Pipeline
@@ -214,3 +216,27 @@ async def test_two_instances_finishing_the_last_deliveries_at_once_queue_one_ack
 )  # fmt: skip
 def test_table_0155_decides_what_is_due(condition: str, code: str, due: bool) -> None:
     assert app_ack.is_due(condition, code) is due
+
+
+async def test_an_ack_whose_deliveries_ended_elsewhere_is_decided_by_the_sweep(
+    pool: asyncpg.Pool,
+) -> None:
+    """A consent change blocks pending deliveries without deciding the ACK: the sweep does."""
+    directory = load_directory(DATA / "partners.yaml")
+    env = envelope(enhanced(REF, "CD-SWEEP-1"), "cabinet-dupont")
+    env = env.model_copy(update={"received_at": env.received_at - timedelta(minutes=2)})
+    async with transaction(pool) as conn:
+        await app_ack.expect(conn, [env], {})
+        await conn.execute(
+            "INSERT INTO deliveries (id, message_id, message_received_at, recipient, lane,"
+            " partition, status) VALUES ($1, $2, $3, 'chu-montpellier', 'l', 0, 'blocked')",
+            uuid.uuid4(),
+            env.message_id,
+            env.received_at,
+        )
+    dispatcher = Dispatcher(pool, lambda: directory, acks=app_ack.Lanes("t.deliveries", 4, 2))
+    assert await dispatcher.settle_stale_app_acks() == 1
+    row = await pool.fetchrow("SELECT status, code FROM app_acks")
+    assert tuple(row) == ("queued", "AA")  # blocked by an opposition: nothing to correct
+    assert await pool.fetchval("SELECT count(*) FROM deliveries WHERE kind = 'app_ack'") == 1
+    assert await dispatcher.settle_stale_app_acks() == 0
