@@ -248,7 +248,12 @@ def ingress_span(channel: str, attributes: Mapping[str, Any] | None = None) -> I
 
     The span is the root of the message's trace; the ingress puts its context
     in the envelope (``Envelope.trace``), and the store in the outbox headers.
+    When nobody collects spans there is no trace to start: the hot path pays
+    one type check instead of ~8 µs a message.
     """
+    if not is_recording():
+        yield trace.INVALID_SPAN
+        return
     attrs: dict[str, Any] = {
         "messaging.system": _PROTOCOLS.get(channel, channel),
         "messaging.operation.type": "receive",
@@ -274,6 +279,9 @@ def deliver_span(
     ``carrier`` is the delivery's stored trace context (``deliveries.trace``):
     the attempt joins the message's trace whenever and wherever it happens.
     """
+    if not is_recording():
+        yield trace.INVALID_SPAN
+        return
     attrs: dict[str, Any] = {
         "messaging.system": _PROTOCOLS.get(protocol, protocol),
         "messaging.operation.type": "send",

@@ -56,7 +56,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -187,7 +187,9 @@ def header_of(envelope: Envelope) -> str:
 
 
 async def expect(
-    conn: asyncpg.Connection, envelopes: Sequence[Envelope], traces: dict[uuid.UUID, Any]
+    conn: asyncpg.Connection,
+    envelopes: Sequence[Envelope],
+    traces: Mapping[uuid.UUID, Mapping[str, str] | None],
 ) -> list[uuid.UUID]:
     """Note the application ACKs owed for routed messages; return their message ids."""
     owed = [(e, c) for e in envelopes if (c := condition_of(e)) is not None]

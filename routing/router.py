@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.middlewares import AckPolicy
-from opentelemetry.trace import Span, StatusCode
+from opentelemetry.trace import StatusCode
 from pydantic import ValidationError
 
 from adapters.translate.render import RenderError, Translation, render_for
@@ -143,19 +143,25 @@ class Router:
         stats = RouteStats()
         if not unique:
             return stats
-        recording = telemetry.is_recording()
+        carriers = carriers or {}
+        if not telemetry.is_recording():
+            # Nobody collects spans here: hand on the context that came in, untouched.
+            traces = {e.message_id: dict(carriers.get(e.message_id) or e.trace) for e in unique}
+            await self._route(unique, traces, {}, stats)
+            return stats
         spans = {
             e.message_id: telemetry.start_process_span(
                 self.accepted_topic,
                 topics.Groups.ROUTER,
-                (carriers or {}).get(e.message_id) or e.trace,
-                attributes=redact.span_attributes(e) if recording else None,
+                carriers.get(e.message_id) or e.trace,
+                attributes=redact.span_attributes(e),
             )
             for e in unique
         }
         outcomes: dict[uuid.UUID, tuple[str, int]] = {}
         try:
-            await self._route(unique, spans, outcomes, stats)
+            traces = {message_id: telemetry.context_of(span) for message_id, span in spans.items()}
+            await self._route(unique, traces, outcomes, stats)
         except BaseException as exc:
             for span in spans.values():
                 span.set_status(StatusCode.ERROR, type(exc).__name__)
@@ -171,12 +177,11 @@ class Router:
     async def _route(
         self,
         unique: list[Envelope],
-        spans: Mapping[uuid.UUID, Span],
+        traces: Mapping[uuid.UUID, dict[str, str]],
         outcomes: dict[uuid.UUID, tuple[str, int]],
         stats: RouteStats,
     ) -> None:
         directory = self.directory
-        traces = {message_id: telemetry.context_of(span) for message_id, span in spans.items()}
         async with transaction(self.pool) as conn:
             pending = await _lock_accepted(conn, unique)
             stats.skipped = len(unique) - len(pending)

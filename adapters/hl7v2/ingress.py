@@ -243,7 +243,7 @@ class Ingress:
             pseudonymizer=self.pseudonymizer,
             batch_id=batch_id,
         )
-        trace = telemetry.current_context()
+        trace = telemetry.current_context() if telemetry.is_recording() else None
         if trace:  # the frame's span: the message's trace starts at its arrival
             envelope = envelope.model_copy(update={"trace": trace})
         answer = self._ack(header, "accept", ids, (), codec)
