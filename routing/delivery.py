@@ -420,10 +420,16 @@ class Dispatcher:
         if self.acks is None:
             return 0
         async with transaction(self.pool) as conn:
+            # Only those with deliveries, none pending: a delivery retrying for days
+            # must not keep newer ones out of the 500.
             waiting = await conn.fetch(
-                "SELECT message_id FROM app_acks WHERE status = 'waiting'"
-                " AND message_received_at < now() - make_interval(secs => $1)"
-                " ORDER BY message_received_at LIMIT 500",
+                "SELECT a.message_id FROM app_acks a WHERE a.status = 'waiting'"
+                " AND a.message_received_at < now() - make_interval(secs => $1)"
+                " AND EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = a.message_id"
+                "  AND d.kind = 'message')"
+                " AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = a.message_id"
+                "  AND d.kind = 'message' AND d.status = 'pending')"
+                " ORDER BY a.message_received_at LIMIT 500",
                 SWEEP_S,
             )
             produced = await app_ack.settle(
