@@ -45,15 +45,17 @@ from aiokafka import TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.middlewares import AckPolicy
+from opentelemetry.trace import StatusCode
 
-from broker import topics
+from broker import kafka, telemetry, topics
 from broker.errors import KafkaUnavailableError, StoreUnavailableError
 from broker.events import AuditEvent
 from broker.store import events
 from broker.store.db import UNAVAILABLE, transaction
+from routing import app_ack
 from routing.directory import Directory, MailboxEndpoint, Partner, RetryPolicy
 from routing.retry import CircuitBreaker, backoff, is_exhausted
-from routing.subscriber import REVOKE_WAIT_S, kafka_broker, partition_list, subscribe
+from routing.subscriber import REVOKE_WAIT_S, kafka_broker, partition_list, records, subscribe
 from routing.transports import Outcome, Outgoing, Transport, transport_for
 
 if TYPE_CHECKING:
@@ -85,6 +87,8 @@ class Head:
     since: datetime
     content_type: str
     payload: bytes = field(repr=False)
+    kind: str = "message"  # or "app_ack": the application ACK owed to the sender
+    trace: dict[str, str] | None = None  # the routing span's context
 
 
 @dataclass
@@ -110,6 +114,7 @@ class _Endpoint:
         self.partner = partner
         self.may_send = may_send
         self.transport: Transport = transport_for(partner)
+        self.protocol = partner.endpoint.type if partner.endpoint else "none"
         policy = partner.endpoint.retry if partner.endpoint else RetryPolicy()
         self.breaker = CircuitBreaker(policy.circuit_failures, policy.circuit_open_s)
         self.queue: asyncio.Queue[Head | None] = asyncio.Queue()
@@ -135,14 +140,22 @@ class _Endpoint:
                 head.recipient,
                 head.content_type,
                 head.payload,
+                expect_answer=head.kind != app_ack.KIND,
             )
-            try:
-                outcome = await self.transport.send(item)
-            except Exception:  # a transport bug must not kill the worker
-                # Transports turn partner failures into outcomes; anything raised
-                # here is carebroker's own fault: retry, and say so in the logs.
-                log.exception("delivery: transport failed", extra={"partner": self.partner.id})
-                outcome = Outcome("retry", "internal-error", "carebroker transport error")
+            with telemetry.deliver_span(
+                head.recipient, self.protocol, head.trace, _span_attributes(head)
+            ) as span:
+                try:
+                    outcome = await self.transport.send(item)
+                except Exception:  # a transport bug must not kill the worker
+                    # Transports turn partner failures into outcomes; anything raised
+                    # here is carebroker's own fault: retry, and say so in the logs.
+                    log.exception("delivery: transport failed", extra={"partner": self.partner.id})
+                    outcome = Outcome("retry", "internal-error", "carebroker transport error")
+                span.set_attribute("carebroker.outcome", outcome.status)
+                span.set_attribute("carebroker.ack_code", outcome.ack_code)
+                if outcome.status in ("retry", "failed"):
+                    span.set_status(StatusCode.ERROR, outcome.ack_code)
             if outcome.endpoint_answered:
                 self.breaker.succeeded()
             elif self.breaker.failed(loop.time()):
@@ -169,10 +182,12 @@ class Dispatcher:
         directory: Callable[[], Directory],
         *,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        acks: app_ack.Lanes | None = None,
     ) -> None:
         self.pool = pool
         self.directory = directory
         self.now = now
+        self.acks = acks  # where application ACKs owed to senders are queued
         self.owned: set[int] = set()
         self.in_flight: dict[str, Head] = {}
         self.endpoints: dict[str, _Endpoint] = {}
@@ -394,22 +409,63 @@ class Dispatcher:
                 " AS t(id, status, next_at, error, response, ack_code, delivered_at, posted_at)"
                 " WHERE d.id = t.id AND (d.status = 'pending'"
                 " OR (d.status = 'blocked' AND t.status = 'delivered'))"
-                " RETURNING d.id",
+                " RETURNING d.id, d.message_id, d.kind, d.status",
                 *[list(column) for column in zip(*updates, strict=True)],
             )
             written = {r["id"] for r in changed}
-            await events.record(conn, [e for e in audit if _delivery_id(e) in written])
-            # TODO(app-ack): a sender in enhanced mode (MSH-16 AL/SU/ER) is owed an
-            # application ACK once its recipients answered (domain-requirements §1.2):
-            # the outcomes of `written` are known here; the lead wires the ACK code
-            # of adapters/hl7v2 (issue 3) to this point after merging it.
+            recorded = [e for e in audit if _delivery_id(e) in written]
+            if self.acks is not None:
+                # A sender in enhanced mode (MSH-16 AL/ER/SU) is owed an application
+                # ACK once every delivery of its message is final: decided here, in
+                # the transaction that made the last one final.
+                finished = [
+                    r["message_id"]
+                    for r in changed
+                    if r["kind"] == "message" and r["status"] in app_ack.FINAL
+                ]
+                recorded += await app_ack.settle(conn, finished, directory, self.acks, actor=ACTOR)
+            await events.record(conn, recorded)
         self.delivered += sum(1 for u in updates if u[1] == "delivered" and u[0] in written)
 
     async def _sweep_loop(self) -> None:
         while True:
             with contextlib.suppress(*_STORE_DOWN):
                 await self.flag_unacknowledged()
+                await self.settle_stale_app_acks()
             await asyncio.sleep(SWEEP_S)
+
+    async def settle_stale_app_acks(self) -> int:
+        """Decide application ACKs still waiting though their deliveries all ended; count them.
+
+        A safety net: ACKs are decided in the transaction that ends a message's
+        last delivery; one whose deliveries ended otherwise (an operator's
+        consent change blocking pending ones) is found here.
+        """
+        if self.acks is None:
+            return 0
+        async with transaction(self.pool) as conn:
+            # Only those with deliveries, none pending: a delivery retrying for days
+            # must not keep newer ones out of the 500.
+            waiting = await conn.fetch(
+                "SELECT a.message_id FROM app_acks a WHERE a.status = 'waiting'"
+                " AND a.message_received_at < now() - make_interval(secs => $1)"
+                " AND EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = a.message_id"
+                "  AND d.kind = 'message')"
+                " AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = a.message_id"
+                "  AND d.kind = 'message' AND d.status = 'pending')"
+                " ORDER BY a.message_received_at LIMIT 500",
+                SWEEP_S,
+            )
+            produced = await app_ack.settle(
+                conn, [r["message_id"] for r in waiting], self.directory(), self.acks, actor=ACTOR
+            )
+            await events.record(conn, produced)
+            settled: int = await conn.fetchval(
+                "SELECT count(*) FROM app_acks WHERE message_id = ANY($1::uuid[])"
+                " AND status <> 'waiting'",
+                [r["message_id"] for r in waiting],
+            )
+        return settled
 
     async def flag_unacknowledged(self) -> int:
         """Flag mailbox messages the partner has not acknowledged in time; return how many."""
@@ -462,6 +518,24 @@ def _delivery_id(event: AuditEvent) -> uuid.UUID | None:
     return uuid.UUID(value) if value else None
 
 
+def _msa1(head: Head) -> str:
+    """Return MSA-1 of an application ACK carebroker sends (for its audit event)."""
+    at = head.payload.find(b"\rMSA")
+    return head.payload[at + 5 : at + 7].decode("ascii", "replace") if at >= 0 else ""
+
+
+def _span_attributes(head: Head) -> dict[str, Any]:
+    """Return the ids of one delivery attempt for its span (never content)."""
+    return {
+        "messaging.message.id": str(head.message_id),
+        "messaging.message.body.size": len(head.payload),
+        "carebroker.delivery_id": str(head.id),
+        "carebroker.control_id": head.control_id,
+        "carebroker.delivery_kind": head.kind,
+        "carebroker.attempt": head.attempts + 1,
+    }
+
+
 def _decide(
     head: Head, outcome: Outcome, policy: RetryPolicy, now: datetime
 ) -> tuple[tuple[Any, ...], list[AuditEvent]]:
@@ -484,11 +558,13 @@ def _decide(
             detail={**base, **extra},
         )
 
+    if head.kind == app_ack.KIND:
+        base["app_ack"] = True
     if outcome.status == "delivered":
-        return (
-            (head.id, "delivered", None, None, outcome.response, outcome.ack_code, now, None),
-            [event("delivered")],
-        )
+        written = (head.id, "delivered", None, None, outcome.response, outcome.ack_code, now, None)
+        if head.kind == app_ack.KIND:
+            return written, [event("app_ack_sent", sent=True, acknowledgement=_msa1(head))]
+        return written, [event("delivered")]
     if outcome.status == "posted":
         return (
             (head.id, "pending", None, None, None, outcome.ack_code, None, now),
@@ -550,7 +626,8 @@ async def fetch_heads(
     """
     rows = await pool.fetch(
         "SELECT d.id, d.message_id, d.control_id, d.recipient, d.lane, d.partition, d.attempts,"
-        " COALESCE(d.replayed_at, d.created_at) AS since, d.content_type, d.payload"
+        " COALESCE(d.replayed_at, d.created_at) AS since, d.content_type, d.payload, d.kind,"
+        " d.trace"
         " FROM (SELECT DISTINCT ON (partition, lane) id, lane, recipient, next_attempt_at,"
         "  message_received_at, message_id"
         "  FROM deliveries WHERE status = 'pending' AND posted_at IS NULL"
@@ -603,12 +680,29 @@ class DeliveryRole:
         """Join ``delivery.dispatch``, start the workers, serve the mailbox API."""
         from routing.mailbox import mailbox_router
 
-        dispatcher = Dispatcher(ctx.pool, lambda: ctx.directory)
+        topic = topics.DELIVERIES.full_name(ctx.settings.kafka_topic_prefix)
+        acks = app_ack.Lanes(
+            topic,
+            await kafka.partitions_of(ctx.settings, topics.DELIVERIES),
+            ctx.settings.outbox_shards,
+        )
+        dispatcher = Dispatcher(ctx.pool, lambda: ctx.directory, acks=acks)
         self.dispatcher = dispatcher
         dispatcher.start()
         broker = kafka_broker(ctx.settings, self.name)
 
         async def wake(msg: KafkaMessage) -> None:
+            if telemetry.is_recording():
+                # The Kafka hop of each delivery, in its trace: the record wakes this
+                # instance; the attempt itself is traced from deliveries.trace.
+                for record in records(msg):
+                    with telemetry.process_span(
+                        topic,
+                        topics.Groups.DELIVERY,
+                        telemetry.from_kafka_headers(record.headers),
+                        partition=record.partition,
+                    ):
+                        pass
             dispatcher.wake()
 
         subscribe(
@@ -628,7 +722,7 @@ class DeliveryRole:
         except (OSError, TimeoutError) as exc:
             await dispatcher.stop()
             raise KafkaUnavailableError(f"delivery cannot subscribe: {type(exc).__name__}") from exc
-        ctx.routers.append(mailbox_router(ctx))
+        ctx.routers.append(mailbox_router(ctx, acks))
 
     async def stop(self) -> None:
         """Leave the group (which waits for in-flight attempts), then stop the workers."""

@@ -29,6 +29,7 @@ from pydantic import BaseModel
 from broker.events import AuditEvent
 from broker.store import events
 from broker.store.db import transaction
+from routing import app_ack
 from routing.directory import MailboxEndpoint, Partner
 
 if TYPE_CHECKING:
@@ -63,8 +64,12 @@ class AckResult(BaseModel):
     status: str
 
 
-def mailbox_router(ctx: Context) -> APIRouter:
-    """Return the mailbox API bound to this process's store and directory."""
+def mailbox_router(ctx: Context, acks: app_ack.Lanes | None = None) -> APIRouter:
+    """Return the mailbox API bound to this process's store and directory.
+
+    ``acks``: where an application ACK owed to a sender is queued when this
+    acknowledgement makes the last delivery of its message final.
+    """
     router = APIRouter(prefix="/mailbox", tags=["mailbox"])
 
     def authorise(partner_id: str, authorization: str | None) -> Partner:
@@ -144,7 +149,7 @@ def mailbox_router(ctx: Context) -> APIRouter:
                 "UPDATE deliveries SET status = 'delivered', delivered_at = now(),"
                 " ack_code = 'mailbox-ack', last_error = NULL, updated_at = now()"
                 " WHERE id = $1 AND recipient = $2 AND posted_at IS NOT NULL"
-                " AND status = 'pending' RETURNING message_id, control_id",
+                " AND status = 'pending' RETURNING message_id, control_id, kind",
                 delivery_id,
                 partner,
             )
@@ -158,16 +163,23 @@ def mailbox_router(ctx: Context) -> APIRouter:
                 if status is None:
                     raise HTTPException(404, "no such message in this mailbox")
                 return AckResult(id=delivery_id, status=status)
-            await events.record(
-                conn, [_event("delivered", partner, row, delivery_id, "mailbox_ack")]
-            )
+            if row["kind"] == app_ack.KIND:
+                # An application ACK carebroker owed this partner: fetched and acknowledged.
+                recorded = [_event("app_ack_sent", partner, row, delivery_id, "mailbox_ack")]
+            else:
+                recorded = [_event("delivered", partner, row, delivery_id, "mailbox_ack")]
+                if acks is not None:
+                    recorded += await app_ack.settle(
+                        conn, [row["message_id"]], ctx.directory, acks, actor=f"partner:{partner}"
+                    )
+            await events.record(conn, recorded)
         return AckResult(id=delivery_id, status="delivered")
 
     return router
 
 
 def _event(
-    kind: Literal["delivery_attempted", "delivered"],
+    kind: Literal["delivery_attempted", "delivered", "app_ack_sent"],
     partner: str,
     row: asyncpg.Record,
     delivery_id: uuid.UUID,

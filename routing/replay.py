@@ -32,6 +32,7 @@ from datetime import datetime
 
 import asyncpg
 
+from adapters.translate.render import RenderError, render_for
 from broker import topics
 from broker.envelope import DeliveryRequest, Envelope
 from broker.events import AuditEvent
@@ -39,7 +40,6 @@ from broker.store import events, outbox
 from broker.store.db import transaction
 from routing import consent
 from routing.directory import Directory
-from routing.render import RenderError, render
 
 DEAD_LETTERS = ("failed", "dead")
 
@@ -117,7 +117,7 @@ async def replay(
         )
         opposed = await consent.opposed(conn, (d for r in rows for d in r["patient_digests"]))
         replayed: list[asyncpg.Record] = []
-        payloads: dict[uuid.UUID, tuple[bytes, str, list[str]]] = {}
+        payloads: dict[uuid.UUID, tuple[bytes, str, list[str], str | None]] = {}
         for row in rows:
             if row["discarded"] and not selection.names_deliveries():
                 result.skipped.append(f"{row['id']}: discarded by an operator")
@@ -140,13 +140,15 @@ async def replay(
                 " discarded_at = NULL, discarded_by = NULL, discard_reason = NULL,"
                 " payload = COALESCE(t.payload, d.payload),"
                 " content_type = COALESCE(t.content_type, d.content_type),"
-                " flags = COALESCE(string_to_array(t.flags, ','), d.flags), updated_at = now()"
-                " FROM unnest($1::uuid[], $2::bytea[], $3::text[], $4::text[])"
-                " AS t(id, payload, content_type, flags) WHERE d.id = t.id",
+                " flags = COALESCE(string_to_array(t.flags, ','), d.flags),"
+                " control_id = COALESCE(t.control_id, d.control_id), updated_at = now()"
+                " FROM unnest($1::uuid[], $2::bytea[], $3::text[], $4::text[], $5::text[])"
+                " AS t(id, payload, content_type, flags, control_id) WHERE d.id = t.id",
                 [r["id"] for r in replayed],
                 [payloads[r["id"]][0] if r["id"] in payloads else None for r in replayed],
                 [payloads[r["id"]][1] if r["id"] in payloads else None for r in replayed],
                 [",".join(payloads[r["id"]][2]) if r["id"] in payloads else None for r in replayed],
+                [payloads[r["id"]][3] if r["id"] in payloads else None for r in replayed],
             )
             await outbox.insert(
                 conn,
@@ -194,7 +196,7 @@ async def replay(
 
 async def _render_again(
     conn: asyncpg.Connection, directory: Directory, row: asyncpg.Record
-) -> tuple[bytes, str, list[str]] | str:
+) -> tuple[bytes, str, list[str], str | None] | str:
     partner = directory.partner(row["recipient"])
     if partner is None or partner.endpoint is None:
         return f"partner {row['recipient']} is not in the directory or has no endpoint"
@@ -203,12 +205,15 @@ async def _render_again(
         return "the original message is no longer in the store (retention)"
     identity = envelope.identity
     try:
-        rendered = render(
-            envelope, partner, strip_ins=identity.ins_present and not identity.ins_qualified
+        rendered = render_for(
+            envelope,
+            partner,
+            strip_ins=identity.ins_present and not identity.ins_qualified,
+            sender=directory.partner(envelope.sender),
         )
     except RenderError as exc:
         return str(exc)
-    return rendered.payload, rendered.content_type, list(rendered.flags)
+    return rendered.payload, rendered.content_type, list(rendered.flags), rendered.control_id
 
 
 async def _envelope(

@@ -3,26 +3,38 @@
 A FastStream subscriber (consumer group ``router.route``) takes batches of
 ``care.messages.accepted.v1``; for each message the pure rules
 (``routing/rules.py``) decide the recipients and the render
-(``routing/render.py``) what each receives. Then ONE PostgreSQL transaction:
+(``adapters/translate/render.py``) what each receives: the message in the
+format, version and charset it reads, translated between HL7 v2 and FHIR
+when the formats differ. Then ONE PostgreSQL transaction:
 
 - locks the messages still ``accepted`` (a message already routed — Kafka
   redelivered it, or another router instance took it — is skipped: the
   router is idempotent, design invariant 3);
-- inserts ``deliveries`` rows (``ON CONFLICT (message_id, recipient) DO
-  NOTHING``) with their lane and partition;
+- inserts ``deliveries`` rows (``ON CONFLICT (message_id, recipient, kind)
+  DO NOTHING``) with their lane, partition and trace context;
 - sets ``messages.status`` to ``routed``, ``unroutable`` (with the reason) or
   ``blocked`` (patient opposition);
 - records the audit events (``routed`` per recipient with its rule,
+  ``translated`` with what a translation produced and could not map,
   ``unroutable``, ``blocked``);
 - inserts the outbox rows for ``care.deliveries.requested.v1``, each on the
-  partition of its lane, so the delivery instance owning that lane wakes up.
+  partition of its lane, so the delivery instance owning that lane wakes up;
+- notes the application ACK an enhanced-mode sender asked for
+  (``routing/app_ack.py``), and queues it at once when the outcome is already
+  known (unroutable, refused, nothing left to deliver).
+
+Each message is traced by a ``process care.messages.accepted.v1`` span, a
+child of the relay's ``send`` span found in the Kafka record headers (else of
+the ingress, from the envelope); its deliveries carry that span's context in
+``deliveries.trace`` and the outbox headers, so the delivery attempt and the
+next Kafka hop join the same trace.
 
 Only after the commit are the Kafka offsets committed; a crash in between
 makes Kafka redeliver, and the lock-and-skip above makes that harmless.
 
-Lanes (design invariant 4): a delivery's lane is (recipient, patient
-ordering key), or the recipient alone for a partner with ``ordering:
-strict``; its partition is a stable hash of the lane.
+Lanes (design invariant 4, ``routing/lanes.py``): a delivery's lane is
+(recipient, patient ordering key), or the recipient alone for a partner with
+``ordering: strict``; its partition is a stable hash of the lane.
 """
 
 from __future__ import annotations
@@ -32,8 +44,7 @@ import contextlib
 import json
 import logging
 import uuid
-import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -42,19 +53,21 @@ from aiokafka import TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.middlewares import AckPolicy
+from opentelemetry.trace import StatusCode
 from pydantic import ValidationError
 
-from broker import kafka, topics
+from adapters.translate.render import RenderError, Translation, render_for
+from broker import kafka, redact, telemetry, topics
 from broker.envelope import DeliveryRequest, Envelope
 from broker.errors import KafkaUnavailableError, PermanentError, TransientError
 from broker.events import AuditEvent
 from broker.ids import new_id
 from broker.store import events, outbox
 from broker.store.db import UNAVAILABLE, transaction
-from routing import consent, rules
-from routing.directory import Directory, Partner
-from routing.render import render
-from routing.subscriber import REVOKE_WAIT_S, kafka_broker, partition_list, subscribe, values
+from routing import app_ack, consent, rules
+from routing.directory import Directory
+from routing.lanes import lane_of, partition_of
+from routing.subscriber import REVOKE_WAIT_S, kafka_broker, partition_list, records, subscribe
 
 if TYPE_CHECKING:
     from broker.app import Context
@@ -64,16 +77,6 @@ log = logging.getLogger(__name__)
 ACTOR = "router"
 _RETRY_LATER: tuple[type[BaseException], ...] = (TransientError, *UNAVAILABLE)
 BATCH_MAX = 500
-
-
-def lane_of(partner: Partner, ordering_key: str) -> str:
-    """Return the ordering lane of a delivery: recipient + patient, or the recipient (strict)."""
-    return partner.id if partner.ordering == "strict" else f"{partner.id}/{ordering_key}"
-
-
-def partition_of(lane: str, partitions: int) -> int:
-    """Return the partition of ``care.deliveries.requested.v1`` that owns ``lane``."""
-    return zlib.crc32(lane.encode()) % partitions
 
 
 @dataclass
@@ -92,6 +95,9 @@ class _Row:
     content_type: str = ""
     flags: list[str] = field(default_factory=list)
     last_error: str | None = None
+    translation: Translation | None = None
+    control_id: str = ""  # what the recipient's ACK echoes (MSH-10 it receives)
+    trace: dict[str, str] = field(default_factory=dict)  # the routing span's context
 
 
 @dataclass
@@ -120,15 +126,64 @@ class Router:
         self.pool = pool
         self.directory = directory
         self.topic = topics.DELIVERIES.full_name(topic_prefix)
+        self.accepted_topic = topics.ACCEPTED.full_name(topic_prefix)
         self.partitions = partitions
         self.outbox_shards = outbox_shards
+        self.lanes = app_ack.Lanes(self.topic, partitions, outbox_shards)
 
-    async def route(self, envelopes: Sequence[Envelope]) -> RouteStats:
-        """Route a batch in one transaction; raise StoreUnavailableError to have it redelivered."""
+    async def route(
+        self,
+        envelopes: Sequence[Envelope],
+        carriers: Mapping[uuid.UUID, Mapping[str, str]] | None = None,
+    ) -> RouteStats:
+        """Route a batch in one transaction; raise StoreUnavailableError to have it redelivered.
+
+        ``carriers`` are the trace contexts of the Kafka records (by message id);
+        each message gets a ``process`` span in its own trace, ended once the
+        batch is committed, and its deliveries carry that span's context on.
+        """
         unique = list({e.message_id: e for e in envelopes}.values())
         stats = RouteStats()
         if not unique:
             return stats
+        carriers = carriers or {}
+        if not telemetry.is_recording():
+            # Nobody collects spans here: hand on the context that came in, untouched.
+            traces = {e.message_id: dict(carriers.get(e.message_id) or e.trace) for e in unique}
+            await self._route(unique, traces, {}, stats)
+            return stats
+        spans = {
+            e.message_id: telemetry.start_process_span(
+                self.accepted_topic,
+                topics.Groups.ROUTER,
+                carriers.get(e.message_id) or e.trace,
+                attributes=redact.span_attributes(e),
+            )
+            for e in unique
+        }
+        outcomes: dict[uuid.UUID, tuple[str, int]] = {}
+        try:
+            traces = {message_id: telemetry.context_of(span) for message_id, span in spans.items()}
+            await self._route(unique, traces, outcomes, stats)
+        except BaseException as exc:
+            for span in spans.values():
+                span.set_status(StatusCode.ERROR, type(exc).__name__)
+            raise
+        finally:
+            for message_id, span in spans.items():
+                outcome, recipients = outcomes.get(message_id, ("skipped", 0))
+                span.set_attribute("carebroker.outcome", outcome)
+                span.set_attribute("carebroker.recipients", recipients)
+                span.end()
+        return stats
+
+    async def _route(
+        self,
+        unique: list[Envelope],
+        traces: Mapping[uuid.UUID, dict[str, str]],
+        outcomes: dict[uuid.UUID, tuple[str, int]],
+        stats: RouteStats,
+    ) -> None:
         directory = self.directory
         async with transaction(self.pool) as conn:
             pending = await _lock_accepted(conn, unique)
@@ -140,28 +195,49 @@ class Router:
             audit: list[AuditEvent] = []
             for envelope in todo:
                 decision = rules.route(envelope, directory)
+                trace = traces[envelope.message_id]
                 if not decision.is_routable:
                     reason = decision.reason()
                     statuses.append((envelope, "unroutable", reason))
                     audit.append(_event(envelope, "unroutable", reason=reason, kind=decision.kind))
-                    # TODO(app-ack): in enhanced mode (MSH-16 AL/ER) the sender is owed an
-                    # application ACK AE here, with the reason; the lead wires the ACK code
-                    # of adapters/hl7v2 (issue 3) to this point after merging it.
+                    # Enhanced mode: the sender asked to hear what became of it (AE).
+                    audit += await app_ack.send_now(
+                        conn,
+                        envelope,
+                        app_ack.for_undelivered(decision),
+                        directory,
+                        self.lanes,
+                        actor=ACTOR,
+                        trace=trace,
+                    )
+                    outcomes[envelope.message_id] = ("unroutable", 0)
                     stats.unroutable += 1
                     continue
                 is_blocked = any(k.digest in opposed for k in envelope.patient_keys)
                 for recipient in decision.recipients:
-                    rows.append(self._row(envelope, recipient, directory, decision, is_blocked))
+                    row = self._row(envelope, recipient, directory, decision, is_blocked)
+                    row.trace = trace
+                    rows.append(row)
                 if is_blocked:
                     statuses.append((envelope, "blocked", consent.BLOCKED_REASON))
                     stats.blocked += 1
                 else:
                     statuses.append((envelope, "routed", None))
                     stats.routed += 1
+                outcomes[envelope.message_id] = (
+                    "blocked" if is_blocked else "routed",
+                    len(decision.recipients),
+                )
             inserted = await _insert_deliveries(conn, rows)
             fresh = [r for r in rows if r.delivery_id in inserted]
             await _set_statuses(conn, statuses)
-            audit.extend(_row_event(r) for r in fresh)
+            for r in fresh:
+                audit.extend(_row_events(r))
+            # Application ACKs owed: noted now, sent once every delivery is final (which
+            # may be already: all blocked, or none could be rendered).
+            routed = [e for e, status, _ in statuses if status != "unroutable"]
+            owed = await app_ack.expect(conn, routed, traces)
+            audit += await app_ack.settle(conn, owed, directory, self.lanes, actor=ACTOR)
             await events.record(conn, audit)
             await outbox.insert(
                 conn,
@@ -173,12 +249,13 @@ class Router:
                             message_id=r.envelope.message_id,
                             recipient=r.recipient,
                             lane=r.lane,
-                            trace=r.envelope.trace,
+                            trace=r.trace,
                         )
                         .model_dump_json()
                         .encode(),
                         r.lane.encode(),
                         r.partition,
+                        headers=r.trace or None,
                     )
                     for r in fresh
                     if r.status == "pending"
@@ -186,7 +263,6 @@ class Router:
                 self.outbox_shards,
             )
             stats.deliveries = len(fresh)
-        return stats
 
     async def route_one_by_one(self, envelopes: Sequence[Envelope]) -> RouteStats:
         """Route each message alone; one the store refuses is marked unroutable with why."""
@@ -234,12 +310,22 @@ class Router:
             row.status, row.last_error = "blocked", consent.BLOCKED_REASON
             return row
         try:
-            rendered = render(envelope, partner, strip_ins=decision.strip_ins)
-        except PermanentError as exc:  # RenderError, or ER7 the render cannot read
+            rendered = render_for(
+                envelope,
+                partner,
+                strip_ins=decision.strip_ins,
+                sender=directory.partner(envelope.sender),
+            )
+        except RenderError as exc:
             row.status, row.last_error = "failed", str(exc)
             return row
+        except PermanentError as exc:  # ER7 the render cannot read: named, never quoted
+            row.status, row.last_error = "failed", f"cannot be rendered: {exc}"
+            return row
         row.payload, row.content_type = rendered.payload, rendered.content_type
+        row.control_id = rendered.control_id or envelope.control_id
         row.flags = list(rendered.flags)
+        row.translation = rendered.translation
         return row
 
 
@@ -260,17 +346,18 @@ async def _insert_deliveries(conn: asyncpg.Connection, rows: list[_Row]) -> set[
         return set()
     inserted = await conn.fetch(
         "INSERT INTO deliveries (id, message_id, message_received_at, recipient, rules, lane,"
-        " partition, status, payload, content_type, flags, last_error, reasons, control_id)"
+        " partition, status, payload, content_type, flags, last_error, reasons, control_id,"
+        " trace)"
         " SELECT t.id, t.message_id, t.at, t.recipient,"
         " string_to_array(t.rules, ','), t.lane, t.partition, t.status, t.payload,"
         " t.content_type, string_to_array(t.flags, ','), t.last_error, t.reasons::jsonb,"
-        " t.control_id"
+        " t.control_id, t.trace"
         " FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::text[], $5::text[],"
         " $6::text[], $7::integer[], $8::text[], $9::bytea[], $10::text[], $11::text[],"
-        " $12::text[], $13::text[], $14::text[])"
+        " $12::text[], $13::text[], $14::text[], $15::jsonb[])"
         " AS t(id, message_id, at, recipient, rules, lane, partition, status, payload,"
-        " content_type, flags, last_error, reasons, control_id)"
-        " ON CONFLICT (message_id, recipient) DO NOTHING RETURNING id",
+        " content_type, flags, last_error, reasons, control_id, trace)"
+        " ON CONFLICT (message_id, recipient, kind) DO NOTHING RETURNING id",
         [r.delivery_id for r in rows],
         [r.envelope.message_id for r in rows],
         [r.envelope.received_at for r in rows],
@@ -284,7 +371,8 @@ async def _insert_deliveries(conn: asyncpg.Connection, rows: list[_Row]) -> set[
         [",".join(r.flags) for r in rows],
         [r.last_error for r in rows],
         [json.dumps(r.reasons) for r in rows],
-        [r.envelope.control_id for r in rows],
+        [r.control_id or r.envelope.control_id for r in rows],
+        [r.trace or None for r in rows],
     )
     return {r["id"] for r in inserted}
 
@@ -318,7 +406,8 @@ def _event(envelope: Envelope, event_kind: Any, **detail: Any) -> AuditEvent:
     )
 
 
-def _row_event(row: _Row) -> AuditEvent:
+def _row_events(row: _Row) -> list[AuditEvent]:
+    """Return the events of one new delivery: routed (or blocked/failed), then translated."""
     detail: dict[str, Any] = {
         "message_type": row.envelope.message_type,
         "delivery_id": str(row.delivery_id),
@@ -330,17 +419,34 @@ def _row_event(row: _Row) -> AuditEvent:
     kind = {"pending": "routed", "blocked": "blocked", "failed": "failed"}[row.status]
     if row.last_error:
         detail["reason"] = row.last_error
-    return AuditEvent(
-        kind=kind,
-        actor=ACTOR,
-        outcome="success" if kind == "routed" else "minor_failure",
-        message_id=row.envelope.message_id,
-        control_id=row.envelope.control_id,
-        partner=row.envelope.sender,
-        recipient=row.recipient,
-        rule=",".join(row.rules),
-        detail=detail,
-    )
+    produced = [
+        AuditEvent(
+            kind=kind,
+            actor=ACTOR,
+            outcome="success" if kind == "routed" else "minor_failure",
+            message_id=row.envelope.message_id,
+            control_id=row.envelope.control_id,
+            partner=row.envelope.sender,
+            recipient=row.recipient,
+            rule=",".join(row.rules),
+            detail=detail,
+        )
+    ]
+    if row.translation is not None:
+        produced.append(
+            AuditEvent(
+                kind="translated",
+                actor=ACTOR,
+                # Unmapped parts are listed, not failures: the IG maps only part of v2.
+                outcome="success",
+                message_id=row.envelope.message_id,
+                control_id=row.envelope.control_id,
+                partner=row.envelope.sender,
+                recipient=row.recipient,
+                detail={"delivery_id": str(row.delivery_id), **row.translation.detail()},
+            )
+        )
+    return produced
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped
@@ -424,14 +530,18 @@ class RouterRole:
         assert self._ctx is not None
         self._router.directory = self._ctx.directory  # pick up reloads between batches
         envelopes = []
-        for value in values(msg):
+        carriers: dict[uuid.UUID, dict[str, str]] = {}
+        for record in records(msg):
             try:
-                envelopes.append(Envelope.model_validate_json(value))
+                envelope = Envelope.model_validate_json(record.value)
             except ValidationError:
                 # Stays `accepted` in PostgreSQL: republish_unrouted finds it again.
                 log.error("router: record is not an envelope, skipped")  # noqa: TRY400
+                continue
+            envelopes.append(envelope)
+            carriers[envelope.message_id] = telemetry.from_kafka_headers(record.headers)
         try:
-            stats = await self._router.route(envelopes)
+            stats = await self._router.route(envelopes, carriers)
         except _RETRY_LATER as exc:
             log.warning(
                 "router: store unavailable, batch will be redelivered",

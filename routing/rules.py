@@ -8,16 +8,18 @@ message fields (and the identifier values, never patient data) that matched.
 Built-in clinical rules, by kind of message (HL7 v2.5.1 field names; FHIR
 input names the same fields in ``ProviderRef.source``):
 
-- results (ORU^R01, ORU^R30-R32, OUL, MDM^T02/T04/T10; FHIR DiagnosticReport):
+- results (ORU^R01, ORU^R30-R32, OUL, MDM^T02/T04/T10; FHIR DiagnosticReport,
+  which the FHIR gateway labels ORU^R01):
   ``ordering-provider`` (OBR-16, ORC-12), ``copies-to`` (OBR-28 repetitions,
   PRT with role RCT), ``patient-gp`` (PD1-4, ROL with role ODRP or PP, PRT
   PP). OBR-49 (table 0507) is honoured: when it is valued without ``CC`` or
   ``BCC``, copies were not requested and copies-to recipients are skipped;
   ``BCC`` makes the render hide OBR-28 from every recipient.
-- referrals and orders (REF^I12-I14, OMG^O19, OML, ORM; FHIR ServiceRequest):
+- referrals and orders (REF^I12-I14, OMG^O19, OML, ORM; FHIR ServiceRequest and
+  Task, labelled REF^I12: ServiceRequest.performer and Task.owner are PRD RT):
   ``referred-to`` (PRD role RT, ROL/PRT role RT, PRT role PO — v2.5 ORC/OBR
   carry no performer, so an order without these goes to its ``addressee``);
-- answers (RRI^I12-I15, OSU, ORL, ORG, ORR, SIU; FHIR Task): ``referrer``
+- answers (RRI^I12-I15, OSU, ORL, ORG, ORR, SIU): ``referrer``
   (PRD/ROL/PRT role RP, then the ordering provider ORC-12/OBR-16) — the
   answer goes back to whoever referred.
 - any message: ``addressee`` — MSH-6 naming a known partner (not the platform);
@@ -35,6 +37,7 @@ Routing never uses the INS: recipients come from providers, not patients.
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -50,8 +53,8 @@ Kind = Literal["result", "referral", "answer", "other"]
 RESULT_TYPES = ("ORU^R01", "ORU^R3[0-2]", "OUL^*", "MDM^T02", "MDM^T04", "MDM^T10")
 REFERRAL_TYPES = ("REF^I1[2-4]", "OMG^O19", "OML^*", "ORM^O01")
 ANSWER_TYPES = ("RRI^I1[2-5]", "OSU^*", "ORL^*", "ORG^*", "ORR^*", "SIU^*")
-# FHIR input: the FHIR gateway puts the focus resource type (or an event code
-# starting with it) in `message_type`.
+# FHIR input whose content has no HL7 v2 equivalent keeps its resource type or
+# event code in `message_type`: classified by the resource type it starts with.
 FHIR_KINDS: dict[str, Kind] = {
     "DiagnosticReport": "result",
     "ServiceRequest": "referral",
@@ -67,18 +70,24 @@ _V2_KINDS: tuple[tuple[tuple[str, ...], Kind], ...] = (
 
 @dataclass(frozen=True)
 class Reason:
-    """One rule choosing one recipient: the rule, the field it read, the value that matched."""
+    """One rule choosing one recipient: the rule, the field it read, the value that matched.
+
+    For FHIR input ``field`` is the HL7 v2 field of the same meaning and
+    ``path`` the FHIRPath the value was read from.
+    """
 
     rule: str
     field: str
     value: str = ""
+    path: str = dataclasses.field(default="", compare=False)
 
     def __str__(self) -> str:
-        return (
+        text = (
             f"{self.rule} via {self.field}={self.value}"
             if self.value
             else (f"{self.rule} via {self.field}")
         )
+        return f"{text} ({self.path})" if self.path else text
 
 
 @dataclass(frozen=True)
@@ -136,15 +145,21 @@ class Decision:
 
 
 def kind_of(envelope: Envelope) -> Kind:
-    """Classify a message as a result, a referral/order, an answer, or other."""
+    """Classify a message as a result, a referral/order, an answer, or other.
+
+    FHIR input carries the HL7 v2 equivalent of its content in
+    ``message_type`` (``adapters/fhir/extract.py``: a DiagnosticReport is
+    ``ORU^R01``, a ServiceRequest or Task ``REF^I12``), so both formats are
+    classified alike; a FHIR type or event the gateway could not map falls back
+    to the resource type it starts with.
+    """
+    for patterns, kind in _V2_KINDS:
+        if any(fnmatch.fnmatchcase(envelope.message_type, p) for p in patterns):
+            return kind
     if envelope.format == "fhir":
         for prefix, kind in FHIR_KINDS.items():
             if envelope.message_type.startswith(prefix):
                 return kind
-        return "other"
-    for patterns, kind in _V2_KINDS:
-        if any(fnmatch.fnmatchcase(envelope.message_type, p) for p in patterns):
-            return kind
     return "other"
 
 
@@ -243,7 +258,7 @@ class _Collector:
     def add_role(self, role: str, rule: str, *, include_sender: bool = False) -> None:
         for ref, where in ROLE_FINDERS[role](self.envelope):
             partner = self.directory.resolve(ref)
-            reason = Reason(rule, where, ref.id)
+            reason = Reason(rule, where, ref.id, ref.path)
             if partner is None:
                 if role != "addressee":  # MSH-6 usually names the platform itself
                     self.skipped.append(Skipped(rule, where, ref.id, "is not in the directory"))

@@ -70,11 +70,15 @@ async def raw(msg: KafkaMessage) -> None:
     return None
 
 
-def values(msg: KafkaMessage) -> list[bytes]:
-    """Return the raw record values of a batch message (no decoding by FastStream)."""
+def records(msg: KafkaMessage) -> list[Any]:
+    """Return the raw records of a batch message (aiokafka ``ConsumerRecord`` s with a value).
+
+    Handlers read ``value`` (no decoding by FastStream), ``headers`` (the trace
+    context) and ``partition``.
+    """
     raw = msg.raw_message
-    records = raw if isinstance(raw, tuple) else (raw,)
-    return [r.value for r in records if r.value is not None]
+    found = raw if isinstance(raw, tuple) else (raw,)
+    return [r for r in found if r.value is not None]
 
 
 def client_id(role: str) -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -174,3 +175,17 @@ class FhirSink:
             with contextlib.suppress(Exception):
                 await self._server.stop()
             self._server = None
+
+
+@contextlib.asynccontextmanager
+async def partner_sinks() -> AsyncIterator[tuple[MllpSink, MllpSink, FhirSink]]:
+    """Run the example directory's partners: chu-montpellier and cabinet-dupont (MLLP),
+    maison-sante-nord (FHIR); stop them afterwards."""
+    sinks = (MllpSink("chu"), MllpSink("dupont"), FhirSink())
+    for sink in sinks:
+        await sink.start()
+    try:
+        yield sinks
+    finally:
+        for sink in sinks:
+            await sink.stop()

@@ -34,12 +34,14 @@ from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode
 
 from fastapi import APIRouter, Request, Response
+from opentelemetry.trace import Span
 
 from adapters.fhir import auth, extract
 from adapters.fhir.capability import CREATE_TYPES, capability_statement
 from adapters.fhir.outcome import FHIR_JSON, encode, information, outcome
 from adapters.fhir.validate import FhirValidationError, Issue, parse_json, validate
 from adapters.translate.fhir_to_v2 import Resources
+from broker import redact, telemetry
 from broker.errors import StoreUnavailableError
 from broker.ids import new_id_at
 from broker.pseudonym import Pseudonymizer
@@ -142,7 +144,21 @@ async def _read(request: Request, limit: int) -> tuple[bytes, bool]:
 
 
 async def _handle(gateway: Gateway, request: Request, mode: Mode, kind: str) -> Response:
-    """Receive one POST: authenticate, validate, store durably, answer."""
+    """Receive one POST: authenticate, validate, store durably, answer.
+
+    Each POST is traced by an ``ingress fhir`` span, the root of the trace the
+    message follows through Kafka, the router and delivery (its context goes
+    into the envelope). The span carries ids, codes and the HTTP status only.
+    """
+    with telemetry.ingress_span("fhir", {"carebroker.fhir.interaction": mode}) as span:
+        response = await _receive(gateway, request, mode, kind, span)
+        span.set_attribute("http.response.status_code", response.status_code)
+        return response
+
+
+async def _receive(
+    gateway: Gateway, request: Request, mode: Mode, kind: str, span: Span
+) -> Response:
     message_id, received_at = new_id_at()
     body, too_large = await _read(request, gateway.max_body_bytes)
     directory = gateway.directory()
@@ -166,6 +182,11 @@ async def _handle(gateway: Gateway, request: Request, mode: Mode, kind: str) -> 
         received_at=received_at,
         pseudonymizer=gateway.pseudonymizer,
     )
+    trace = telemetry.current_context()
+    if trace:
+        envelope = envelope.model_copy(update={"trace": trace})
+    if span.is_recording():
+        span.set_attributes(redact.span_attributes(envelope))
     asynchronous = request.query_params.get("async", "").lower() == "true"
     answer = _answer(gateway, request, document, mode, kind, message_id, received_at, asynchronous)
     try:

@@ -23,6 +23,10 @@ Errors: v2.5 and later get ``ERR||<ERR-2 location>|<ERR-3 code^text^HL70357>|
 <ERR-4 severity>||||<ERR-8 text>``; older versions the ERR-1 form
 ``ERR|<segment^sequence^field^code&text&HL70357>`` plus the text in MSA-3.
 Texts name segments, fields and ids only, never values (design invariant 6).
+
+:func:`read_answer` reads an acknowledgement back (a partner's ACK to a
+delivery): MSA-1, MSA-2 and the ERR codes and locations in either form,
+never the partners' texts (ERR-8 and MSA-3 may quote the message).
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from typing import Final, Literal
 from adapters.hl7v2.er7 import (
     DEFAULT_ENCODING,
     Encoding,
+    Message,
     Segment,
     encode_message,
     escape,
@@ -78,6 +83,8 @@ _LOCATION = re.compile(
     r"(?:\[(?P<rep>\d+)\])?(?:\.(?P<comp>\d+))?(?:\.(?P<sub>\d+))?)?$"
 )
 _HEADERS: Final = ("MSH", "BHS", "FHS")
+Severity = Literal["E", "W", "I", "F"]
+_SEVERITIES: Final[dict[str, Severity]] = {"E": "E", "W": "W", "I": "I", "F": "F"}  # table 0516
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +98,7 @@ class AckError:
     code: int
     text: str
     location: str | None = None
-    severity: Literal["E", "W", "I", "F"] = "E"
+    severity: Severity = "E"
 
     @classmethod
     def of(cls, exc: MessageError) -> AckError:
@@ -178,6 +185,63 @@ class Header:
                 version=values[12] if first[:3] == "MSH" else "",
             )
         return cls.of(Segment(first, enc))
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """An acknowledgement read back: MSA-1, MSA-2 (the MSH-10 it answers) and its errors.
+
+    ``errors`` carry table 0357 codes, locations and severities only; their
+    ``text`` is empty (a partner's ERR-8 may quote the message).
+    """
+
+    code: str
+    control_id: str
+    errors: tuple[AckError, ...] = ()
+
+    def describe(self) -> str:
+        """Return the ERR codes and locations (``ERR 101 at PID-5``), or ``no ERR segment``."""
+        parts = [
+            f"ERR {e.code or '?'}" + (f" at {e.location}" if e.location else "")
+            for e in self.errors
+        ]
+        return "; ".join(parts) or "no ERR segment"
+
+
+def read_answer(message: Message) -> Answer:
+    """Read MSA and ERR of an acknowledgement; raise MessageError when it has no MSA.
+
+    ERR is read in its v2.5 form (ERR-2 location, ERR-3 code, ERR-4 severity)
+    and in its v2.3.1 form (ERR-1: segment^sequence^field^code&text).
+    """
+    msa = message.segment("MSA")
+    if msa is None:
+        raise MessageError("the answer has no MSA segment", location="MSA")
+    errors = []
+    for err in message.all("ERR"):
+        code, location = err.get(3, comp=1), _erl_location(err, 2, 1)
+        severity = _SEVERITIES.get(err.get(4).upper(), "E")
+        if not code and err.field(1):  # HL7 v2.3.1 ERR-1 (ELD)
+            code, location = err.get(1, comp=4, sub=1), _erl_location(err, 1, 1)
+        if code or location:
+            errors.append(
+                AckError(
+                    int(code) if code.isdigit() else 0,
+                    "",
+                    location or None,
+                    severity,
+                )
+            )
+    return Answer(msa.get(1).upper(), msa.get(2), tuple(errors))
+
+
+def _erl_location(err: Segment, field: int, rep: int) -> str:
+    """Return an ERL (segment^sequence^field^...) as carebroker writes paths: ``PID-5``."""
+    segment = err.get(field, rep, 1)
+    number = err.get(field, rep, 3)
+    if not segment:
+        return ""
+    return f"{segment}-{number}" if number.isdigit() else segment
 
 
 def version_of(raw: str, enc: Encoding = DEFAULT_ENCODING) -> tuple[int, ...] | None:

@@ -25,6 +25,8 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
+from opentelemetry.trace import Span
+
 from adapters.hl7v2 import batch, charset
 from adapters.hl7v2.ack import (
     AckError,
@@ -43,6 +45,7 @@ from adapters.hl7v2.extract import build_envelope
 from adapters.hl7v2.framing import Frame
 from adapters.hl7v2.mllp import Peer
 from adapters.hl7v2.validate import check_strict
+from broker import redact, telemetry
 from broker.envelope import Channel
 from broker.errors import MessageError
 from broker.ids import new_id_at
@@ -137,7 +140,16 @@ class Ingress:
         await self._rejects.stop()
 
     async def handle(self, frame: Frame, peer: Peer) -> bytes | None:
-        """Store one frame's content and return the answer to send (None: no answer due)."""
+        """Store one frame's content and return the answer to send (None: no answer due).
+
+        Each frame is traced by an ``ingress mllp`` span, the root of the trace
+        its messages follow through Kafka, the router and delivery: its context
+        goes into each envelope (``Envelope.trace``).
+        """
+        with telemetry.ingress_span(self.channel) as span:
+            return await self._handle(frame, peer, span)
+
+    async def _handle(self, frame: Frame, peer: Peer, span: Span) -> bytes | None:
         try:
             if frame.oversize:
                 return await self.refuse_frame(
@@ -149,9 +161,11 @@ class Ingress:
                     size=frame.size,
                 )
             if batch.is_batch(frame.data):
-                return await self._handle_batch(frame.data, peer)
+                return await self._handle_batch(frame.data, peer, span)
             item = self._prepare(frame.data, peer)
             await self._commit([item])
+            if span.is_recording():
+                span.set_attributes(_span_facts(item))
             return item.answer if is_due(item.header, _msa1(item)) and item.answer else None
         except Exception:  # a bug must cost one message an AR, never the listener
             log.exception("ingress failed on a frame", extra={"peer": peer.address})
@@ -229,6 +243,9 @@ class Ingress:
             pseudonymizer=self.pseudonymizer,
             batch_id=batch_id,
         )
+        trace = telemetry.current_context() if telemetry.is_recording() else None
+        if trace:  # the frame's span: the message's trace starts at its arrival
+            envelope = envelope.model_copy(update={"trace": trace})
         answer = self._ack(header, "accept", ids, (), codec)
         return _Item(
             header,
@@ -332,7 +349,7 @@ class Ingress:
 
     # --- batches -------------------------------------------------------------------
 
-    async def _handle_batch(self, data: bytes, peer: Peer) -> bytes | None:
+    async def _handle_batch(self, data: bytes, peer: Peer, span: Span) -> bytes | None:
         try:
             parsed = batch.split(data)
         except MessageError as exc:
@@ -346,6 +363,8 @@ class Ingress:
             batch_id = _text(batch.header_field(part.header, 11)) or file_id or str(frame_id)
             groups.append((part, [self._prepare(m, peer, batch_id) for m in part.messages]))
         await self._commit([item for _, items in groups for item in items])
+        if span.is_recording():
+            span.set_attribute("messaging.batch.message_count", sum(len(i) for _, i in groups))
         codec = next((i.codec for _, items in groups for i in items), "utf-8")
         answers = []
         for part, items in groups:
@@ -475,6 +494,22 @@ class Ingress:
     async def _store_rejected(self, items: list[Rejected]) -> list[None]:
         await self.store.reject(items)
         return [None] * len(items)
+
+
+def _span_facts(item: _Item) -> dict[str, str | int]:
+    """Return what the ingress span says about one message: ids, codes, outcome."""
+    if item.accepted is not None:
+        facts: dict[str, str | int] = dict(redact.span_attributes(item.accepted.envelope))
+        facts["carebroker.outcome"] = "accepted"
+        return facts
+    rejected = item.rejected
+    assert rejected is not None
+    return {
+        "messaging.message.id": str(rejected.message_id),
+        "carebroker.sender": redact.label(rejected.sender),
+        "carebroker.outcome": "rejected",
+        "carebroker.reason": redact.label(rejected.detail.get("kind")),
+    }
 
 
 def _msa1(item: _Item) -> str:

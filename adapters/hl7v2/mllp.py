@@ -14,7 +14,10 @@ certificate's subject CN travels with every frame (:class:`Peer`) so that
 ingress can check it names the same partner as MSH-4.
 
 Client: :class:`MllpClient` sends one message and awaits the answer frame,
-with a timeout; delivery workers and ``carebroker bench`` use it.
+with a timeout; it is carebroker's one MLLP client, used by the delivery
+transport (``routing/transports/mllp.py``), ``carebroker bench`` and the
+tests. Its errors name the peer and the cause (``connection refused``), never
+message content.
 """
 
 from __future__ import annotations
@@ -193,6 +196,19 @@ class MllpServer:
                 frames.stray_bytes = 0
 
 
+def describe_error(exc: BaseException) -> str:
+    """Return what went wrong on a connection in a few words (no peer data, no traceback)."""
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    if isinstance(exc, asyncio.IncompleteReadError):
+        return "closed inside a frame"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror.lower()
+    return exc.__class__.__name__
+
+
 class MllpClient:
     """One MLLP connection that sends a message and awaits its answer (one in flight)."""
 
@@ -203,26 +219,33 @@ class MllpClient:
         *,
         tls: ssl.SSLContext | None = None,
         timeout_s: float = 30.0,
+        connect_timeout_s: float | None = None,
         max_frame_bytes: int = 64 * 1024 * 1024,
     ) -> None:
         self.host = host
         self.port = port
         self.tls = tls
         self.timeout_s = timeout_s
+        self.connect_timeout_s = connect_timeout_s or timeout_s
         self.max_frame_bytes = max_frame_bytes
         self._reader: FrameReader | None = None
         self._writer: asyncio.StreamWriter | None = None
 
+    @property
+    def connected(self) -> bool:
+        """Tell whether a connection is open (a failed send closes it)."""
+        return self._writer is not None
+
     async def connect(self) -> None:
         """Open the connection; raise TransientError when the peer cannot be reached."""
         try:
-            async with asyncio.timeout(self.timeout_s):
+            async with asyncio.timeout(self.connect_timeout_s):
                 reader, writer = await asyncio.open_connection(
                     self.host, self.port, ssl=self.tls, limit=256 * 1024
                 )
         except (OSError, ssl.SSLError, TimeoutError) as exc:
             raise TransientError(
-                f"MLLP peer {self.host}:{self.port} unreachable: {exc.__class__.__name__}"
+                f"cannot connect to {self.host}:{self.port}: {describe_error(exc)}"
             ) from exc
         self._reader = FrameReader(reader, self.max_frame_bytes)
         self._writer = writer
@@ -231,32 +254,33 @@ class MllpClient:
         """Send one message; return the answer frame's bytes (None if none is expected).
 
         A timeout closes the connection (a late answer would be read as the
-        next message's) and raises DeliveryTimeoutError.
+        next message's) and raises DeliveryTimeoutError; it covers the write
+        too, so a peer that stops reading cannot hold the sender.
         """
         if self._writer is None or self._reader is None:
             await self.connect()
         assert self._writer is not None
         assert self._reader is not None
         try:
-            self._writer.write(frame(message))
-            await self._writer.drain()
-            if not expect_answer:
-                return None
             async with asyncio.timeout(self.timeout_s):
+                self._writer.write(frame(message))
+                await self._writer.drain()
+                if not expect_answer:
+                    return None
                 answer = await self._reader.read()
         except TimeoutError as exc:
             await self.close()
             raise DeliveryTimeoutError(
-                f"no MLLP answer from {self.host}:{self.port} within {self.timeout_s} s"
+                f"no answer from {self.host}:{self.port} within {self.timeout_s:g} s"
             ) from exc
         except _TRANSPORT_ERRORS as exc:
             await self.close()
             raise TransientError(
-                f"MLLP connection to {self.host}:{self.port} lost: {exc.__class__.__name__}"
+                f"connection to {self.host}:{self.port} lost: {describe_error(exc)}"
             ) from exc
         if answer is None:
             await self.close()
-            raise TransientError(f"MLLP peer {self.host}:{self.port} closed the connection")
+            raise TransientError(f"{self.host}:{self.port} closed the connection before answering")
         return answer.data
 
     async def close(self) -> None:

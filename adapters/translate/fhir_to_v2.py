@@ -388,7 +388,13 @@ def convert(
     full_type = V2_TYPES.get(code[1] if len(code) > 1 else "", kind)
     writer = _Writer(version)
     header = next(iter(resources.of_type("MessageHeader")), None)
-    bundle_id = (document.get("identifier") or {}).get("value") or document.get("id") or ""
+    # Bundle.identifier is one Identifier; a resource sent alone has a list of them.
+    identifier = document.get("identifier")
+    bundle_id = (
+        (identifier.get("value") if isinstance(identifier, dict) else None)
+        or document.get("id")
+        or ""
+    )
     writer.add(
         "MSH",
         {

@@ -1,35 +1,63 @@
-"""Render an accepted message for one recipient, whichever format came in.
+"""What one recipient receives: the message in the format, version and charset it reads (pure).
 
-The router (issue 4) calls these with the envelope of an accepted message
-and the recipient from the partner directory:
+The router calls :func:`render_for` once per (message, recipient) and stores
+the result in ``deliveries.payload``, so a retry or a replay sends exactly the
+same bytes (same MSH-10, same ``Bundle.identifier``): that is what lets a
+partner recognise a resend (domain-requirements §1.4, §1.8). Whichever format
+came in, the recipient's ``accepts`` decides what goes out:
 
-- :func:`to_fhir_message` gives a FHIR R4 message Bundle (MessageHeader with
-  event, source, destination and focus) for a recipient that reads FHIR;
-- :func:`to_hl7v2` gives an HL7 v2 message in the recipient's version and
-  character set for a recipient that reads v2;
-- :func:`render_for` picks one by the partner's ``accepts.format``.
+- :func:`to_hl7v2` for a recipient that reads HL7 v2. HL7 v2 input is
+  re-addressed (HL7 v2.5.1 §2.14.9: MSH-5/6 name the recipient, MSH-12 the
+  version it accepts, MSH-18 and the bytes its character set); a character the
+  target set cannot hold is written as an ER7 hex escape ``\\Xhh..\\`` of its
+  UTF-8 bytes (§2.7.2) and counted in the flags, never dropped. FHIR input is
+  translated (results -> ORU^R01, referrals -> REF^I12, lab orders -> OML^O21)
+  in the recipient's version and charset.
+- :func:`to_fhir_message` for a recipient that reads FHIR: a FHIR R4 message
+  Bundle (R4 §3.4: MessageHeader first, with event, source, destination and
+  focus). HL7 v2 input is translated along the HL7 v2-to-FHIR IG; FHIR input
+  keeps the sender's resources, a resource sent alone is wrapped in a message.
+  ``Bundle.identifier`` is ``urn:uuid:<carebroker message id>``: unique per
+  message whoever sent it, and the same on every resend.
 
-HL7 v2 in, v2 out keeps the original message (only MSH-12/MSH-18 and the
-bytes change when the recipient's version or charset differ); FHIR in, FHIR
-out keeps the sender's resources and re-addresses the MessageHeader. Pure
-functions: no I/O, so the router decides what to store and audit.
+On the way, whatever the formats: an INS without a qualified identity is
+removed (``strip_ins``, flagged ``ins_stripped``, domain-requirements §3.1),
+and with OBR-49 ``BCC`` the copies-to list OBR-28 is blanked for every
+recipient (``obr28_hidden``). A translation reports what it produced and the
+parts it could not map (:class:`Translation`, locations only) so the router
+can audit it (``translated``). Pure: no I/O.
 """
 
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from collections import Counter
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, Literal
 
 from adapters.hl7v2 import charset as charsets
-from adapters.hl7v2.er7 import Message, encode_field, replace_fields, split_segments
+from adapters.hl7v2.er7 import (
+    Encoding,
+    Message,
+    Segment,
+    encode_field,
+    replace_fields,
+    split_segments,
+)
+from adapters.hl7v2.extract import INS_OIDS, hd_authority
 from adapters.translate import fhir_to_v2, v2_to_fhir
 from adapters.translate.bundle import NAMESPACE, dumps, loads
 from adapters.translate.vocabulary import V2_0003
 from broker.envelope import Envelope
-from broker.errors import MessageError
+from broker.errors import MessageError, PermanentError
 from routing.directory import Partner
 
 Json = dict[str, Any]
+V2_CONTENT_TYPE = "x-application/hl7-v2+er7"
+FHIR_CONTENT_TYPE = "application/fhir+json"
+_TRANSLATION_BUGS = (KeyError, IndexError, TypeError, AttributeError, ValueError)
+UNMAPPED_SHOWN = 50  # an audit event lists this many unmapped parts, then counts the rest
 # What a FHIR resource sent alone means as a message event (HL7 table 0003 codes,
 # the events carebroker's v2 -> FHIR translation uses for the same content).
 _EVENTS = {
@@ -41,43 +69,340 @@ _EVENTS = {
 }
 
 
-def render_for(envelope: Envelope, recipient: Partner, *, timezone: str | None = None) -> bytes:
-    """Return what ``recipient`` reads: a FHIR message Bundle or an HL7 v2 message."""
+class RenderError(PermanentError):
+    """The message cannot be rendered for this recipient (it would fail the same way again)."""
+
+
+@dataclass(frozen=True)
+class Translation:
+    """What a change of format produced, and what of the input it could not map.
+
+    ``produced`` names resource types with their counts (FHIR out) or the
+    message type, version and segments (HL7 v2 out); ``unmapped`` lists
+    locations (``PID-8``, ``ZXY segment``, FHIRPaths), never values.
+    """
+
+    source: Literal["hl7v2", "fhir"]
+    target: Literal["hl7v2", "fhir"]
+    produced: dict[str, Any]
+    unmapped: tuple[str, ...] = ()
+
+    def detail(self) -> dict[str, Any]:
+        """Return the audit detail of this translation (ids, codes and locations only)."""
+        shown = list(self.unmapped[:UNMAPPED_SHOWN])
+        if len(self.unmapped) > UNMAPPED_SHOWN:
+            shown.append(f"and {len(self.unmapped) - UNMAPPED_SHOWN} more")
+        return {
+            "from": self.source,
+            "to": self.target,
+            "produced": self.produced,
+            "unmapped": shown,
+        }
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """The bytes for one recipient, their media type, what changed, and any translation.
+
+    ``control_id`` is set when the recipient sees another message id than the
+    sender's (HL7 v2 written from FHIR has an MSH-10 of its own): the id its
+    ACK's MSA-2 echoes.
+    """
+
+    payload: bytes = field(repr=False)
+    content_type: str
+    flags: tuple[str, ...] = ()
+    translation: Translation | None = None
+    control_id: str | None = None
+
+
+def render_for(
+    envelope: Envelope,
+    recipient: Partner,
+    *,
+    strip_ins: bool = False,
+    sender: Partner | None = None,
+    timezone: str | None = None,
+) -> Rendered:
+    """Return what ``recipient`` reads for ``envelope``; raise RenderError if it cannot be made.
+
+    ``sender`` (the partner the message came from) names MSH-3/4 of HL7 v2
+    translated from FHIR; ``timezone`` reads HL7 v2 times sent without offset.
+    """
+    if recipient.accepts is None:
+        raise RenderError(f"partner {recipient.id} declares no `accepts`")
+    try:
+        if recipient.accepts.format == "fhir":
+            return to_fhir_message(envelope, recipient, strip_ins=strip_ins, timezone=timezone)
+        return to_hl7v2(envelope, recipient, strip_ins=strip_ins, sender=sender)
+    except RenderError:
+        raise
+    except MessageError as exc:
+        # The translation's error names the segment/field or FHIRPath, never a value.
+        where = f" at {exc.location}" if exc.location else ""
+        raise RenderError(
+            f"{envelope.control_id} cannot be rendered for {recipient.id}{where}: {exc}"
+        ) from exc
+    except _TRANSLATION_BUGS as exc:
+        # Content a translator did not expect must cost this delivery, not the router's
+        # batch: it fails with a reason naming the error type (never its text).
+        raise RenderError(
+            f"{envelope.control_id} cannot be rendered for {recipient.id}: "
+            f"translation failed ({type(exc).__name__})"
+        ) from exc
+
+
+# --- HL7 v2 out -------------------------------------------------------------------------
+
+
+def to_hl7v2(
+    envelope: Envelope,
+    recipient: Partner,
+    *,
+    strip_ins: bool = False,
+    sender: Partner | None = None,
+) -> Rendered:
+    """Return the message as HL7 v2 in the recipient's version and charset, addressed to it."""
     accepts = recipient.accepts
-    if accepts is not None and accepts.format == "fhir":
-        return to_fhir_message(envelope, recipient, timezone=timezone)
     version = accepts.version if accepts else None
-    wanted = accepts.charset if accepts else None
-    return to_hl7v2(envelope, version, wanted)
+    label = accepts.charset if accepts else None
+    if envelope.format == "fhir":
+        document = _fhir_document(envelope, strip_ins=strip_ins)
+        # Stable per message (a resend keeps it), within the 20 characters of v2.5 MSH-10.
+        control_id = envelope.message_id.hex[:20].upper()
+        out = fhir_to_v2.convert(
+            document,
+            version=version or "2.5",
+            charset=label or "UNICODE UTF-8",
+            sending_facility=sender.msh_facility if sender else envelope.sender.upper(),
+            receiving_application=recipient.msh_application,
+            receiving_facility=recipient.msh_facility,
+            control_id=control_id,
+            timestamp=envelope.received_at,
+        )
+        codec = charsets.codec_for(label or "UNICODE UTF-8")
+        segments = Counter(line[:3] for line in out.text.split("\r") if line)
+        translation = Translation(
+            "fhir",
+            "hl7v2",
+            {
+                "message_type": out.message_type,
+                "version": version or "2.5",
+                "segments": dict(segments),
+            },
+            tuple(out.warnings),
+        )
+        flags = ["translated", *(["ins_stripped"] if _had_ins(envelope, strip_ins) else [])]
+        return Rendered(
+            out.data,
+            f"{V2_CONTENT_TYPE}; charset={codec}",
+            tuple(flags),
+            translation,
+            control_id,
+        )
+    text, flags = readdress(envelope, recipient, strip_ins=strip_ins)
+    codec = charsets.codec_for(label) if label is not None else envelope.charset
+    data, escaped = encode_escaping(text, codec)
+    if escaped:
+        flags.append(f"chars_escaped:{escaped}")
+    return Rendered(data, f"{V2_CONTENT_TYPE}; charset={codec}", tuple(flags))
+
+
+def readdress(
+    envelope: Envelope, recipient: Partner, *, strip_ins: bool, charset_label: str | None = None
+) -> tuple[str, list[str]]:
+    """Return the HL7 v2 text for ``recipient`` (MSH-5/6/12/18, INS, OBR-28) and its flags."""
+    try:
+        text = envelope.payload.decode(envelope.charset)
+    except (UnicodeDecodeError, LookupError) as exc:
+        raise RenderError(f"{envelope.control_id} cannot be decoded as {envelope.charset}") from exc
+    segments = split_segments(text)
+    if not segments or not segments[0].startswith("MSH"):
+        raise RenderError(f"{envelope.control_id} does not start with MSH")
+    enc = Encoding.from_header(segments[0])
+    accepts = recipient.accepts
+    msh = Segment(segments[0], enc)
+    values = {
+        5: _encoded(recipient.msh_application, enc),
+        6: _encoded(recipient.msh_facility, enc),
+    }
+    if accepts is not None and accepts.version:
+        # MSH-12 may carry a national profile after the version (2.5^FRA^2.11): keep it.
+        rest = msh.field(12).split(enc.component)[1:]
+        values[12] = enc.component.join([_encoded(accepts.version, enc), *rest])
+    label = charset_label or (accepts.charset if accepts is not None else None)
+    if label is not None:
+        values[18] = _encoded(label, enc)
+    flags: list[str] = []
+    body = []
+    for raw in segments[1:]:
+        if strip_ins and raw.startswith("PID"):
+            raw, removed = _strip_ins(raw, enc)
+            if removed:
+                flags.append("ins_stripped")
+        if "BCC" in envelope.handling and raw.startswith("OBR"):
+            raw, blanked = _blank_field(raw, enc, 28)
+            if blanked and "obr28_hidden" not in flags:
+                flags.append("obr28_hidden")
+        body.append(raw)
+    header = replace_fields(segments[0] + "\r", values).rstrip("\r")
+    return "\r".join([header, *body]) + "\r", flags
+
+
+def encode_escaping(text: str, codec: str) -> tuple[bytes, int]:
+    """Encode ``text`` in ``codec``; escape what it cannot hold as ER7 ``\\Xhh\\``; count them.
+
+    The escape character is read from MSH-2 so the sequence is valid in this
+    message. Delimiters are ASCII, so they never need escaping here.
+    """
+    try:
+        return text.encode(codec), 0
+    except UnicodeEncodeError:
+        pass
+    esc = Encoding.from_header(split_segments(text)[0]).escape
+    out: list[str] = []
+    escaped = 0
+    for char in text:
+        try:
+            char.encode(codec)
+        except UnicodeEncodeError:
+            out.append(f"{esc}X{char.encode('utf-8').hex().upper()}{esc}")
+            escaped += 1
+        else:
+            out.append(char)
+    data, substituted = charsets.encode("".join(out), codec)
+    return data, escaped + substituted
+
+
+@lru_cache(maxsize=4096)
+def _encoded(value: str, enc: Encoding) -> str:
+    """Return a directory value (partner names, versions) encoded once per delimiter set."""
+    return encode_field(value, enc)
+
+
+def _strip_ins(raw: str, enc: Encoding) -> tuple[str, bool]:
+    """Remove the INS repetitions of PID-3 (domain-requirements §3.1: no INS unless qualified)."""
+    segment = Segment(raw, enc)
+    reps = segment.repetitions(3)
+    kept = [rep for i, rep in enumerate(reps, 1) if hd_authority(segment, 3, i, 4) not in INS_OIDS]
+    if len(kept) == len(reps):
+        return raw, False
+    return _set_field(raw, enc, 3, enc.repetition.join(kept)), True
+
+
+def _blank_field(raw: str, enc: Encoding, n: int) -> tuple[str, bool]:
+    if not Segment(raw, enc).field(n):
+        return raw, False
+    return _set_field(raw, enc, n, ""), True
+
+
+def _set_field(raw: str, enc: Encoding, n: int, value: str) -> str:
+    parts = raw.split(enc.field)
+    while len(parts) <= n:
+        parts.append("")
+    parts[n] = value
+    return enc.field.join(parts)
+
+
+# --- FHIR out ---------------------------------------------------------------------------
+
+
+def to_fhir_message(
+    envelope: Envelope,
+    recipient: Partner,
+    *,
+    strip_ins: bool = False,
+    timezone: str | None = None,
+) -> Rendered:
+    """Return a FHIR message Bundle of the envelope's message, addressed to ``recipient``."""
+    flags: list[str] = []
+    translation: Translation | None = None
+    if envelope.format == "hl7v2":
+        # Re-addressed first, so the INS and a blind copies-to list never reach the Bundle.
+        text, flags = readdress(envelope, recipient, strip_ins=strip_ins)
+        conversion = v2_to_fhir.convert(
+            Message(text),
+            timezone=timezone,
+            # The message's acceptance, not the clock: a re-render gives the same bytes.
+            recorded=envelope.received_at.isoformat(timespec="seconds"),
+            # fhir.resources validation is three quarters of a translation's cost
+            # (1.35 ms of 1.7 ms for an ORU^R01 here) and would run in the router's
+            # transaction for every FHIR recipient; the translator's output is
+            # validated over the whole corpus by the tests (test_v2_to_fhir), and a
+            # recipient refusing a Bundle dead-letters it with its OperationOutcome.
+            validate=False,
+        )
+        bundle = conversion.bundle
+        translation = Translation(
+            "hl7v2", "fhir", _resource_counts(bundle), tuple(conversion.warnings)
+        )
+        flags.append("translated")
+    else:
+        bundle = _as_message(_fhir_document(envelope, strip_ins=strip_ins), envelope)
+        if _had_ins(envelope, strip_ins):
+            flags.append("ins_stripped")
+    bundle["identifier"] = {
+        "system": "urn:ietf:rfc:3986",
+        "value": f"urn:uuid:{envelope.message_id}",
+    }
+    header = bundle["entry"][0]["resource"]
+    header["destination"] = [{"name": recipient.id, "endpoint": partner_endpoint(recipient)}]
+    header.setdefault("source", {}).setdefault(
+        "endpoint", f"urn:carebroker:partner:{envelope.sender}"
+    )
+    return Rendered(dumps(bundle).encode("utf-8"), FHIR_CONTENT_TYPE, tuple(flags), translation)
 
 
 def partner_endpoint(partner: Partner) -> str:
     """Return the endpoint URI a MessageHeader names for a partner."""
-    endpoint = partner.endpoint
-    url = getattr(endpoint, "url", "")
+    url = getattr(partner.endpoint, "url", "")
     return str(url) if url else f"urn:carebroker:partner:{partner.id}"
 
 
-def to_fhir_message(
-    envelope: Envelope, recipient: Partner, *, timezone: str | None = None
-) -> bytes:
-    """Return a FHIR message Bundle of the envelope's message, addressed to ``recipient``."""
-    if envelope.format == "hl7v2":
-        text, _ = charsets.decode(envelope.payload, envelope.charset)
-        bundle = v2_to_fhir.convert(Message(text), timezone=timezone).bundle
-    else:
-        document = loads(envelope.payload)
-        if not isinstance(document, dict):
-            raise MessageError("payload is not a FHIR resource", location="$")
-        bundle = _as_message(document, envelope)
-    header = bundle["entry"][0]["resource"]
-    header["destination"] = [
-        {"name": recipient.id, "endpoint": partner_endpoint(recipient)},
+def _fhir_document(envelope: Envelope, *, strip_ins: bool) -> Json:
+    """Return the FHIR input as JSON, without INS identifiers when they must not travel."""
+    document = loads(envelope.payload)
+    if not isinstance(document, dict):
+        raise MessageError("payload is not a FHIR resource", location="$")
+    if strip_ins:
+        for patient in _resources(document, "Patient"):
+            identifiers = patient.get("identifier") or []
+            patient["identifier"] = [i for i in identifiers if not _is_ins(i)]
+            if not patient["identifier"]:
+                del patient["identifier"]
+    return document
+
+
+def _had_ins(envelope: Envelope, strip_ins: bool) -> bool:
+    return strip_ins and envelope.identity.ins_present
+
+
+def _is_ins(identifier: Any) -> bool:
+    system = str(identifier.get("system", "")) if isinstance(identifier, dict) else ""
+    return system.removeprefix("urn:oid:") in INS_OIDS
+
+
+def _resources(document: Json, kind: str) -> list[Json]:
+    """Return the resources of ``kind``: the document itself, or its Bundle entries'."""
+    if document.get("resourceType") == kind:
+        return [document]
+    entries = document.get("entry", []) if document.get("resourceType") == "Bundle" else []
+    return [
+        entry["resource"]
+        for entry in entries or []
+        if isinstance(entry, dict)
+        and isinstance(entry.get("resource"), dict)
+        and entry["resource"].get("resourceType") == kind
     ]
-    header.setdefault("source", {}).setdefault(
-        "endpoint", f"urn:carebroker:partner:{envelope.sender}"
+
+
+def _resource_counts(bundle: Json) -> dict[str, int]:
+    counts = Counter(
+        entry["resource"]["resourceType"]
+        for entry in bundle.get("entry", [])
+        if isinstance(entry.get("resource"), dict)
     )
-    return dumps(bundle).encode("utf-8")
+    return dict(counts)
 
 
 def _as_message(document: Json, envelope: Envelope) -> Json:
@@ -123,7 +448,6 @@ def _as_message(document: Json, envelope: Envelope) -> Json:
         "resourceType": "Bundle",
         "id": str(uuid.uuid5(NAMESPACE, f"{envelope.message_id}/Bundle")),
         "type": "message",
-        "identifier": {"system": "urn:ietf:rfc:3986", "value": f"urn:uuid:{envelope.message_id}"},
         "timestamp": envelope.received_at.isoformat(timespec="seconds"),
         "entry": [{"fullUrl": f"urn:uuid:{header_id}", "resource": header}, *entries],
     }
@@ -135,56 +459,3 @@ def _is_uuid(value: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def to_hl7v2(
-    envelope: Envelope,
-    version: str | None,
-    charset: str | None,
-    *,
-    receiving_application: str = "",
-    receiving_facility: str = "",
-) -> bytes:
-    """Return the envelope's message as HL7 v2 bytes in ``version`` and ``charset``.
-
-    HL7 v2 input is passed through (MSH-12, MSH-18 and the bytes change only
-    when the recipient needs another version or charset); FHIR input is
-    translated (results -> ORU^R01, referrals -> REF^I12, lab orders -> OML^O21).
-    """
-    if envelope.format == "fhir":
-        document = loads(envelope.payload)
-        if not isinstance(document, dict):
-            raise MessageError("payload is not a FHIR resource", location="$")
-        result = fhir_to_v2.convert(
-            document,
-            version=version or "2.5",
-            charset=charset or "UNICODE UTF-8",
-            control_id=envelope.message_id.hex[:20],
-            receiving_application=receiving_application,
-            receiving_facility=receiving_facility,
-            timestamp=envelope.received_at,
-        )
-        return result.data
-    text, _ = charsets.decode(envelope.payload, envelope.charset)
-    changes: dict[int, str] = {}
-    message = Message(text)
-    if version and message.version != version:
-        changes[12] = encode_field(version, message.enc)
-    if charset is not None and message.charset != charset:
-        changes[18] = encode_field(charset, message.enc)
-    if receiving_application:
-        changes[5] = encode_field(receiving_application, message.enc)
-    if receiving_facility:
-        changes[6] = encode_field(receiving_facility, message.enc)
-    if not changes and codec_matches(envelope.charset, charset):
-        return envelope.payload
-    rewritten = replace_fields("\r".join(split_segments(text)), changes) if changes else text
-    data, _ = fhir_to_v2.encode(rewritten, charset if charset is not None else message.charset)
-    return data
-
-
-def codec_matches(current: str, label: str | None) -> bool:
-    """Tell whether bytes in codec ``current`` already are what charset ``label`` names."""
-    if label is None:
-        return True
-    return charsets.codec_for(label) == current

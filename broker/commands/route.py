@@ -1,11 +1,14 @@
 """``carebroker route explain FILE``: who would receive a message, and why, sending nothing.
 
-For hospital IT testing an interface before go-live: the same rules as the
-router, on a message file, against a partner file. Prints each recipient
-with the rules and the message fields that chose it, then what was found
-but not delivered to (unknown practitioner, the sender itself, a partner
-without an endpoint). Exit status 0 when someone receives the message, 1
-when it would be unroutable.
+For hospital IT testing an interface before go-live: the same rules and the
+same rendering as the router, on a message file (HL7 v2 ER7, or FHIR JSON: a
+message Bundle, a transaction Bundle or a resource), against a partner file.
+Prints each recipient with the rules and the message fields (or FHIRPaths)
+that chose it and what it would receive (format, version, translation and
+how many parts of the message it leaves unmapped), then what was found but
+not delivered to (unknown practitioner, the sender itself, a partner without
+an endpoint). Exit status 0 when someone receives the message, 1 when it
+would be unroutable.
 """
 
 from __future__ import annotations
@@ -16,11 +19,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from adapters.fhir import auth
+from adapters.fhir import extract as fhir_extract
+from adapters.fhir.validate import parse_json, validate
 from adapters.hl7v2 import charset
 from adapters.hl7v2.er7 import Message
 from adapters.hl7v2.extract import build_envelope
+from adapters.translate.render import RenderError, render_for
 from broker.commands.options import settings_from
-from broker.errors import ConfigError, MessageError
+from broker.envelope import Envelope
+from broker.errors import ConfigError
 from broker.ids import new_id_at
 from broker.pseudonym import Pseudonymizer
 from routing import rules
@@ -37,12 +45,14 @@ def register(commands: Any) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    explain.add_argument("file", type=Path, help="an HL7 v2 message (ER7)")
+    explain.add_argument("file", type=Path, help="an HL7 v2 message (ER7) or FHIR JSON")
     explain.add_argument(
         "--config", type=Path, metavar="FILE", help="partner file (default CAREBROKER_CONFIG)"
     )
     explain.add_argument(
-        "--sender", metavar="ID", help="sender partner id (default: the partner MSH-4 names)"
+        "--sender",
+        metavar="ID",
+        help="sender partner id (default: the partner MSH-4, or the FHIR MessageHeader, names)",
     )
     explain.set_defaults(handler=_explain)
 
@@ -56,33 +66,17 @@ def _explain(args: argparse.Namespace) -> int:
         data = args.file.read_bytes()
     except OSError as exc:
         raise ConfigError(f"{args.file}: cannot be read ({exc.strerror or 'error'})") from exc
-    if data.lstrip()[:1] in (b"{", b"<"):
-        raise MessageError(
-            f"{args.file}: FHIR input is not yet supported by route explain "
-            "(it lands with FHIR translation); give an HL7 v2 message"
-        )
-    text, codec = charset.decode(data)
-    message = Message(text)
-    sender = _sender(args.sender, message, directory)
-    if sender.inbound_charset:
-        text, codec = charset.decode(data, sender.inbound_charset)
-        message = Message(text)
-    message_id, at = new_id_at()
-    envelope = build_envelope(
-        message,
-        payload=data,
-        codec=codec,
-        sender=sender.id,
-        channel="file",
-        message_id=message_id,
-        received_at=at,
-        pseudonymizer=Pseudonymizer(secrets.token_bytes(32)),  # digests are not shown
-    )
+    # Digests are not shown: a throwaway key keeps them out of reach.
+    pseudonymizer = Pseudonymizer(secrets.token_bytes(32))
+    if data.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"{":
+        envelope = _fhir_envelope(data, args.sender, directory, pseudonymizer)
+    else:
+        envelope = _v2_envelope(data, args.sender, directory, pseudonymizer)
     decision = rules.route(envelope, directory)
     out = sys.stdout
     out.write(
-        f"{args.file}: {envelope.message_type} {envelope.control_id} from {sender.id} "
-        f"({decision.kind})\n"
+        f"{args.file}: {envelope.message_type} {envelope.control_id} from {envelope.sender} "
+        f"({decision.kind}, {envelope.format})\n"
     )
     if decision.refused:
         out.write(f"refused: {decision.refused}\n")
@@ -94,6 +88,7 @@ def _explain(args: argparse.Namespace) -> int:
             out.write(f"  {partner.id}  ({_describe(partner)})\n")
             for reason in recipient.reasons:
                 out.write(f"    {reason}\n")
+            out.write(f"    receives: {_receives(envelope, partner, decision, directory)}\n")
     else:
         out.write(f"unroutable: {decision.reason()}\n")
     if decision.skipped:
@@ -105,19 +100,101 @@ def _explain(args: argparse.Namespace) -> int:
     return 0 if decision.recipients else 1
 
 
-def _sender(given: str | None, message: Message, directory: Directory) -> Partner:
-    if given is not None:
-        partner = directory.partner(given)
-        if partner is None:
-            raise ConfigError(f"--sender {given}: no such partner in {directory.source}")
-        return partner
-    partner = directory.by_facility(message.sending_facility)
-    if partner is None:
+def _v2_envelope(
+    data: bytes, given: str | None, directory: Directory, pseudonymizer: Pseudonymizer
+) -> Envelope:
+    """Read an HL7 v2 file as the MLLP ingress does (charset, sender by MSH-4)."""
+    text, codec = charset.decode(data)
+    message = Message(text)
+    sender = _given(given, directory)
+    if sender is None:
+        sender = directory.by_facility(message.sending_facility)
+    if sender is None:
         raise ConfigError(
             f"MSH-4 {message.sending_facility!r} names no partner in {directory.source}: "
             "give --sender ID"
         )
+    if sender.inbound_charset:
+        text, codec = charset.decode(data, sender.inbound_charset)
+        message = Message(text)
+    message_id, at = new_id_at()
+    return build_envelope(
+        message,
+        payload=data,
+        codec=codec,
+        sender=sender.id,
+        channel="file",
+        message_id=message_id,
+        received_at=at,
+        pseudonymizer=pseudonymizer,
+    )
+
+
+def _fhir_envelope(
+    data: bytes, given: str | None, directory: Directory, pseudonymizer: Pseudonymizer
+) -> Envelope:
+    """Read FHIR JSON as the FHIR gateway does (validated; sender from the MessageHeader)."""
+    document = parse_json(data)
+    validate(document)
+    sender = _given(given, directory)
+    if sender is None:
+        claims = auth.claimed_partners(document, directory)
+        if not claims:
+            raise ConfigError(
+                f"the content names no partner of {directory.source} as its sender "
+                "(MessageHeader.source, MessageHeader.sender): give --sender ID"
+            )
+        sender = claims[0][1]
+    message_id, at = new_id_at()
+    # Bundle.identifier (a resource's identifier is a list), else its id, as the gateway keys it.
+    identifier = document.get("identifier")
+    value = identifier.get("value") if isinstance(identifier, dict) else None
+    control_id = str(value or document.get("id") or message_id)
+    return fhir_extract.build_envelope(
+        document,
+        payload=data,
+        sender=sender.id,
+        control_id=control_id,
+        message_id=message_id,
+        received_at=at,
+        pseudonymizer=pseudonymizer,
+    )
+
+
+def _given(given: str | None, directory: Directory) -> Partner | None:
+    if given is None:
+        return None
+    partner = directory.partner(given)
+    if partner is None:
+        raise ConfigError(f"--sender {given}: no such partner in {directory.source}")
     return partner
+
+
+def _receives(
+    envelope: Envelope, partner: Partner, decision: rules.Decision, directory: Directory
+) -> str:
+    """Say what the router would store for this recipient, rendered as it would be."""
+    try:
+        rendered = render_for(
+            envelope,
+            partner,
+            strip_ins=decision.strip_ins,
+            sender=directory.partner(envelope.sender),
+        )
+    except RenderError as exc:
+        return f"nothing: {exc} (the delivery would fail)"
+    what = (
+        "FHIR message Bundle"
+        if rendered.content_type.startswith("application/fhir")
+        else f"HL7 v2 ({rendered.content_type.partition('charset=')[2] or 'utf-8'})"
+    )
+    translation = rendered.translation
+    if translation is not None:
+        what += f", translated from {'HL7 v2' if translation.source == 'hl7v2' else 'FHIR'}"
+        if translation.unmapped:
+            what += f", {len(translation.unmapped)} part(s) not mapped"
+    flags = [f for f in rendered.flags if f != "translated"]
+    return what + (f" [{', '.join(flags)}]" if flags else "")
 
 
 def _describe(partner: Partner) -> str:

@@ -28,6 +28,7 @@ from broker.store import outbox
 from broker.store.db import transaction
 
 REJECTED_PAYLOAD_CAP = 1024 * 1024  # bytes of a refused frame kept for operators
+LINKS_MAX = 128  # span links of one group commit to the traces it serves
 
 
 @dataclass
@@ -96,7 +97,11 @@ class MessageStore:
         """
         if not items:
             return []
-        with telemetry.internal_span("store accept", {"carebroker.batch.size": len(items)}) as span:
+        # A group commit serves many ingress traces: linked to each (up to a bound).
+        links = [i.envelope.trace for i in items[:LINKS_MAX] if i.envelope.trace]
+        with telemetry.internal_span(
+            "store accept", {"carebroker.batch.size": len(items)}, links=links
+        ) as span:
             results = await self._accept(items)
             span.set_attribute("carebroker.duplicates", sum(r.duplicate for r in results))
         return results

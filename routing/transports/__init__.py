@@ -38,6 +38,7 @@ class Outgoing:
     recipient: str
     content_type: str
     payload: bytes = field(repr=False)
+    expect_answer: bool = True  # False for an application ACK: never acknowledged
 
 
 @dataclass(frozen=True)

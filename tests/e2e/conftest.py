@@ -134,6 +134,16 @@ def start_carebroker(
     return Running(process, data_dir, log)
 
 
+def run_env(database_url: str, kafka_bootstrap: str, topic_prefix: str) -> dict[str, str]:
+    """Return the environment of ``carebroker run`` on this test's database, Kafka and topics."""
+    return {
+        "CAREBROKER_DATABASE_URL": database_url,
+        "CAREBROKER_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "CAREBROKER_KAFKA_TOPIC_PREFIX": topic_prefix,
+        "CAREBROKER_KAFKA_PARTITIONS": "4",
+    }
+
+
 @pytest.fixture
 def carebroker(tmp_path: Path) -> Iterator[list[Running]]:
     """Collect started processes and make sure none outlives the test."""

@@ -19,7 +19,7 @@ from broker.pseudonym import Pseudonymizer
 from broker.store import db
 from broker.store.messages import Accepted, MessageStore
 from tests.conftest import wait_for
-from tests.e2e.conftest import Running, start_carebroker
+from tests.e2e.conftest import Running, run_env, start_carebroker
 from tests.integration.routing.conftest import partners_yaml
 from tests.messages import ORU, envelope, variant
 from tests.sinks import FhirSink, MllpSink
@@ -55,12 +55,7 @@ async def test_sigkill_mid_stream_then_restart_loses_and_duplicates_nothing(
     dupont.delay_s = 0.01  # slow enough that the kill lands mid-stream
     partners = tmp_path / "partners.yaml"
     partners.write_text(partners_yaml(chu.port, dupont.port, fhir.url))
-    env = {
-        "CAREBROKER_DATABASE_URL": database_url,
-        "CAREBROKER_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-        "CAREBROKER_KAFKA_TOPIC_PREFIX": topic_prefix,
-        "CAREBROKER_KAFKA_PARTITIONS": "4",
-    }
+    env = run_env(database_url, kafka_bootstrap, topic_prefix)
     roles = ("--role", "relay", "--role", "router", "--role", "delivery")
     args = (*roles, "--config", str(partners))
     pool = await db.connect(database_url, 4)

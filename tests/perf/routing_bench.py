@@ -1,7 +1,7 @@
 """Routing + delivery throughput, with a same-run baseline (a benchmark, not a test).
 
     CAREBROKER_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres \\
-        .venv/bin/python -m tests.perf.routing_bench [--count 10000] [--patients 1000]
+        .venv/bin/python -m tests.perf.routing_bench [--count 10000] [--patients 1000] [--fhir]
 
 Starts ``carebroker run --role relay --role router --role delivery`` as a
 separate process against a fresh database on that server and a local tansu,
@@ -9,7 +9,10 @@ with two MLLP partners (this process ACKs with AA). Stores ``count`` ORU^R01
 messages as ingress would (each goes to two recipients), then measures how
 fast deliveries are acknowledged. The baseline, measured first in the same
 run on the same machine, is one MLLP connection doing send/ACK in a loop
-against the same sink: the ceiling of one partner connection.
+against the same sink (with ``MllpClient``, the client delivery uses): the
+ceiling of one partner connection. With ``--fhir`` the copies-to partner stays
+a FHIR partner (a ``$process-message`` server in this process), so every
+message is also translated into a FHIR message Bundle at routing.
 
 The end-to-end ``carebroker bench`` (MLLP senders in, audit on) is the lead's,
 after ingress is merged; this measures the part issue 4 owns.
@@ -31,33 +34,29 @@ from pathlib import Path
 import asyncpg
 import psutil
 
-from adapters.hl7v2.framing import FrameReader, frame
+from adapters.hl7v2.mllp import MllpClient
 from broker.local import LocalKafka, free_port
 from broker.pseudonym import Pseudonymizer
 from broker.store import db
 from broker.store.messages import Accepted, MessageStore
 from broker.store.migrate import migrate
 from broker.store.partitions import ensure_partitions
-from tests.integration.routing.conftest import mllp_partners_yaml
+from tests.integration.routing.conftest import mllp_partners_yaml, partners_yaml
 from tests.messages import ORU, envelope, variant
-from tests.sinks import MllpSink
+from tests.sinks import FhirSink, MllpSink
 
 
 async def baseline(port: int, count: int) -> float:
     """Return send/ACK round trips per second over one MLLP connection to the sink."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    frames = FrameReader(reader, 1 << 20)
-    start = time.perf_counter()
-    for i in range(count):
-        writer.write(frame(variant(ORU, f"BASE-{i}")))
-        await writer.drain()
-        await frames.read()
-    elapsed = time.perf_counter() - start
-    writer.close()
+    async with MllpClient("127.0.0.1", port, timeout_s=30) as client:
+        start = time.perf_counter()
+        for i in range(count):
+            await client.send(variant(ORU, f"BASE-{i}"))
+        elapsed = time.perf_counter() - start
     return count / elapsed
 
 
-async def main(count: int, patients: int) -> None:
+async def main(count: int, patients: int, fhir_partner: bool = False) -> None:
     admin = os.environ.get("CAREBROKER_DATABASE_URL")
     if not admin:
         sys.exit("set CAREBROKER_DATABASE_URL to a PostgreSQL server")
@@ -68,9 +67,10 @@ async def main(count: int, patients: int) -> None:
     dsn = admin.rsplit("/", 1)[0] + f"/{name}"
     kafka = LocalKafka()
     await kafka.start()
-    chu, dupont = MllpSink("chu"), MllpSink("dupont")
+    chu, dupont, fhir = MllpSink("chu"), MllpSink("dupont"), FhirSink()
     await chu.start()
     await dupont.start()
+    await fhir.start()
     process: subprocess.Popen[bytes] | None = None
     pool = await db.connect(dsn, 4)
     try:
@@ -84,8 +84,12 @@ async def main(count: int, patients: int) -> None:
         work = Path(f"/tmp/{name}")
         work.mkdir()
         partners = work / "partners.yaml"
-        # Copies-to goes over MLLP too here: both recipients are MLLP sinks.
-        partners.write_text(mllp_partners_yaml(chu.port, dupont.port, chu.port))
+        if fhir_partner:
+            partners.write_text(partners_yaml(chu.port, dupont.port, fhir.url))
+        else:
+            # Copies-to goes over MLLP too here: both recipients are MLLP sinks.
+            partners.write_text(mllp_partners_yaml(chu.port, dupont.port, chu.port))
+        second = fhir.processed if fhir_partner else chu.processed
         env = {k: v for k, v in os.environ.items() if not k.startswith("CAREBROKER_")}
         env.update(
             CAREBROKER_DATABASE_URL=dsn,
@@ -130,7 +134,7 @@ async def main(count: int, patients: int) -> None:
         accepted_s = time.perf_counter() - start
         peak_rss = 0
         tick = time.perf_counter()
-        while len(dupont.processed) < count or len(chu.processed) < count:
+        while len(dupont.processed) < count or len(second) < count:
             await asyncio.sleep(0.05)
             if os.environ.get("BENCH_TRACE") and time.perf_counter() - tick > 1:
                 tick = time.perf_counter()
@@ -138,7 +142,7 @@ async def main(count: int, patients: int) -> None:
                     "SELECT count(*) FROM messages WHERE status <> 'accepted'"
                 )
                 waiting = await pool.fetchval("SELECT count(*) FROM outbox")
-                done = len(dupont.processed) + len(chu.processed)
+                done = len(dupont.processed) + len(second)
                 print(f"  t={tick - start:5.1f} routed={routed} outbox={waiting} delivered={done}")
             peak_rss = max(peak_rss, psutil.Process(process.pid).memory_info().rss)
             if process.poll() is not None:
@@ -172,6 +176,7 @@ async def main(count: int, patients: int) -> None:
         await pool.close()
         await chu.stop()
         await dupont.stop()
+        await fhir.stop()
         await kafka.stop()
         conn = await asyncpg.connect(admin)
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -182,5 +187,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--count", type=int, default=10000)
     parser.add_argument("--patients", type=int, default=1000)
+    parser.add_argument(
+        "--fhir", action="store_true", help="keep the copies-to partner a FHIR partner"
+    )
     options = parser.parse_args()
-    asyncio.run(main(options.count, options.patients))
+    asyncio.run(main(options.count, options.patients, options.fhir))

@@ -41,7 +41,12 @@ async def reject(pool: asyncpg.Pool, reason: str = "MSH-9 missing") -> uuid.UUID
 
 
 async def hops(pool: asyncpg.Pool, message_id: uuid.UUID, recipient: str) -> None:
-    """Record what the router and delivery will record for one message and one recipient."""
+    """Record routing and delivery events for one message and recipient (seed data).
+
+    For counters, exports and the chain's mechanics. What the real router and
+    delivery record for a message, hop by hop and in order, is checked end to
+    end in ``tests/e2e/test_pipeline_run.py``.
+    """
     async with transaction(pool) as conn:
         await record(
             conn,

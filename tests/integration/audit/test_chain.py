@@ -15,6 +15,11 @@ from tests.integration.audit.conftest import accept, at, cli, hops, reject
 
 
 async def test_writer_moves_pending_events_into_the_chain_in_order(pool: asyncpg.Pool) -> None:
+    """Chaining keeps commit order across batches, and timeline() reads one message's part.
+
+    Seeded events; the timeline of a real message (MLLP in, routed, translated,
+    delivered to two partners, with the rule names) is ``tests/e2e/test_pipeline_run.py``.
+    """
     [first, second] = await accept(pool, "C1", "C2")
     await hops(pool, first, "cabinet-dupont")
     await hops(pool, first, "chu-montpellier")

@@ -1,4 +1,8 @@
-"""Traces across the store, the outbox, the relay and Kafka (real PostgreSQL, real tansu)."""
+"""Traces across every hop: ingress, store, outbox, relay, Kafka, router, delivery.
+
+Real PostgreSQL, real tansu, real partner sinks; spans collected with the
+in-memory exporter.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,8 @@ import asyncio
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer
+from hl7.mllp import open_hl7_connection
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind
 
 from broker import kafka, telemetry, topics
@@ -13,8 +19,9 @@ from broker.relay import Relay
 from broker.settings import Settings
 from broker.store.messages import Accepted, MessageStore
 from tests.conftest import wait_for
-from tests.integration.observe.conftest import Telemetry
+from tests.integration.observe.conftest import Flowing, Telemetry
 from tests.integration.test_store import envelope
+from tests.messages import ORU
 
 
 async def _relay_and_consume(settings: Settings, pool: asyncpg.Pool, count: int):  # type: ignore[no-untyped-def]
@@ -115,3 +122,78 @@ async def test_the_relay_counts_what_it_published(
     await store.accept([Accepted(envelope(f"M{i}"), b"A") for i in range(3)])
     await _relay_and_consume(settings, pool, 3)
     assert published() - before == 3
+
+
+async def test_one_trace_follows_a_message_from_mllp_to_every_partner(
+    flowing: Flowing, otel: Telemetry
+) -> None:
+    """ingress mllp -> send (relay) -> process (router) -> send to each partner, one trace.
+
+    The message is sent over MLLP with python-hl7's client to the real ingress;
+    the router's deliveries and the second Kafka hop join the same trace.
+    """
+    pipeline = flowing.pipeline
+    reader, writer = await open_hl7_connection("127.0.0.1", flowing.mllp_port)
+    writer.writeblock(ORU.replace(b"\n", b"\r"))
+    await writer.drain()
+    assert b"MSA|AA|LS-0001" in bytes(await reader.readblock())
+    writer.close()
+    [message_id] = [r["id"] for r in await pipeline.pool.fetch("SELECT id FROM messages")]
+    await pipeline.wait_status([message_id], {"delivered"})
+
+    prefix = pipeline.settings.kafka_topic_prefix
+    accepted = topics.ACCEPTED.full_name(prefix)
+    requested = topics.DELIVERIES.full_name(prefix)
+
+    def spans() -> dict[str, list[ReadableSpan]]:
+        found: dict[str, list[ReadableSpan]] = {}
+        for span in otel.spans.get_finished_spans():
+            found.setdefault(span.name, []).append(span)
+        return found
+
+    # The wake-up spans of the delivery role end when the records arrive.
+    await wait_for(lambda: len(spans().get(f"process {requested}", [])) >= 2, timeout=20)
+    by_name = spans()
+    [ingress] = by_name["ingress mllp"]
+    trace_id = ingress.context.trace_id
+    in_trace = {
+        name: [s for s in found if s.context.trace_id == trace_id]
+        for name, found in by_name.items()
+    }
+    # The group commit serves many connections: its span links to each ingress trace.
+    ingress_id = ingress.context.span_id
+    [store] = [
+        s for s in by_name["store accept"] if ingress_id in [k.context.span_id for k in s.links]
+    ]
+    [relayed] = in_trace[f"send {accepted}"]
+    [routed] = in_trace[f"process {accepted}"]
+    [dupont] = in_trace["send cabinet-dupont"]
+    [nord] = in_trace["send maison-sante-nord"]
+    handed = in_trace[f"send {requested}"]
+    woken = in_trace[f"process {requested}"]
+
+    def parent(span: ReadableSpan) -> int:
+        assert span.parent is not None, span.name
+        return span.parent.span_id
+
+    assert ingress.kind == SpanKind.SERVER and ingress.parent is None
+    assert parent(relayed) == ingress.context.span_id
+    assert store.start_time is not None and relayed.start_time is not None
+    assert store.start_time < relayed.start_time  # published once the commit is done
+    assert parent(routed) == relayed.context.span_id and routed.kind == SpanKind.CONSUMER
+    assert parent(dupont) == parent(nord) == routed.context.span_id
+    assert len(handed) == 2 and {parent(s) for s in handed} == {routed.context.span_id}
+    assert {parent(s) for s in woken} == {s.context.span_id for s in handed}
+
+    assert ingress.attributes is not None and routed.attributes is not None
+    assert ingress.attributes["carebroker.control_id"] == "LS-0001"
+    assert ingress.attributes["carebroker.outcome"] == "accepted"
+    assert routed.attributes["messaging.consumer.group.name"] == "router.route"
+    assert routed.attributes["carebroker.outcome"] == "routed"
+    assert routed.attributes["carebroker.recipients"] == 2
+    for sent, protocol in ((dupont, "mllp"), (nord, "fhir")):
+        assert sent.attributes is not None
+        assert sent.attributes["network.protocol.name"] == protocol
+        assert sent.attributes["carebroker.outcome"] == "delivered"
+        assert sent.attributes["messaging.message.id"] == str(message_id)
+    assert dupont.attributes is not None and dupont.attributes["carebroker.ack_code"] == "AA"

@@ -39,7 +39,7 @@ from routing.directory import load_directory
 from routing.directory_store import DirectorySync
 from tests.conftest import wait_for
 from tests.messages import DATA, envelope
-from tests.sinks import FhirSink, MllpSink
+from tests.sinks import FhirSink, MllpSink, partner_sinks
 
 MAILBOX_TOKEN = "mailbox-token-of-cabinet-sans-interface"
 FAST_RETRY = "retry: {base_s: 0.05, max_s: 0.3, circuit_failures: 3, circuit_open_s: 0.5}"
@@ -163,12 +163,8 @@ async def api_token(pool: asyncpg.Pool, name: str, role: UserRole) -> str:
 
 @pytest.fixture
 async def sinks() -> AsyncIterator[tuple[MllpSink, MllpSink, FhirSink]]:
-    chu, dupont, fhir = MllpSink("chu"), MllpSink("dupont"), FhirSink()
-    for sink in (chu, dupont, fhir):
-        await sink.start()
-    yield chu, dupont, fhir
-    for sink in (chu, dupont, fhir):
-        await sink.stop()
+    async with partner_sinks() as running:
+        yield running
 
 
 async def start_pipeline(

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import base64
+from fhir.resources.R4B.bundle import Bundle
 
-from adapters.hl7v2.er7 import Message
 from tests.integration.routing.conftest import Pipeline
 from tests.messages import ORU, REF
 
@@ -24,14 +23,26 @@ async def test_result_reaches_ordering_gp_over_mllp_and_copies_to_over_fhir_only
     assert pipeline.dupont.processed_ids() == ["LS-0001"]
     assert pipeline.dupont.processed[0].receiving_facility == "CAB-DUPONT"
     assert pipeline.chu.received == []
+    # maison-sante-nord reads FHIR: a real FHIR message Bundle, translated from the ORU^R01.
     [bundle] = pipeline.fhir.bundles
-    inner = Message(base64.b64decode(bundle["entry"][1]["resource"]["data"]).decode())
-    assert (inner.control_id, inner.receiving_facility) == ("LS-0001", "MSP-NORD")
+    Bundle.model_validate(bundle)
+    header = bundle["entry"][0]["resource"]
+    assert (header["resourceType"], header["eventCoding"]["code"]) == ("MessageHeader", "R01")
+    assert header["destination"][0]["name"] == "maison-sante-nord"
+    kinds = {e["resource"]["resourceType"] for e in bundle["entry"]}
+    assert {"Patient", "DiagnosticReport", "Observation"} <= kinds
+    assert bundle["identifier"]["value"] == f"urn:uuid:{env.message_id}"
 
-    kinds = [(e["kind"], e.get("recipient")) for e in await pipeline.audit(env.message_id)]
+    events = await pipeline.audit(env.message_id)
+    kinds = [(e["kind"], e.get("recipient")) for e in events]
     for recipient in ("cabinet-dupont", "maison-sante-nord"):
         assert ("routed", recipient) in kinds
         assert ("delivered", recipient) in kinds
+    # Only the FHIR recipient's copy was translated, and the audit says into what.
+    [translated] = [e for e in events if e["kind"] == "translated"]
+    assert translated["recipient"] == "maison-sante-nord"
+    assert translated["detail"]["from"] == "hl7v2" and translated["detail"]["to"] == "fhir"
+    assert translated["detail"]["produced"]["DiagnosticReport"] == 1
 
 
 async def test_referral_reaches_the_specialist_and_the_answer_goes_back(

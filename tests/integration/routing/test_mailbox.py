@@ -58,6 +58,7 @@ async def test_mailbox_partner_lists_fetches_and_acknowledges(pipeline: Pipeline
     ]
     assert kinds == [
         ("routed", "router", None),
+        ("translated", "router", None),  # the mailbox partner reads FHIR
         ("delivery_attempted", "delivery", "mailbox"),
         ("delivery_attempted", "partner:cabinet-sans-interface", "mailbox_fetch"),
         ("delivered", "partner:cabinet-sans-interface", "mailbox_ack"),
