@@ -283,7 +283,14 @@ async def _serve(
         broker_process = LocalKafka()
         cleanup.append(broker_process.stop)
         await broker_process.start()
-        settings = settings.model_copy(update={"kafka_bootstrap_servers": broker_process.bootstrap})
+        # tansu holds a fetch for its whole wait even when records arrive: keep
+        # it short, or every hop of a message waits for it.
+        settings = settings.model_copy(
+            update={
+                "kafka_bootstrap_servers": broker_process.bootstrap,
+                "kafka_fetch_max_wait_ms": min(settings.kafka_fetch_max_wait_ms, 10),
+            }
+        )
         ephemeral = True
         announce(f"kafka: local broker (tansu, in memory) at {broker_process.bootstrap}")
     else:

@@ -10,6 +10,7 @@ same millisecond stay in creation order: the 12 ``rand_a`` bits are a counter
 from __future__ import annotations
 
 import os
+import random
 import threading
 import time
 import uuid
@@ -18,6 +19,11 @@ from datetime import UTC, datetime
 _lock = threading.Lock()
 _last_ms = 0
 _counter = 0
+# The random bits make ids unguessable enough and unique together with the
+# time and counter; they need not be cryptographic. A generator seeded once
+# from the OS spares a getrandom() system call per id (ids are made per event).
+_random = random.Random(os.urandom(32))  # noqa: S311 - uniqueness, not secrecy
+os.register_at_fork(after_in_child=lambda: _random.seed(os.urandom(32)))
 
 
 def new_id() -> uuid.UUID:
@@ -26,7 +32,7 @@ def new_id() -> uuid.UUID:
     with _lock:
         ms = time.time_ns() // 1_000_000
         if ms > _last_ms:
-            _last_ms, _counter = ms, int.from_bytes(os.urandom(1), "big")  # leave headroom
+            _last_ms, _counter = ms, _random.getrandbits(8)  # leave headroom
         else:
             _counter += 1
             if _counter > 0xFFF:  # counter exhausted: borrow the next millisecond
@@ -36,7 +42,7 @@ def new_id() -> uuid.UUID:
     value |= 0x7 << 76  # version
     value |= counter << 64  # rand_a used as a counter
     value |= 0b10 << 62  # variant
-    value |= int.from_bytes(os.urandom(8), "big") & 0x3FFF_FFFF_FFFF_FFFF  # rand_b
+    value |= _random.getrandbits(62)  # rand_b
     return uuid.UUID(int=value)
 
 

@@ -78,6 +78,13 @@ class Settings(BaseSettings):
     kafka_replication_factor: int = Field(
         default=1, ge=1, description="Replication factor of the topics carebroker creates."
     )
+    kafka_fetch_max_wait_ms: int = Field(
+        default=100,
+        ge=1,
+        le=30_000,
+        description="Longest a consumer's fetch waits for records. Kafka answers as soon as "
+        "records arrive; the local broker (tansu) waits the whole time, so `up` uses 10.",
+    )
 
     # --- local embedded services (`carebroker up` only) ----------------------------
     data_dir: Path = Field(

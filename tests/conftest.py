@@ -139,6 +139,7 @@ def settings(
         kafka_bootstrap_servers=kafka_bootstrap,
         kafka_topic_prefix=topic_prefix,
         kafka_partitions=4,
+        kafka_fetch_max_wait_ms=10,  # tansu holds fetches for the whole wait
         data_dir=tmp_path / "data",
         mllp_port=0,
         http_port=0,

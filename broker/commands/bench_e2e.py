@@ -84,6 +84,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="MLLP connections carebroker opens to each partner (default 4)",
     )
+    parser.add_argument(
+        "--rate",
+        type=float,
+        metavar="MSG/S",
+        help="offer this many messages per second in all (paced), to read latency below "
+        "saturation; default: as fast as the ACKs come back",
+    )
     parser.add_argument("--database-url", metavar="DSN", help="PostgreSQL server to bench on")
     parser.add_argument("--no-baseline", action="store_true", help="skip the baseline relay")
     parser.set_defaults(handler=run)
@@ -172,8 +179,14 @@ class Sent:
     seconds: float
 
 
-async def _send(port: int, connections: int, items: list[tuple[str, str, bytes]]) -> Sent:
-    """Send one patient's messages on one connection, in order; one in flight per connection."""
+async def _send(
+    port: int, connections: int, items: list[tuple[str, str, bytes]], rate: float | None = None
+) -> Sent:
+    """Send one patient's messages on one connection, in order; one in flight per connection.
+
+    With ``rate``, sends are paced to that many per second in all (a connection
+    that falls behind sends at once: the offered load is then what it can do).
+    """
     from adapters.hl7v2.mllp import MllpClient
 
     by_connection: list[list[tuple[str, str, bytes]]] = [[] for _ in range(connections)]
@@ -184,15 +197,22 @@ async def _send(port: int, connections: int, items: list[tuple[str, str, bytes]]
     for client in clients:
         await client.connect()
 
-    async def drive(client: MllpClient, own: list[tuple[str, str, bytes]]) -> None:
-        for control, _, data in own:
+    async def drive(index: int, client: MllpClient, own: list[tuple[str, str, bytes]]) -> None:
+        interval = connections / rate if rate else 0.0
+        for k, (control, _, data) in enumerate(own):
+            if interval:  # connections take turns: an even stream, not bursts
+                delay = begin + (k + index / connections) * interval - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
             started[control] = time.perf_counter()
             answer = await client.send(data)
             if not answer or b"MSA|AA|" not in answer:
                 raise RuntimeError(f"{control} not accepted")
 
     begin = time.perf_counter()
-    await asyncio.gather(*(drive(c, own) for c, own in zip(clients, by_connection, strict=True)))
+    await asyncio.gather(
+        *(drive(i, c, own) for i, (c, own) in enumerate(zip(clients, by_connection, strict=True)))
+    )
     seconds = time.perf_counter() - begin
     for client in clients:
         await client.close()
@@ -321,12 +341,13 @@ async def _measure(
     items: list[tuple[str, str, bytes]],
     partners: list[Partner],
     watch: list[Process],
+    rate: float | None = None,
 ) -> Figures:
     for partner in partners:
         partner.reset()
     expected = {control for control, _, _ in items}
     begin = time.perf_counter()
-    sent = await _send(port, connections, items)
+    sent = await _send(port, connections, items, rate)
     deadline = time.monotonic() + 600
     while any(len(p.arrived) < len(expected) for p in partners):
         for process in watch:
@@ -383,6 +404,7 @@ async def _bench_in(args: argparse.Namespace, bench_dsn: str, work: Path) -> int
         env.update(
             CAREBROKER_DATABASE_URL=bench_dsn,
             CAREBROKER_KAFKA_BOOTSTRAP_SERVERS=kafka.bootstrap,
+            CAREBROKER_KAFKA_FETCH_MAX_WAIT_MS="10",  # tansu holds fetches for the whole wait
             CAREBROKER_LOG_LEVEL="WARNING",
         )
         subprocess.run(  # noqa: ASYNC221 - once, before anything runs
@@ -392,8 +414,10 @@ async def _bench_in(args: argparse.Namespace, bench_dsn: str, work: Path) -> int
         for index, roles in enumerate(LAYOUTS[args.layout]):
             processes.append(await _start(roles, env, config, work, index))
         port = _mllp_port(processes[0])
+        offered = f"offered {args.rate:g} msg/s" if args.rate else "as fast as ACKed"
         _say(
-            f"bench e2e: {args.connections} sender connections, {args.count} ORU^R01 for "
+            f"bench e2e ({offered}): {args.connections} sender connections, "
+            f"{args.count} ORU^R01 for "
             f"{args.patients} patients, each to 2 MLLP partners ({args.partner_connections} "
             f"connections each); carebroker layout {args.layout}: "
             + " | ".join("+".join(p.roles) for p in processes)
@@ -403,15 +427,18 @@ async def _bench_in(args: argparse.Namespace, bench_dsn: str, work: Path) -> int
         pids = [p.popen.pid for p in processes]
         cpu_before = _cpu_of(pids)
         pg_before = _cpu_of(await _postgres_pids(admin))
+        harness_before = time.process_time()
         items = _messages(args.count, len(warm), args.patients)
-        ours = await _measure(port, args.connections, items, partners, processes)
+        ours = await _measure(port, args.connections, items, partners, processes, args.rate)
         cpu = _cpu_of(pids) - cpu_before
         pg_cpu = _cpu_of(await _postgres_pids(admin)) - pg_before
+        harness = time.process_time() - harness_before
         for line in ours.lines("carebroker (durable, routed, audited)"):
             _say(line)
         _say(
             f"{'':40} CPU per message: carebroker {cpu / args.count * 1e3:.2f} ms, "
-            f"PostgreSQL {pg_cpu / args.count * 1e3:.2f} ms; peak memory "
+            f"PostgreSQL {pg_cpu / args.count * 1e3:.2f} ms, senders and partners "
+            f"{harness / args.count * 1e3:.2f} ms; peak memory "
             + ", ".join(f"{'+'.join(p.roles)} {p.peak_rss / 2**20:.0f} MiB" for p in processes)
         )
         _say(f"{'':40} audit events chained: {await _wait_audited(admin, len(items))}")
@@ -419,7 +446,7 @@ async def _bench_in(args: argparse.Namespace, bench_dsn: str, work: Path) -> int
             server, _ = await _baseline_relay(partners)
             base_port = server.sockets[0].getsockname()[1]
             await _measure(base_port, args.connections, warm, partners, [])
-            base = await _measure(base_port, args.connections, items, partners, [])
+            base = await _measure(base_port, args.connections, items, partners, [], args.rate)
             server.close()
             for line in base.lines("baseline (pass-through relay, no store)"):
                 _say(line)

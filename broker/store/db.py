@@ -8,13 +8,13 @@ asyncpg or OSError exception.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg
+import orjson
 
 from broker.errors import ServiceUnreachableError, StoreUnavailableError
 
@@ -49,8 +49,13 @@ def describe_dsn(dsn: str) -> str:
     return f"{host}:{port}/{database}"
 
 
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
 async def _init_connection(conn: asyncpg.Connection) -> None:
-    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+    # orjson: JSON columns (envelopes, audit events) are on the hot path.
+    await conn.set_type_codec("jsonb", encoder=_dumps, decoder=orjson.loads, schema="pg_catalog")
 
 
 async def connect(dsn: str, size: int = 10, timeout: float = 10.0) -> asyncpg.Pool:

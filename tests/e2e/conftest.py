@@ -139,6 +139,7 @@ def run_env(database_url: str, kafka_bootstrap: str, topic_prefix: str) -> dict[
     return {
         "CAREBROKER_DATABASE_URL": database_url,
         "CAREBROKER_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "CAREBROKER_KAFKA_FETCH_MAX_WAIT_MS": "10",  # tansu holds fetches: see Settings
         "CAREBROKER_KAFKA_TOPIC_PREFIX": topic_prefix,
         "CAREBROKER_KAFKA_PARTITIONS": "4",
     }

@@ -41,6 +41,7 @@ async def test_sigkill_after_aa_loses_nothing(
     env = {
         "CAREBROKER_DATABASE_URL": database_url,
         "CAREBROKER_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "CAREBROKER_KAFKA_FETCH_MAX_WAIT_MS": "10",  # tansu holds fetches: see Settings
         "CAREBROKER_KAFKA_TOPIC_PREFIX": topic_prefix,
         "CAREBROKER_KAFKA_PARTITIONS": "2",
     }

@@ -29,6 +29,7 @@ async def test_sighup_reloads_the_file_and_refuses_a_broken_one(
     env = {
         "CAREBROKER_DATABASE_URL": database_url,
         "CAREBROKER_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "CAREBROKER_KAFKA_FETCH_MAX_WAIT_MS": "10",  # tansu holds fetches: see Settings
         "CAREBROKER_KAFKA_TOPIC_PREFIX": topic_prefix,
     }
     running = start_carebroker(

@@ -120,6 +120,7 @@ async def test_two_routers_two_deliveries_one_of_each_killed_mid_stream(
     env = {
         "CAREBROKER_DATABASE_URL": database_url,
         "CAREBROKER_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "CAREBROKER_KAFKA_FETCH_MAX_WAIT_MS": "10",  # tansu holds fetches: see Settings
         "CAREBROKER_KAFKA_TOPIC_PREFIX": topic_prefix,
         "CAREBROKER_KAFKA_PARTITIONS": str(PARTITIONS),
         "CAREBROKER_DATABASE_POOL_SIZE": "4",

@@ -43,6 +43,7 @@ def test_run_reads_the_console_and_fhir_settings_from_the_environment(
     store = {
         "CAREBROKER_DATABASE_URL": database_url,
         "CAREBROKER_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "CAREBROKER_KAFKA_FETCH_MAX_WAIT_MS": "10",  # tansu holds fetches: see Settings
         "CAREBROKER_KAFKA_TOPIC_PREFIX": topic_prefix,
         "CAREBROKER_CONFIG": str(_partners(tmp_path)),
     }

@@ -323,6 +323,7 @@ async def bench(dsn: str, count: int, patients: int, instances: int, partitions:
         env.update(
             CAREBROKER_DATABASE_URL=dsn,
             CAREBROKER_KAFKA_BOOTSTRAP_SERVERS=kafka.bootstrap,
+            CAREBROKER_KAFKA_FETCH_MAX_WAIT_MS="10",  # tansu holds fetches for the whole wait
             CAREBROKER_KAFKA_PARTITIONS=str(partitions),
             CAREBROKER_LOG_LEVEL="INFO",
         )

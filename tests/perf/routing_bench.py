@@ -94,6 +94,7 @@ async def main(count: int, patients: int, fhir_partner: bool = False) -> None:
         env.update(
             CAREBROKER_DATABASE_URL=dsn,
             CAREBROKER_KAFKA_BOOTSTRAP_SERVERS=kafka.bootstrap,
+            CAREBROKER_KAFKA_FETCH_MAX_WAIT_MS="10",  # tansu holds fetches for the whole wait
             CAREBROKER_LOG_LEVEL="WARNING",
         )
         log = (work / "carebroker.log").open("w")
