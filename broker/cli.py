@@ -22,7 +22,6 @@ COMMAND_MODULES = (
     "broker.commands.users",
     "broker.commands.openapi",
     "broker.commands.convert",
-    "broker.commands.bench_convert",
     "broker.commands.partners",
     "broker.commands.route",
     "broker.commands.consent",

@@ -67,7 +67,7 @@ BENCH_PARTNERS: dict[str, Any] = {
 
 def register(commands: Any) -> None:
     """Add ``bench`` and its subcommands."""
-    from broker.commands import bench_e2e
+    from broker.commands import bench_convert, bench_e2e
 
     bench = commands.add_parser(
         "bench",
@@ -77,6 +77,7 @@ def register(commands: Any) -> None:
     bench_e2e.add_arguments(bench)
     subcommands = bench.add_subparsers(dest="bench", metavar="BENCH", required=False)
     bench_e2e.register(subcommands)
+    bench_convert.register(subcommands)
     ingress = subcommands.add_parser(
         "ingress",
         help="durable HL7 v2 ingress over MLLP vs a python-hl7 parse-and-ACK server",

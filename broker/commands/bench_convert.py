@@ -1,4 +1,4 @@
-"""``carebroker bench-convert``: translation throughput on one core, against a same-run baseline.
+"""``carebroker bench convert``: translation throughput on one core, against a same-run baseline.
 
 For each message type found in the corpus, over the same messages:
 
@@ -35,9 +35,9 @@ from broker.errors import BrokerError, ConfigError
 
 
 def register(commands: Any) -> None:
-    """Add ``bench-convert`` (to be folded into ``bench convert``)."""
+    """Add ``bench convert`` to the ``bench`` group."""
     bench = commands.add_parser(
-        "bench-convert",
+        "convert",
         help="measure v2<->FHIR translation per second on one core, with a baseline",
     )
     bench.add_argument(
@@ -110,7 +110,7 @@ def _bench(args: argparse.Namespace) -> int:
     wanted = set(args.types or corpus)
     pinned = _pin_to_one_core()
     out = sys.stdout
-    out.write(f"carebroker bench-convert: {args.corpus}, {args.seconds:g} s per figure, {pinned}\n")
+    out.write(f"carebroker bench convert: {args.corpus}, {args.seconds:g} s per figure, {pinned}\n")
     out.write(
         f"{'type':<9} {'msgs':>4} {'resources':>9}  {'v2->FHIR+valid':>14}  "
         f"{'validate only':>13}  {'ratio':>5}  {'v2->FHIR':>9}  {'FHIR->v2':>9}\n"

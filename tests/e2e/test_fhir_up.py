@@ -63,7 +63,8 @@ def test_bench_convert_prints_figures_with_a_baseline(tmp_path: Path) -> None:
     done = subprocess.run(
         [
             *carebroker_command(),
-            "bench-convert",
+            "bench",
+            "convert",
             "--seconds",
             "0.3",
             "--type",
