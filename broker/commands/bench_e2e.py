@@ -198,7 +198,9 @@ async def _send(
         await client.connect()
 
     async def drive(index: int, client: MllpClient, own: list[tuple[str, str, bytes]]) -> None:
-        interval = connections / rate if rate else 0.0
+        # Patients do not spread evenly over connections: each connection paces
+        # its own share so that all of them finish together, at ``rate`` in all.
+        interval = len(items) / (rate * len(own)) if rate and own else 0.0
         for k, (control, _, data) in enumerate(own):
             if interval:  # connections take turns: an even stream, not bursts
                 delay = begin + (k + index / connections) * interval - time.perf_counter()
