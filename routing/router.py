@@ -56,7 +56,7 @@ from faststream.middlewares import AckPolicy
 from opentelemetry.trace import StatusCode
 from pydantic import ValidationError
 
-from adapters.translate.render import RenderError, Translation, render_for
+from adapters.translate.render import Rendered, RenderError, Translation, render_for
 from broker import kafka, redact, telemetry, topics
 from broker.envelope import DeliveryRequest, Envelope
 from broker.errors import KafkaUnavailableError, PermanentError, TransientError
@@ -65,7 +65,7 @@ from broker.ids import new_id
 from broker.store import events, outbox
 from broker.store.db import UNAVAILABLE, transaction
 from routing import app_ack, consent, rules
-from routing.directory import Directory
+from routing.directory import Directory, Partner
 from routing.lanes import lane_of, partition_of
 from routing.subscriber import REVOKE_WAIT_S, kafka_broker, partition_list, records, subscribe
 
@@ -77,6 +77,27 @@ log = logging.getLogger(__name__)
 ACTOR = "router"
 _RETRY_LATER: tuple[type[BaseException], ...] = (TransientError, *UNAVAILABLE)
 BATCH_MAX = 500
+
+
+def render_copy(
+    envelope: Envelope, partner: Partner, decision: rules.Decision, directory: Directory
+) -> Rendered:
+    """Render what the router stores for ``partner`` (``route explain`` shows the same).
+
+    Raises RenderError when it cannot be made, ER7 the renderer cannot read
+    included (named, never quoted).
+    """
+    try:
+        return render_for(
+            envelope,
+            partner,
+            strip_ins=decision.strip_ins,
+            sender=directory.partner(envelope.sender),
+        )
+    except RenderError:
+        raise
+    except PermanentError as exc:
+        raise RenderError(f"cannot be rendered: {exc}") from exc
 
 
 @dataclass
@@ -310,17 +331,9 @@ class Router:
             row.status, row.last_error = "blocked", consent.BLOCKED_REASON
             return row
         try:
-            rendered = render_for(
-                envelope,
-                partner,
-                strip_ins=decision.strip_ins,
-                sender=directory.partner(envelope.sender),
-            )
+            rendered = render_copy(envelope, partner, decision, directory)
         except RenderError as exc:
             row.status, row.last_error = "failed", str(exc)
-            return row
-        except PermanentError as exc:  # ER7 the render cannot read: named, never quoted
-            row.status, row.last_error = "failed", f"cannot be rendered: {exc}"
             return row
         row.payload, row.content_type = rendered.payload, rendered.content_type
         row.control_id = rendered.control_id or envelope.control_id

@@ -25,7 +25,7 @@ from adapters.fhir.validate import parse_json, validate
 from adapters.hl7v2 import charset
 from adapters.hl7v2.er7 import Message
 from adapters.hl7v2.extract import build_envelope
-from adapters.translate.render import RenderError, render_for
+from adapters.translate.render import RenderError
 from broker.commands.options import settings_from
 from broker.envelope import Envelope
 from broker.errors import ConfigError
@@ -33,6 +33,7 @@ from broker.ids import new_id_at
 from broker.pseudonym import Pseudonymizer
 from routing import rules
 from routing.directory import Directory, FhirEndpoint, MllpEndpoint, Partner, load_directory
+from routing.router import render_copy
 
 
 def register(commands: Any) -> None:
@@ -175,12 +176,7 @@ def _receives(
 ) -> str:
     """Say what the router would store for this recipient, rendered as it would be."""
     try:
-        rendered = render_for(
-            envelope,
-            partner,
-            strip_ins=decision.strip_ins,
-            sender=directory.partner(envelope.sender),
-        )
+        rendered = render_copy(envelope, partner, decision, directory)
     except RenderError as exc:
         return f"nothing: {exc} (the delivery would fail)"
     what = (

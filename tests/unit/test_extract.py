@@ -11,25 +11,14 @@ from broker.errors import MessageError
 from broker.ids import new_id_at
 from broker.pseudonym import Pseudonymizer
 from tests.conftest import CORPUS, REPO
+from tests.messages import envelope
 
 DATA = REPO / "tests" / "data"
 PSEUDO = Pseudonymizer(b"0" * 32)
 
 
 def envelope_of(path: str, sender: str = "labo-sud"):  # type: ignore[no-untyped-def]
-    raw = (DATA / path).read_bytes()
-    text, codec = charset.decode(raw)
-    message_id, at = new_id_at()
-    return build_envelope(
-        Message(text),
-        payload=raw,
-        codec=codec,
-        sender=sender,
-        channel="mllp",
-        message_id=message_id,
-        received_at=at,
-        pseudonymizer=PSEUDO,
-    )
+    return envelope((DATA / path).read_bytes(), sender, PSEUDO)
 
 
 def test_oru_routing_hints_name_every_provider_and_where() -> None:

@@ -16,8 +16,9 @@ from broker.local import free_port
 from broker.settings import Settings
 from broker.store import audit
 from broker.store.audit import AuditWriter
+from tests.certs import self_signed_certificate
 from tests.conftest import wait_for
-from tests.integration.audit.conftest import accept, self_signed_certificate
+from tests.integration.audit.conftest import accept
 
 
 class Repository:

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
 import httpx
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from broker.console.partners import ERROR_CHARS, certificate
+from tests.certs import self_signed_certificate
 from tests.integration.console.conftest import Console, audit, get_as, sign_in
 from tests.integration.console.traffic import add_delivery, add_message
 
@@ -53,22 +49,9 @@ async def test_partners_show_endpoint_health_and_traffic(
 
 
 def _pem(tmp_path: Path, days: int) -> Path:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "carebroker-client")])
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=days, hours=1))
-        .sign(key, hashes.SHA256())
-    )
-    path = tmp_path / "client.pem"
-    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    return path
+    # An hour's margin, so that the whole days left are exactly ``days``.
+    cert, _ = self_signed_certificate(tmp_path, days + 1 / 24, common_name="carebroker-client")
+    return cert
 
 
 def test_certificate_expiry_is_read_from_the_pem(tmp_path: Path) -> None:

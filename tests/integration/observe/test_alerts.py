@@ -13,7 +13,8 @@ from broker.settings import Settings
 from broker.store import audit
 from broker.store.audit import AuditWriter
 from routing.directory import parse_directory
-from tests.integration.audit.conftest import accept, self_signed_certificate
+from tests.certs import self_signed_certificate
+from tests.integration.audit.conftest import accept
 from tests.integration.observe.conftest import http_get
 from tests.integration.observe.test_metrics import insert_delivery, scrape, value
 
