@@ -14,7 +14,8 @@ import socket
 from collections.abc import Iterator
 
 import uvicorn
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from broker.errors import StartupError
@@ -56,6 +57,16 @@ def create_app(readiness: Readiness, routers: list[APIRouter] | None = None) -> 
         # Liveness must not follow PostgreSQL or Kafka: restarting a pod does
         # not bring a database back, it only adds churn while it is down.
         return {"status": "alive"}
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own answer quotes each invalid value back ("input"): a
+        # password, a patient identifier. Name the parameter and the rule only.
+        detail = [
+            {key: error[key] for key in ("type", "loc", "msg") if key in error}
+            for error in exc.errors()
+        ]
+        return JSONResponse({"detail": detail}, status_code=422)
 
     for router in routers or []:
         app.include_router(router)

@@ -60,6 +60,17 @@ async def test_wrong_password_and_unknown_user_get_the_same_answer(
     assert all("my secret password" not in str(e) for e in events)
 
 
+async def test_a_malformed_sign_in_is_refused_without_quoting_the_password(
+    client: httpx.AsyncClient, users: dict[str, str]
+) -> None:
+    too_long = "correct horse battery staple " * 40  # over the 1,024 characters allowed
+    for body in ({"name": "otto", "password": too_long}, {"name": "otto", "password": 31415926}):
+        response = await client.post("/api/session", json=body)
+        assert response.status_code == 422
+        assert response.json()["detail"][0]["loc"] == ["body", "password"]
+        assert "correct horse" not in response.text and "31415926" not in response.text
+
+
 async def test_repeated_failures_lock_the_name_until_the_window_passes(
     client: httpx.AsyncClient, users: dict[str, str], pool: asyncpg.Pool
 ) -> None:
