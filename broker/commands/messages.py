@@ -140,8 +140,15 @@ class Api:
 
     def get(self, path: str, params: dict[str, str] | None = None) -> Any:
         """GET a JSON resource; raise ApiError / ApiUnreachableError with the API's reason."""
+        return self._call("GET", path, params=params)
+
+    def post(self, path: str, payload: dict[str, Any]) -> Any:
+        """POST a JSON body (filters that must stay out of URLs); answer as ``get``."""
+        return self._call("POST", path, json=payload)
+
+    def _call(self, method: str, path: str, **request: Any) -> Any:
         try:
-            response = self.client.get(path, params=params)
+            response = self.client.request(method, path, **request)
         except httpx.HTTPError as exc:
             raise ApiUnreachableError(
                 f"cannot reach the carebroker API at {self.url}: {exc.__class__.__name__} "
@@ -221,7 +228,10 @@ def collect(api: Api, params: dict[str, str], limit: int) -> tuple[list[Any], st
     cursor = params.get("cursor")
     while len(found) < limit:
         page = {**params, "limit": str(min(limit - len(found), PAGE_MAX))}
-        body = api.get("/api/messages", {**page, **({"cursor": cursor} if cursor else {})})
+        if cursor:
+            page["cursor"] = cursor
+        # In a body, not a query string: a patient identifier stays out of every URL.
+        body = api.post("/api/messages/search", page)
         found += body["messages"]
         cursor = body["next"]
         if cursor is None:

@@ -3,7 +3,9 @@
 - ``GET /api/messages`` — the operators' search (:mod:`broker.store.search`):
   by carebroker id, control id, sender, recipient, message type, status,
   delivery status, time range and patient identifier, newest first, a page
-  at a time (``next`` is the cursor of the following page);
+  at a time (``next`` is the cursor of the following page); ``POST
+  /api/messages/search`` takes the same filters in a JSON body, which keeps
+  a patient identifier out of URLs (the console and the CLI use it);
 - ``GET /api/messages/{id}`` — one message's status and its deliveries:
   ``recipient``, ``status`` (pending | delivered | failed | dead | blocked),
   ``attempts``, ``last_error``, ``rule`` (the first rule that chose the
@@ -32,8 +34,9 @@ from typing import Annotated, Any, Literal
 
 import asyncpg
 from fastapi import APIRouter, HTTPException, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
+from broker.app import Context
 from broker.console.auth import Principal, Viewer
 from broker.console.deps import Ctx
 from broker.console.users import UserRole, has_role
@@ -93,6 +96,30 @@ class MessageList(BaseModel):
         description="Opaque cursor of the next page (pass it as `cursor` with the same "
         "filters); null on the last page.",
     )
+
+
+class SearchRequest(BaseModel):
+    """The filters of ``POST /api/messages/search``: those of ``GET /api/messages``, in a body.
+
+    A patient identifier sent this way stays out of URLs, and so out of the
+    access logs of every proxy on the way.
+    """
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, hide_input_in_errors=True)
+
+    message_id: uuid.UUID | None = Field(default=None, alias="id")
+    control_id: str | None = None
+    sender: str | None = None
+    recipient: str | None = None
+    message_type: str | None = None
+    status: MessageStatus | None = None
+    delivery_status: DeliveryStatus | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    patient_authority: str | None = None
+    patient_id: str | None = None
+    cursor: str | None = None
+    limit: int = Field(default=100, ge=1, le=search.MAX_LIMIT)
 
 
 class MessageDetail(BaseModel):
@@ -205,19 +232,62 @@ async def search_messages(
     limit: Annotated[int, Query(ge=1, le=search.MAX_LIMIT)] = 100,
 ) -> MessageList:
     """Return one page of messages matching every filter given, newest first."""
-    patient = _patient(who, patient_authority, patient_id)
+    return await _search(
+        who,
+        ctx,
+        SearchRequest(
+            message_id=message_id,
+            control_id=control_id,
+            sender=sender,
+            recipient=recipient,
+            message_type=message_type,
+            status=status,
+            delivery_status=delivery_status,
+            since=since,
+            until=until,
+            patient_authority=patient_authority,
+            patient_id=patient_id,
+            cursor=cursor,
+            limit=limit,
+        ),
+    )
+
+
+@router.post(
+    "/search",
+    summary="Search messages (filters in the body)",
+    responses={
+        403: {"description": "A patient search by a viewer (it needs operator)."},
+        422: {"description": "Invalid filter, a patient identifier without its authority "
+              "(or the reverse), or a cursor this API did not hand out."},
+        503: {"description": "The message store is unavailable."},
+    },
+)  # fmt: skip
+async def search_messages_posted(request: SearchRequest, who: Viewer, ctx: Ctx) -> MessageList:
+    """The same search as ``GET /api/messages``, its filters in a JSON body.
+
+    Use it for a patient search: the identifier then travels in no URL, so no
+    proxy's access log keeps it. A browser session sends its CSRF token, as
+    with every POST.
+    """
+    return await _search(who, ctx, request)
+
+
+async def _search(who: Principal, ctx: Context, request: SearchRequest) -> MessageList:
+    patient = _patient(who, request.patient_authority, request.patient_id)
     filters = search.Filters(
-        message_id=message_id,
-        control_id=control_id,
-        sender=sender,
-        recipient=recipient,
-        message_type=message_type,
-        status=status,
-        delivery_status=delivery_status,
-        since=_utc(since),
-        until=_utc(until),
+        message_id=request.message_id,
+        control_id=request.control_id,
+        sender=request.sender,
+        recipient=request.recipient,
+        message_type=request.message_type,
+        status=request.status,
+        delivery_status=request.delivery_status,
+        since=_utc(request.since),
+        until=_utc(request.until),
         patient_digest=ctx.pseudonymizer.digest(*patient) if patient else None,
     )
+    cursor, limit = request.cursor, request.limit
     try:
         after = search.Cursor.decode(cursor) if cursor else None
     except search.CursorError as exc:

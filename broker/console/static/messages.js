@@ -181,7 +181,9 @@
       if (!append) cursor = null;
       report(status, L("loading"));
       try {
-        const data = await api("GET", `${MESSAGES}?${apiQuery(formParams)}`);
+        // The filters go in a POST body, not the URL: a patient identifier must not
+        // end up in the access log of a proxy on the way.
+        const data = await api("POST", `${MESSAGES}/search`, Object.fromEntries(apiQuery(formParams)));
         if (mine !== runs) return; // a newer search answered or will answer
         if (!append) rows = [];
         const found = Array.isArray(data) ? data : data.messages || [];

@@ -53,6 +53,8 @@ CHANGES = [
     Change("POST", "/api/alerts/acknowledge", "operator", {**ALERT, "reason": "on it"}),
     Change("POST", "/api/alerts/silence", "operator", {**ALERT, "reason": "known", "hours": 1}),
     Change("POST", "/api/alerts/unsilence", "operator", ALERT),
+    # Changes nothing but audits a patient search: a POST, so CSRF-protected all the same.
+    Change("POST", "/api/messages/search", "viewer", {"control_id": "LS-0001"}),
 ]
 # Sign-in opens a session, so it cannot require one; its CSRF defence (JSON
 # only, same origin) is tested in test_auth.py.

@@ -276,6 +276,68 @@ async def test_a_patient_search_needs_both_parts_and_never_echoes_the_identifier
     assert not [e for e in await audit(pool) if e["kind"] == "patient_searched"]
 
 
+async def test_a_patient_search_in_a_post_body_finds_the_same_and_is_audited(
+    client: httpx.AsyncClient,
+    users: dict[str, str],
+    traffic: dict[str, Envelope],
+    pool: asyncpg.Pool,
+) -> None:
+    """The CLI and the console send filters in a body, so no URL carries the identifier."""
+    token = await cli_token(client, "otto")
+    auth = {"Authorization": f"Bearer {token}"}
+    posted = await client.post(
+        "/api/messages/search",
+        json={"patient_authority": LOCAL, "patient_id": "PAT-1", "limit": 1},
+        headers=auth,
+    )
+    assert posted.status_code == 200, posted.text
+    first = posted.json()
+    assert [m["control_id"] for m in first["messages"]] == ["LS-C"]
+    following = await client.post(
+        "/api/messages/search",
+        json={"patient_authority": LOCAL, "patient_id": "PAT-1", "cursor": first["next"]},
+        headers=auth,
+    )
+    assert [m["control_id"] for m in following.json()["messages"]] == ["LS-A"]
+    searched = [e for e in await audit(pool) if e["kind"] == "patient_searched"]
+    assert [(e["actor"], e["detail"]["page"]) for e in searched] == [
+        ("user:otto", "first"),
+        ("user:otto", "next"),
+    ]
+    viewer = await cli_token(client, "vera")
+    refused = await client.post(
+        "/api/messages/search",
+        json={"patient_authority": LOCAL, "patient_id": "PAT-1"},
+        headers={"Authorization": f"Bearer {viewer}"},
+    )
+    assert refused.status_code == 403
+    plain = await client.post(
+        "/api/messages/search",
+        json={"sender": "labo-sud", "message_type": "ORU^R01"},
+        headers={"Authorization": f"Bearer {viewer}"},
+    )
+    assert [m["control_id"] for m in plain.json()["messages"]] == ["LS-C", "LS-B", "LS-A"]
+
+
+async def test_an_invalid_search_names_the_field_and_never_quotes_its_value(
+    client: httpx.AsyncClient, users: dict[str, str], pool: asyncpg.Pool
+) -> None:
+    token = await cli_token(client, "otto")
+    for body in (
+        {"patient_authority": LOCAL, "patient_id": 277076322082910},  # a number, not a string
+        {"patient_authority": LOCAL, "patient_id": "277076322082910", "limit": "all"},
+        {"patient_authority": LOCAL, "patient_id": "277076322082910", "pateint": "x"},
+        ["277076322082910"],
+    ):
+        response = await client.post(
+            "/api/messages/search", json=body, headers={"Authorization": f"Bearer {token}"}
+        )
+        assert response.status_code == 422, response.text
+        assert "277076322082910" not in response.text
+        assert response.json()["detail"][0]["loc"][0] == "body"
+    assert not [e for e in await audit(pool) if e["kind"] == "patient_searched"]
+
+
 async def test_timeline_lists_chained_then_pending_events_in_order(
     client: httpx.AsyncClient,
     users: dict[str, str],
