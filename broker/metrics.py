@@ -269,7 +269,9 @@ class LagProbe:
         try:
             async with asyncio.timeout(self.timeout):
                 return {
-                    role: await _lag(options, group, topic.full_name(self.prefix))
+                    role: await _lag(
+                        options, topics.group_id(self.prefix, group), topic.full_name(self.prefix)
+                    )
                     for role, (group, topic) in LAGGED_ROLES.items()
                 }
         except (KafkaError, OSError, TimeoutError):

@@ -52,3 +52,12 @@ class Groups:
 
     ROUTER = "router.route"
     DELIVERY = "delivery.dispatch"
+
+
+def group_id(prefix: str, group: str) -> str:
+    """Return the consumer group id a role joins: ``group`` under the deployment's prefix.
+
+    The prefix that separates deployments sharing a Kafka cluster names their
+    groups too, so the roles and the lag probe must agree on it.
+    """
+    return f"{prefix}{group}"

@@ -20,6 +20,7 @@ from typing import Any
 from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 
+from broker import topics
 from broker.settings import Settings
 from broker.topics import Topic
 
@@ -99,7 +100,7 @@ def partition_list(partitions: Iterable[int]) -> str:
 
 def group_id(settings: Settings, group: str) -> str:
     """Return the consumer group id for ``group`` in this deployment (prefix included)."""
-    return f"{settings.kafka_topic_prefix}{group}"
+    return topics.group_id(settings.kafka_topic_prefix, group)
 
 
 def _security(settings: Settings) -> BaseSecurity | None:

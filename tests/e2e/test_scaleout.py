@@ -47,6 +47,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
 from adapters.hl7v2.mllp import MllpClient
+from broker import topics
 from broker.store import db
 from tests.conftest import wait_for
 from tests.e2e.conftest import Running, start_carebroker
@@ -152,7 +153,7 @@ async def test_two_routers_two_deliveries_one_of_each_killed_mid_stream(
                 return bool(first and second and not first & second and first | second == ALL)
 
             await wait_for(split, timeout=60, interval=0.2)
-            ids = await members(kafka_bootstrap, group_id_of(topic_prefix, group))
+            ids = await members(kafka_bootstrap, topics.group_id(topic_prefix, group))
             assert sorted(pid_of(m) for m in ids) == sorted(r.process.pid for r in pair), ids
 
         sent = 0
@@ -201,7 +202,7 @@ async def test_two_routers_two_deliveries_one_of_each_killed_mid_stream(
                 timeout=60,
                 interval=0.2,
             )
-            ids = await members(kafka_bootstrap, group_id_of(topic_prefix, group))
+            ids = await members(kafka_bootstrap, topics.group_id(topic_prefix, group))
             assert [pid_of(m) for m in ids] == [survivor.process.pid], ids
 
         await feed
@@ -273,8 +274,3 @@ async def test_two_routers_two_deliveries_one_of_each_killed_mid_stream(
     for running in carebroker:
         assert " ERROR " not in running.output(), running.output()
         assert "Traceback" not in running.output(), running.output()
-
-
-def group_id_of(prefix: str, group: str) -> str:
-    """Return the consumer group id the roles join (``routing.subscriber.group_id``)."""
-    return f"{prefix}{group}"

@@ -13,6 +13,7 @@ from broker import kafka, metrics, topics
 from broker.settings import Settings
 from broker.store.audit import AuditWriter
 from broker.store.messages import Accepted, MessageStore
+from routing.subscriber import group_id
 from tests.integration.audit.conftest import accept, hops, reject
 from tests.integration.observe.conftest import http_get
 from tests.integration.test_store import envelope
@@ -139,7 +140,8 @@ async def test_consumer_lag_per_role_comes_from_kafka(
         await producer.stop()
     consumer = AIOKafkaConsumer(
         **kafka.client_options(settings),
-        group_id=topics.Groups.ROUTER,
+        # The group the router role joins: the deployment's prefix included.
+        group_id=group_id(settings, topics.Groups.ROUTER),
         enable_auto_commit=False,
     )
     await consumer.start()
