@@ -17,8 +17,9 @@ when the formats differ. Then ONE PostgreSQL transaction:
 - records the audit events (``routed`` per recipient with its rule,
   ``translated`` with what a translation produced and could not map,
   ``unroutable``, ``blocked``);
-- inserts the outbox rows for ``care.deliveries.requested.v1``, each on the
-  partition of its lane, so the delivery instance owning that lane wakes up;
+- inserts the outbox rows for ``care.deliveries.requested.v1``, one per
+  partition the batch's deliveries fall in (one per delivery when tracing),
+  so the delivery instance owning each lane wakes up;
 - notes the application ACK an enhanced-mode sender asked for
   (``routing/app_ack.py``), and queues it at once when the outcome is already
   known (unroutable, refused, nothing left to deliver).
@@ -77,6 +78,25 @@ log = logging.getLogger(__name__)
 ACTOR = "router"
 _RETRY_LATER: tuple[type[BaseException], ...] = (TransientError, *UNAVAILABLE)
 BATCH_MAX = 500
+
+
+def _wake_ups(rows: list[_Row]) -> list[_Row]:
+    """Return the deliveries whose records wake the delivery instances: one per partition.
+
+    A record on ``care.deliveries.requested.v1`` only wakes the instance that
+    owns its partition, which then reads every ready head of its lanes from
+    PostgreSQL; a second record for the same partition in the same batch
+    wakes nobody new. One per partition spares the outbox, the relay and
+    Kafka two records in three. With tracing on, each delivery keeps its own
+    record, so that its trace shows the Kafka hop.
+    """
+    pending = [r for r in rows if r.status == "pending"]
+    if telemetry.is_recording():
+        return pending
+    first: dict[int, _Row] = {}
+    for row in pending:
+        first.setdefault(row.partition, row)
+    return list(first.values())
 
 
 def render_copy(
@@ -278,8 +298,7 @@ class Router:
                         r.partition,
                         headers=r.trace or None,
                     )
-                    for r in fresh
-                    if r.status == "pending"
+                    for r in _wake_ups(fresh)
                 ],
                 self.outbox_shards,
             )

@@ -49,3 +49,32 @@ async def test_a_redelivered_batch_changes_nothing(pool: asyncpg.Pool) -> None:
     outbox = await pool.fetch("SELECT topic, key, partition FROM outbox ORDER BY id")
     assert {r["topic"] for r in outbox} == {"t.care.deliveries.requested.v1"}
     assert all(r["partition"] == partition_of(r["key"].decode(), 4) for r in outbox)
+
+
+async def test_one_wake_up_per_partition_touched_however_many_deliveries(
+    pool: asyncpg.Pool,
+) -> None:
+    """The records only wake the owner of a partition: more for the same one are waste."""
+    directory = load_directory(DATA / "partners.yaml")
+    router = Router(pool, directory, topic_prefix="t.", partitions=4, outbox_shards=2)
+    envs = [envelope(variant(ORU, f"W-{n}", f"PAT-{n}")) for n in range(40)]
+    await MessageStore(pool, topic_prefix="t.").accept([Accepted(e, b"A") for e in envs])
+    await pool.execute("DELETE FROM outbox")
+
+    stats = await router.route(envs)
+    assert stats.deliveries == 80  # two recipients each
+    touched = {
+        r["partition"]
+        for r in await pool.fetch(
+            "SELECT DISTINCT partition FROM deliveries WHERE status = 'pending'"
+        )
+    }
+    outbox = await pool.fetch("SELECT key, partition FROM outbox")
+    assert sorted(r["partition"] for r in outbox) == sorted(touched)
+    assert len(touched) > 1  # 80 lanes over 4 partitions
+    # Each record still names a real delivery of its partition (its lane is the key).
+    lanes = {
+        r["lane"]: r["partition"]
+        for r in await pool.fetch("SELECT lane, partition FROM deliveries")
+    }
+    assert all(lanes[r["key"].decode()] == r["partition"] for r in outbox)
