@@ -170,18 +170,19 @@ class Timeline(BaseModel):
 
 
 router = APIRouter(prefix="/api/messages", tags=["messages"])
+SEARCH_RESPONSES: dict[int | str, dict[str, Any]] = {
+    403: {"description": "A patient search by a viewer (it needs operator)."},
+    422: {"description": "Invalid filter, a patient identifier without its authority "
+          "(or the reverse), or a cursor this API did not hand out."},
+    503: {"description": "The message store is unavailable."},
+}  # fmt: skip
 
 
 @router.get(
     "",
     summary="Search messages",
-    responses={
-        403: {"description": "A patient search by a viewer (it needs operator)."},
-        422: {"description": "Invalid filter, a patient identifier without its authority "
-              "(or the reverse), or a cursor this API did not hand out."},
-        503: {"description": "The message store is unavailable."},
-    },
-)  # fmt: skip
+    responses=SEARCH_RESPONSES,
+)
 async def search_messages(
     who: Viewer,
     ctx: Ctx,
@@ -256,13 +257,8 @@ async def search_messages(
 @router.post(
     "/search",
     summary="Search messages (filters in the body)",
-    responses={
-        403: {"description": "A patient search by a viewer (it needs operator)."},
-        422: {"description": "Invalid filter, a patient identifier without its authority "
-              "(or the reverse), or a cursor this API did not hand out."},
-        503: {"description": "The message store is unavailable."},
-    },
-)  # fmt: skip
+    responses=SEARCH_RESPONSES,
+)
 async def search_messages_posted(request: SearchRequest, who: Viewer, ctx: Ctx) -> MessageList:
     """The same search as ``GET /api/messages``, its filters in a JSON body.
 
