@@ -197,11 +197,12 @@ def test_fhir_resource_in_fhir_out_is_wrapped_in_a_message() -> None:
 
 
 def test_a_fhir_message_in_keeps_its_resources_and_is_re_addressed() -> None:
-    out = render_for(fhir_envelope(translated_oru()), NORD)
+    sent = translated_oru()  # once: its Provenance records the time of translation
+    out = render_for(fhir_envelope(sent), NORD)
     bundle = json.loads(out.payload)
     Bundle.model_validate(bundle)
     assert bundle["entry"][0]["resource"]["destination"][0]["name"] == "maison-sante-nord"
-    assert json.loads(translated_oru())["entry"][1:] == bundle["entry"][1:]
+    assert json.loads(sent)["entry"][1:] == bundle["entry"][1:]
 
 
 def test_fhir_in_v2_out_in_the_recipient_version_charset_and_address() -> None:
