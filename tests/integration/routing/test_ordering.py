@@ -18,11 +18,30 @@ from tests.sinks import FhirSink, MllpSink
 
 async def hold_then_release(pipeline: Pipeline, *, strict: bool) -> None:
     pipeline.dupont.answers["HOLD-000"] = "AR"  # the partner cannot take it for now
+    # P1 and P2 travel on different partitions of the accepted topic, so the
+    # router may route HOLD-002 before HOLD-000; a strict endpoint is held
+    # behind a failing delivery, not behind messages not routed yet. Delivery
+    # to the partner waits (an operator's pause) until all three are routed.
+    await pipeline.pool.execute(
+        "INSERT INTO delivery_pauses (recipient, reason, paused_by) VALUES ($1, $2, $3)",
+        "cabinet-dupont",
+        "until all three are routed",
+        "test",
+    )
     accepted = await pipeline.accept(
         (variant(ORU, "HOLD-000", "P1"), "labo-sud"),
         (variant(ORU, "HOLD-001", "P1"), "labo-sud"),
         (variant(ORU, "HOLD-002", "P2"), "labo-sud"),
     )
+
+    async def all_routed() -> bool:
+        routed = await pipeline.pool.fetchval(
+            "SELECT count(*) FROM deliveries WHERE recipient = 'cabinet-dupont'"
+        )
+        return bool(routed == 3)
+
+    await wait_for(all_routed, timeout=30)
+    await pipeline.pool.execute("DELETE FROM delivery_pauses")
 
     async def retried_twice() -> bool:
         rows = await pipeline.deliveries(accepted[0].message_id)
