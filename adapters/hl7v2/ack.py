@@ -44,6 +44,7 @@ from adapters.hl7v2.er7 import (
     Segment,
     encode_message,
     escape,
+    escape_controls,
     split_segments,
 )
 from broker.errors import MessageError
@@ -135,7 +136,11 @@ class Header:
     @classmethod
     def of(cls, segment: Segment) -> Header:
         """Return the header fields of a parsed MSH (or BHS/FHS) segment."""
-        field, enc = segment.field, segment.enc
+        enc = segment.enc
+
+        def field(number: int) -> str:
+            return escape_controls(segment.field(number), enc)
+
         addresses = (enc, field(3), field(4), field(5), field(6))
         if segment.name != "MSH":
             # BHS/FHS-3..6 are MSH-3..6; their control id is field 11.

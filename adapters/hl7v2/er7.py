@@ -40,6 +40,8 @@ NULL: Final = '""'
 
 _HEADER_SEGMENTS: Final = frozenset({"MSH", "BHS", "FHS"})
 _SEGMENT_NAME = re.compile(r"^[A-Z0-9]{3}")
+# C0 control characters other than TAB, LF and CR (those two are escaped by name).
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
 _PATH = re.compile(
     r"^(?P<seg>[A-Z][A-Z0-9]{2})(?:\((?P<occ>\d+)\))?-(?P<field>\d+)"
     r"(?:\[(?P<rep>\d+)\])?(?:\.(?P<comp>\d+))?(?:\.(?P<sub>\d+))?$"
@@ -161,6 +163,8 @@ def _decode_sequence(seq: str, enc: Encoding, raw: str) -> str:
             data = bytes.fromhex(seq[1:])
         except ValueError:
             return raw
+        if 0 in data:  # no text store can hold NUL: kept as written
+            return raw
         try:
             return data.decode("utf-8")
         except UnicodeDecodeError:
@@ -182,9 +186,27 @@ def escape(value: str, enc: Encoding = DEFAULT_ENCODING) -> str:
     }
     if enc.truncation:
         specials[enc.truncation] = "P"
-    if not any(c in value for c in specials):
+    if not any(c in value for c in specials) and not _CONTROL.search(value):
         return value
-    return "".join(f"{esc}{specials[c]}{esc}" if c in specials else c for c in value)
+    return "".join(
+        f"{esc}{specials[c]}{esc}"
+        if c in specials
+        else f"{esc}X{ord(c):02X}{esc}"
+        if _CONTROL.match(c)
+        else c
+        for c in value
+    )
+
+
+def escape_controls(raw: str, enc: Encoding = DEFAULT_ENCODING) -> str:
+    """Write the control characters of a raw ER7 value as ``\\Xhh\\`` (the rest untouched).
+
+    A value copied from a message into an answer (MSH-10 into MSA-2) must not
+    carry a control character raw: receivers split lines on some of them.
+    """
+    if not _CONTROL.search(raw):
+        return raw
+    return _CONTROL.sub(lambda m: f"{enc.escape}X{ord(m[0]):02X}{enc.escape}", raw)
 
 
 # --- writing ---------------------------------------------------------------------
@@ -338,6 +360,9 @@ class Message:
                 raise MessageError(
                     "segment name must be three upper-case letters or digits", code=100
                 )
+        if "\x00" in text:  # never valid in HL7 v2 text (escape it as \X00\)
+            name = next(raw[:3] for raw in raw_segments if "\x00" in raw)
+            raise MessageError(f"NUL character in segment {name}", location=name, code=102)
         self.segments = [Segment(s, self.enc) for s in raw_segments]
 
     def __repr__(self) -> str:

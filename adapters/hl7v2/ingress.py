@@ -40,7 +40,7 @@ from adapters.hl7v2.ack import (
 )
 from adapters.hl7v2.checks import Refusal, check_header, identify
 from adapters.hl7v2.commit import GroupCommit
-from adapters.hl7v2.er7 import Message
+from adapters.hl7v2.er7 import Message, escape_controls
 from adapters.hl7v2.extract import build_envelope
 from adapters.hl7v2.framing import Frame
 from adapters.hl7v2.mllp import Peer
@@ -525,4 +525,5 @@ def _ack_control_id(message_id: uuid.UUID) -> str:
 
 
 def _text(raw: bytes) -> str:
-    return raw.decode("utf-8", "replace").strip()[:64]
+    # An id kept in the store: control characters (NUL above all) written as \Xhh\.
+    return escape_controls(raw.decode("utf-8", "replace").strip())[:64]

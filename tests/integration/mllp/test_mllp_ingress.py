@@ -106,6 +106,31 @@ async def test_undecodable_bytes_are_refused_with_err_at_msh18_and_kept(
     assert row["sender"] == "labo-sud"
 
 
+async def test_nul_and_control_characters_are_refused_named_answered_cleanly_and_kept(
+    listener: Listener, pool: asyncpg.Pool
+) -> None:
+    """PostgreSQL text cannot hold NUL: such a frame is refused, and still kept."""
+    in_msh = with_control_id(ORU, "NUL\x00-1\x1d")
+    answer_bytes = await listener.send(in_msh)
+    assert b"\x00" not in answer_bytes and b"\x1d" not in answer_bytes
+    answer = parse_answer(answer_bytes)
+    assert msa(answer) == ("AE", "NUL\\X00\\-1\\X1D\\")  # echoed, escaped
+    assert str(answer.segment("ERR")[3][0][0]) == "102"
+    in_obx = ORU.replace(b"|5.4|", b"|5.\x004|")
+    assert msa(parse_answer(await listener.send(in_obx))) == ("AE", "LS-0001")
+    # An escaped NUL is legal ER7: accepted, and stored as written.
+    escaped = with_control_id(ORU, "ESC\\X00\\-1")
+    assert msa(parse_answer(await listener.send(escaped)))[0] == "AA"
+    rows = await pool.fetch("SELECT status, reason, control_id FROM messages ORDER BY id")
+    assert [(r["status"], r["control_id"]) for r in rows] == [
+        ("rejected", "NUL\\X00\\-1\\X1D\\"),
+        ("rejected", "LS-0001"),
+        ("accepted", "ESC\\X00\\-1"),
+    ]
+    assert rows[1]["reason"] == "malformed: NUL character in segment OBX"
+    assert await pool.fetchval("SELECT count(*) FROM payloads") == 3
+
+
 async def test_multi_megabyte_frame_is_accepted(listener: Listener, pool: asyncpg.Pool) -> None:
     document = base64.b64encode(bytes(range(256)) * 12_000).decode()  # ~4 MB of base64
     data = ORU.replace(
