@@ -13,6 +13,7 @@ MessageHeader first) in :mod:`adapters.fhir.gateway`.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,7 +70,17 @@ def parse_json(body: bytes) -> Json:
         raise FhirValidationError(
             [Issue("$", "a FHIR resource must be a JSON object", "structure")]
         )
+    if _NUL.search(text):
+        # FHIR strings cannot hold control characters (R4 2.1.28.0.1), nor can
+        # PostgreSQL text: named here, before anything tries to store it.
+        raise FhirValidationError(
+            [Issue("$", "a string holds U+0000, which FHIR strings cannot contain", "value")]
+        )
     return document
+
+
+# \u0000 as a JSON escape: preceded by an even number of backslashes (none included).
+_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 
 
 def resource_type(document: Json, allowed: frozenset[str] | None = None) -> str:

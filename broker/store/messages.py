@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -281,6 +281,7 @@ class MessageStore:
         """Keep refused input with its reason (bytes capped) and audit the refusal."""
         if not items:
             return
+        items = [_storable(r) for r in items]
         with telemetry.internal_span("store reject", {"carebroker.batch.size": len(items)}):
             await self._reject(items)
 
@@ -372,3 +373,28 @@ def _key(envelope: Envelope) -> tuple[str, str, str]:
 def _columns(items: Sequence[Any], row: Any) -> list[list[Any]]:
     rows = [row(i) for i in items]
     return [list(col) for col in zip(*rows, strict=True)] if rows else []
+
+
+_TEXT_FIELDS = (
+    "reason",
+    "sending_application",
+    "sending_facility",
+    "control_id",
+    "message_type",
+    "version",
+    "batch_id",
+)
+
+
+def _storable(item: Rejected) -> Rejected:
+    """Return ``item`` with NUL replaced in its text: refused input is kept whatever it holds.
+
+    PostgreSQL text cannot hold NUL; ingress refuses such input, and this keeps
+    the refusal itself from failing (and losing the batch it is stored with).
+    """
+    changes: dict[str, Any] = {
+        name: value.replace("\x00", "\ufffd")
+        for name in _TEXT_FIELDS
+        if isinstance(value := getattr(item, name), str) and "\x00" in value
+    }
+    return replace(item, **changes) if changes else item

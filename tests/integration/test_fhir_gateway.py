@@ -310,6 +310,23 @@ async def test_bad_input_is_refused_with_fhirpath_and_kept(
     assert ok.status_code == 200
 
 
+async def test_a_nul_in_a_string_is_refused_400_and_kept(
+    client: httpx.AsyncClient, pool: asyncpg.Pool
+) -> None:
+    """FHIR strings cannot hold U+0000, nor can PostgreSQL text: refused, named, kept."""
+    message = lab_message("NUL-1")
+    message["identifier"]["value"] = "NUL\u0000-1"
+    body = json.dumps(message).encode()
+    assert b"\\u0000" in body
+    response = await client.post("/fhir/$process-message", content=body, headers=auth())
+    assert response.status_code == 400
+    assert "U+0000" in outcome_of(response)["issue"][0]["diagnostics"]
+    [row] = await rows(pool)
+    assert row["status"] == "rejected" and bytes(row["data"]) == body
+    ok = await client.post("/fhir/$process-message", json=lab_message("LS-OK"), headers=auth())
+    assert ok.status_code == 200
+
+
 async def test_a_sender_posing_as_another_partner_is_refused(
     client: httpx.AsyncClient, pool: asyncpg.Pool
 ) -> None:

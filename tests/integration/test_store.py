@@ -119,3 +119,29 @@ async def test_migrations_run_once_when_started_concurrently(pg_admin_dsn: str) 
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+
+
+async def test_refused_input_is_kept_whatever_text_it_holds(pool: asyncpg.Pool) -> None:
+    """A NUL in a refusal's text (PostgreSQL text cannot hold it) loses nothing of the batch."""
+    store = MessageStore(pool, topic_prefix="t.")
+    items = [
+        Rejected(
+            message_id=message_id,
+            received_at=at,
+            channel="mllp",
+            format="hl7v2",
+            payload=b"MSH|^~\\&|\x00",
+            reason=f"malformed: {name}",
+            control_id=control,
+        )
+        for (message_id, at), name, control in (
+            (new_id_at(), "first", "NUL\x00-1"),
+            (new_id_at(), "second", "PLAIN-2"),
+        )
+    ]
+    await store.reject(items)
+    stored = await pool.fetch("SELECT control_id, reason FROM messages ORDER BY id")
+    assert [(r["control_id"], r["reason"]) for r in stored] == [
+        ("NUL\ufffd-1", "malformed: first"),
+        ("PLAIN-2", "malformed: second"),
+    ]
