@@ -137,9 +137,11 @@ class Header:
     def of(cls, segment: Segment) -> Header:
         """Return the header fields of a parsed MSH (or BHS/FHS) segment."""
         enc = segment.enc
+        clean = escape_controls(segment.raw, enc) is segment.raw  # the usual case: one scan
 
         def field(number: int) -> str:
-            return escape_controls(segment.field(number), enc)
+            value = segment.field(number)
+            return value if clean else escape_controls(value, enc)
 
         addresses = (enc, field(3), field(4), field(5), field(6))
         if segment.name != "MSH":
