@@ -98,28 +98,58 @@ class MessageList(BaseModel):
     )
 
 
-class SearchRequest(BaseModel):
+class SearchFilters(BaseModel):
+    """The filters of a message search: the query of ``GET /api/messages``."""
+
+    model_config = ConfigDict(populate_by_name=True, hide_input_in_errors=True)
+
+    message_id: uuid.UUID | None = Field(
+        default=None, alias="id", description="carebroker id of the message."
+    )
+    control_id: str | None = Field(
+        default=None, description="MSH-10, or the Bundle identifier of FHIR input."
+    )
+    sender: str | None = Field(default=None, description="Partner id of the sender.")
+    recipient: str | None = Field(
+        default=None, description="Partner id of a recipient (messages routed to it)."
+    )
+    message_type: str | None = Field(
+        default=None, description="As MSH-9 gives it: `ORU^R01`, `ADT^A08`…"
+    )
+    status: MessageStatus | None = None
+    delivery_status: DeliveryStatus | None = Field(
+        default=None,
+        description="Only messages with a delivery in this status (with `recipient`: "
+        "the delivery to that recipient).",
+    )
+    since: datetime | None = Field(
+        default=None, description="Received at or after (ISO 8601; no offset: UTC)."
+    )
+    until: datetime | None = Field(
+        default=None, description="Received before (ISO 8601; no offset: UTC)."
+    )
+    patient_authority: str | None = Field(
+        default=None,
+        description="Assigning authority of a patient identifier (PID-3.4: OID, else "
+        "namespace). Needs the operator role; audited.",
+    )
+    patient_id: str | None = Field(
+        default=None,
+        description="The patient identifier's value (PID-3.1), with `patient_authority`. "
+        "Hashed at once; never stored or logged.",
+    )
+    cursor: str | None = Field(default=None, description="The `next` value of the previous page.")
+    limit: int = Field(default=100, ge=1, le=search.MAX_LIMIT)
+
+
+class SearchRequest(SearchFilters):
     """The filters of ``POST /api/messages/search``: those of ``GET /api/messages``, in a body.
 
     A patient identifier sent this way stays out of URLs, and so out of the
-    access logs of every proxy on the way.
+    access logs of every proxy on the way. A misspelt filter is refused.
     """
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, hide_input_in_errors=True)
-
-    message_id: uuid.UUID | None = Field(default=None, alias="id")
-    control_id: str | None = None
-    sender: str | None = None
-    recipient: str | None = None
-    message_type: str | None = None
-    status: MessageStatus | None = None
-    delivery_status: DeliveryStatus | None = None
-    since: datetime | None = None
-    until: datetime | None = None
-    patient_authority: str | None = None
-    patient_id: str | None = None
-    cursor: str | None = None
-    limit: int = Field(default=100, ge=1, le=search.MAX_LIMIT)
+    model_config = ConfigDict(extra="forbid")
 
 
 class MessageDetail(BaseModel):
@@ -184,74 +214,10 @@ SEARCH_RESPONSES: dict[int | str, dict[str, Any]] = {
     responses=SEARCH_RESPONSES,
 )
 async def search_messages(
-    who: Viewer,
-    ctx: Ctx,
-    message_id: Annotated[
-        uuid.UUID | None, Query(alias="id", description="carebroker id of the message.")
-    ] = None,
-    control_id: Annotated[
-        str | None, Query(description="MSH-10, or the Bundle identifier of FHIR input.")
-    ] = None,
-    sender: Annotated[str | None, Query(description="Partner id of the sender.")] = None,
-    recipient: Annotated[
-        str | None, Query(description="Partner id of a recipient (messages routed to it).")
-    ] = None,
-    message_type: Annotated[
-        str | None, Query(description="As MSH-9 gives it: `ORU^R01`, `ADT^A08`…")
-    ] = None,
-    status: MessageStatus | None = None,
-    delivery_status: Annotated[
-        DeliveryStatus | None,
-        Query(
-            description="Only messages with a delivery in this status (with `recipient`: "
-            "the delivery to that recipient)."
-        ),
-    ] = None,
-    since: Annotated[
-        datetime | None, Query(description="Received at or after (ISO 8601; no offset: UTC).")
-    ] = None,
-    until: Annotated[
-        datetime | None, Query(description="Received before (ISO 8601; no offset: UTC).")
-    ] = None,
-    patient_authority: Annotated[
-        str | None,
-        Query(
-            description="Assigning authority of a patient identifier (PID-3.4: OID, else "
-            "namespace). Needs the operator role; audited."
-        ),
-    ] = None,
-    patient_id: Annotated[
-        str | None,
-        Query(
-            description="The patient identifier's value (PID-3.1), with `patient_authority`. "
-            "Hashed at once; never stored or logged."
-        ),
-    ] = None,
-    cursor: Annotated[
-        str | None, Query(description="The `next` value of the previous page.")
-    ] = None,
-    limit: Annotated[int, Query(ge=1, le=search.MAX_LIMIT)] = 100,
+    who: Viewer, ctx: Ctx, filters: Annotated[SearchFilters, Query()]
 ) -> MessageList:
     """Return one page of messages matching every filter given, newest first."""
-    return await _search(
-        who,
-        ctx,
-        SearchRequest(
-            message_id=message_id,
-            control_id=control_id,
-            sender=sender,
-            recipient=recipient,
-            message_type=message_type,
-            status=status,
-            delivery_status=delivery_status,
-            since=since,
-            until=until,
-            patient_authority=patient_authority,
-            patient_id=patient_id,
-            cursor=cursor,
-            limit=limit,
-        ),
-    )
+    return await _search(who, ctx, filters)
 
 
 @router.post(
@@ -269,7 +235,7 @@ async def search_messages_posted(request: SearchRequest, who: Viewer, ctx: Ctx) 
     return await _search(who, ctx, request)
 
 
-async def _search(who: Principal, ctx: Context, request: SearchRequest) -> MessageList:
+async def _search(who: Principal, ctx: Context, request: SearchFilters) -> MessageList:
     patient = _patient(who, request.patient_authority, request.patient_id)
     filters = search.Filters(
         message_id=request.message_id,
