@@ -130,8 +130,16 @@ def fhir_patient_values(document: object) -> set[str]:
     return values
 
 
+_PEER = re.compile(r"127\.0\.0\.1:\d+")
+
+
 def leaks(haystack: str, values: set[str], allowed: set[str]) -> list[str]:
-    """Return the values found in ``haystack`` as whole words (``1000`` is not in ``10001``)."""
+    """Return the values found in ``haystack`` as whole words (``1000`` is not in ``10001``).
+
+    Peers' addresses are recorded on purpose and are no patient data: their
+    ephemeral ports (a postal code such as 50112 can be one) are left out.
+    """
+    haystack = _PEER.sub("127.0.0.1:PORT", haystack)
     return sorted(
         f"{v!r} in ...{haystack[max(0, m.start() - 40) : m.end() + 40]!r}..."
         for v in values - allowed
