@@ -224,33 +224,38 @@ class MessageStore:
         # Serialise each envelope once: the stored routing view is the Kafka
         # record without its payload (the payload is the envelope's last field).
         views = [e.model_dump_json(exclude={"payload"}) for e in envelopes]
-        await conn.executemany(
+        # One statement for the batch (unnest), not one per row: a text[] column
+        # cannot be unnested from a ragged 2-D array, so each message's patient
+        # digests (32 hex characters each) travel space-joined.
+        await conn.execute(
             "INSERT INTO messages (id, received_at, channel, format, sender, sending_application,"
             " sending_facility, control_id, message_type, version, status, batch_id, charset,"
             " size, patient_digests, envelope, ack)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'accepted', $11, $12, $13, $14,"
-            " $15::text::jsonb, $16)",
-            [
-                (
-                    e.message_id,
-                    e.received_at,
-                    e.channel,
-                    e.format,
-                    e.sender,
-                    e.sending_application,
-                    e.sending_facility,
-                    e.control_id,
-                    e.message_type,
-                    e.version,
-                    e.batch_id,
-                    e.charset,
-                    len(e.payload),
-                    [k.digest for k in e.patient_keys],
-                    view,
-                    i.answer,
-                )
-                for e, i, view in zip(envelopes, fresh, views, strict=True)
-            ],
+            " SELECT id, received_at, channel, format, sender, sending_application,"
+            " sending_facility, control_id, message_type, version, 'accepted', batch_id, charset,"
+            " size, string_to_array(digests, ' '), envelope::jsonb, ack"
+            " FROM unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::text[], $5::text[],"
+            " $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[],"
+            " $12::text[], $13::integer[], $14::text[], $15::text[], $16::bytea[])"
+            " AS t(id, received_at, channel, format, sender, sending_application,"
+            " sending_facility, control_id, message_type, version, batch_id, charset, size,"
+            " digests, envelope, ack)",
+            [e.message_id for e in envelopes],
+            [e.received_at for e in envelopes],
+            [e.channel for e in envelopes],
+            [e.format for e in envelopes],
+            [e.sender for e in envelopes],
+            [e.sending_application for e in envelopes],
+            [e.sending_facility for e in envelopes],
+            [e.control_id for e in envelopes],
+            [e.message_type for e in envelopes],
+            [e.version for e in envelopes],
+            [e.batch_id for e in envelopes],
+            [e.charset for e in envelopes],
+            [len(e.payload) for e in envelopes],
+            [" ".join(k.digest for k in e.patient_keys) for e in envelopes],
+            views,
+            [i.answer for i in fresh],
         )
         await conn.execute(
             "INSERT INTO payloads (message_id, received_at, data)"

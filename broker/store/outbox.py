@@ -35,10 +35,11 @@ async def insert(conn: asyncpg.Connection, rows: Sequence[OutboxRow], shards: in
     """Insert outbox rows in the caller's transaction and wake the relay at commit."""
     if not rows:
         return
+    # One statement, one round trip: the NOTIFY rides with the insert.
     await conn.execute(
-        "INSERT INTO outbox (shard, topic, key, value, partition, headers) "
+        "WITH rows AS (INSERT INTO outbox (shard, topic, key, value, partition, headers) "
         "SELECT * FROM unnest($1::smallint[], $2::text[], $3::bytea[], $4::bytea[], "
-        "$5::integer[], $6::jsonb[])",
+        "$5::integer[], $6::jsonb[])) SELECT pg_notify('carebroker_outbox', '')",
         [shard_of(r.key, shards) for r in rows],
         [r.topic for r in rows],
         [r.key for r in rows],
@@ -46,4 +47,3 @@ async def insert(conn: asyncpg.Connection, rows: Sequence[OutboxRow], shards: in
         [r.partition for r in rows],
         [r.headers for r in rows],
     )
-    await conn.execute("NOTIFY carebroker_outbox")
