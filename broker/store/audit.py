@@ -279,7 +279,14 @@ async def _count(conn: asyncpg.Connection, events: Sequence[dict[str, Any]]) -> 
     counted = [e for e in events if e["kind"] in _COUNTED]
     if not counted:
         return
-    types = await _message_types(conn, [e["message_id"] for e in counted if e["message_id"]])
+    types = await _message_types(
+        conn,
+        [
+            e["message_id"]
+            for e in counted
+            if e["message_id"] and not e["detail"].get("message_type")
+        ],
+    )
     counts: dict[tuple[str, str, str], int] = {}
     latency: dict[tuple[str, int], tuple[int, float]] = {}
     for event in counted:
@@ -327,9 +334,9 @@ async def _message_types(conn: asyncpg.Connection, ids: list[uuid.UUID]) -> dict
         return {}
     unique = list(dict.fromkeys(ids))
     rows = await conn.fetch(
-        # received_at is the id's time: the condition prunes to the right partitions.
-        "SELECT id, message_type FROM messages"
-        " WHERE id = ANY($1::uuid[]) AND received_at = ANY($2::timestamptz[])",
+        # received_at is the id's time: one primary-key probe per message.
+        "SELECT m.id, m.message_type FROM unnest($1::uuid[], $2::timestamptz[]) AS t(id, at)"
+        " JOIN messages m ON m.received_at = t.at AND m.id = t.id",
         unique,
         [id_time(i) for i in unique],
     )
