@@ -106,3 +106,9 @@ class DeliveryRequest(_Frozen):
     recipient: str
     lane: str = Field(description="Ordering lane: recipient + patient ordering key.")
     trace: dict[str, str] = Field(default_factory=dict)
+    lanes: list[str] = Field(
+        default_factory=list,
+        description="Every lane of this record's partition that the same routing batch gave"
+        " work (the router writes one record per partition, not one per delivery); empty:"
+        " only ``lane``.",
+    )

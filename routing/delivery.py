@@ -18,8 +18,11 @@ patients and other recipients flow on. A dead-lettered delivery (``failed``
 or ``dead``) leaves its lane: the lane moves on, and the dead letter waits
 for ``carebroker replay``.
 
-Throughput. The PostgreSQL work is batched across lanes: one query fetches
-the ready heads of many lanes; outcomes are written by one writer, many per
+Throughput. The PostgreSQL work is batched across lanes: one query reads
+the heads of the lanes something happened to (named by a wake-up record,
+released by an outcome, or due after a backoff), one index probe each, and
+every ``SCAN_S`` one exhaustive query reads every lane's head, so nothing a
+wake-up missed is stranded; outcomes are written by one writer, many per
 transaction, with their audit events. Sends run concurrently per endpoint
 (``connections`` for MLLP, ``concurrency`` for FHIR).
 
@@ -41,6 +44,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
+import orjson
 from aiokafka import TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from faststream.kafka import KafkaBroker, KafkaMessage
@@ -69,6 +73,8 @@ FETCH_MAX = 500
 WRITE_MAX = 1000
 IDLE_POLL_S = 1.0
 PACE_S = 0.005
+SCAN_S = 2.0  # how often every lane's head is looked for, whatever the wake-ups said
+SCAN_MAX = 20000  # lane heads one exhaustive pass reads
 SWEEP_S = 30.0
 _STORE_DOWN: tuple[type[BaseException], ...] = (*UNAVAILABLE, StoreUnavailableError)
 
@@ -193,6 +199,12 @@ class Dispatcher:
         self.endpoints: dict[str, _Endpoint] = {}
         self.results: asyncio.Queue[_Result] = asyncio.Queue()
         self.delivered = 0
+        # Lanes to look at on the next pass (an insertion-ordered set): named by
+        # wake-up records, released by the writer, or whose waiting head is due.
+        self._candidates: dict[tuple[int, str], None] = {}
+        self._waiting: dict[tuple[int, str], float] = {}  # lane -> loop time its head is due
+        self._scan_at = 0.0  # loop time of the next exhaustive pass
+        self._open_circuits: list[str] = []
         self._wake = asyncio.Event()
         self._lane_released = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -201,9 +213,9 @@ class Dispatcher:
     # --- ownership (rebalance listener) ---------------------------------------------
 
     def assign(self, partitions: Iterable[int]) -> None:
-        """Take the lanes of these partitions."""
+        """Take the lanes of these partitions (and look at all of them)."""
         self.owned |= set(partitions)
-        self.wake()
+        self.wake(None)
 
     async def revoke(self, partitions: Iterable[int], timeout: float = REVOKE_WAIT_S) -> None:
         """Stop taking these partitions' lanes; return once their attempts are recorded.
@@ -224,8 +236,12 @@ class Dispatcher:
                     self._lane_released.clear()
                     await self._lane_released.wait()
 
-    def wake(self) -> None:
-        """Look for ready heads now (a record arrived, a lane was released)."""
+    def wake(self, lanes: Iterable[tuple[int, str]] | None = None) -> None:
+        """Look at these (partition, lane) pairs now; with None, at every lane owned."""
+        if lanes is None:
+            self._scan_at = 0.0
+        else:
+            self._candidates.update(dict.fromkeys(lanes))
         self._wake.set()
 
     def may_send(self, head: Head) -> bool:
@@ -245,7 +261,7 @@ class Dispatcher:
     async def stop(self, timeout: float = 6.0) -> None:
         """Stop dispatching; record what is in flight (bounded); close the transports."""
         self._stopping = True
-        self.wake()
+        self.wake(())
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
                 while self.in_flight:
@@ -276,14 +292,28 @@ class Dispatcher:
                 continue
             if not (dispatched and len(self.in_flight) < MAX_IN_FLIGHT):
                 with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(IDLE_POLL_S):
+                    async with asyncio.timeout(self._idle_for()):
                         await self._wake.wait()
             # Let lane releases and new work gather: one query for many lanes
             # costs the store far less than one per released lane.
             await asyncio.sleep(PACE_S)
 
+    def _idle_for(self) -> float:
+        """Seconds until something is due without a wake-up: a waiting head, the next scan."""
+        loop_now = asyncio.get_running_loop().time()
+        due = min([self._scan_at, *self._waiting.values()])
+        return min(IDLE_POLL_S, max(0.0, due - loop_now))
+
     async def dispatch_once(self) -> int:
-        """Fetch ready heads of owned lanes and queue them on their endpoints; return how many."""
+        """Find ready heads of owned lanes and queue them on their endpoints; return how many.
+
+        Most passes look only at the lanes something happened to (``wake``):
+        one index probe per lane, however long the backlog. Every ``SCAN_S``
+        seconds, after an assignment, or when a circuit closes, one exhaustive
+        pass looks at every lane: the safety net for anything no wake-up named
+        (a record Kafka lost, an operator's resume or replay, a waiting head
+        another instance left).
+        """
         room = min(FETCH_MAX, MAX_IN_FLIGHT - len(self.in_flight))
         if not self.owned or room <= 0:
             return 0
@@ -292,9 +322,41 @@ class Dispatcher:
         closed_circuit = [
             pid for pid, ep in self.endpoints.items() if not ep.breaker.would_allow(loop_now)
         ]
-        heads = await fetch_heads(
-            self.pool, sorted(self.owned), list(self.in_flight), closed_circuit, room
-        )
+        if set(self._open_circuits) - set(closed_circuit):
+            self._scan_at = 0.0  # a circuit closed: its lanes were left alone until now
+        self._open_circuits = closed_circuit
+        async with self.pool.acquire() as conn:
+            if loop_now >= self._scan_at:
+                self._scan_at = loop_now + SCAN_S
+                self._candidates.clear()
+                self._waiting.clear()
+                found = await scan_heads(
+                    conn, sorted(self.owned), list(self.in_flight), closed_circuit
+                )
+            else:
+                for key, at in list(self._waiting.items()):
+                    if at <= loop_now:
+                        del self._waiting[key]
+                        self._candidates[key] = None
+                probe = [
+                    key
+                    for key in self._candidates
+                    if key[0] in self.owned and key[1] not in self.in_flight
+                ]
+                self._candidates.clear()
+                found = await probe_heads(conn, probe, closed_circuit) if probe else []
+            chosen: list[uuid.UUID] = []
+            for lane in found:
+                key = (lane.partition, lane.lane)
+                if lane.partition not in self.owned or lane.lane in self.in_flight:
+                    continue
+                if lane.wait_s > 0:
+                    self._waiting[key] = loop_now + lane.wait_s
+                elif len(chosen) < room:
+                    chosen.append(lane.id)
+                else:
+                    self._candidates[key] = None  # no room this pass: the next one
+            heads = await load_heads(conn, chosen)
         count = 0
         for head in heads:
             if head.partition not in self.owned or head.lane in self.in_flight:
@@ -359,7 +421,8 @@ class Dispatcher:
             for result in batch:
                 self.in_flight.pop(result.head.lane, None)
             self._lane_released.set()
-            self.wake()
+            # Each released lane's next delivery (or its head again, if it waits).
+            self.wake((r.head.partition, r.head.lane) for r in batch)
 
     async def _record_one_by_one(self, batch: list[_Result]) -> None:
         """Record outcomes singly after PostgreSQL refused a batch; release what still fails.
@@ -610,32 +673,41 @@ def _decide(
     )
 
 
-async def fetch_heads(
-    pool: asyncpg.Pool,
+@dataclass(frozen=True)
+class LaneHead:
+    """Where a lane stands: its head's id, and how long that head still waits (0: ready)."""
+
+    id: uuid.UUID
+    partition: int
+    lane: str
+    wait_s: float
+
+
+async def scan_heads(
+    conn: asyncpg.Connection,
     partitions: list[int],
     busy_lanes: list[str],
     open_circuits: list[str],
-    limit: int,
-) -> list[Head]:
-    """Return the ready heads of the lanes of ``partitions``, oldest lanes first.
+    limit: int = SCAN_MAX,
+) -> list[LaneHead]:
+    """Return the head of every lane of ``partitions`` but ``busy_lanes``, oldest first.
 
     A head is the oldest pending delivery of its lane, whether or not its
     backoff has passed: a lane whose head waits is skipped, never overtaken.
-    Recipients an operator paused (``delivery_pauses``, from the console) are
-    skipped the same way, by every instance, until resumed.
+    Exhaustive: it reads every pending delivery of those partitions (index
+    ``deliveries_pending``), so the dispatcher runs it only now and then.
     """
-    rows = await pool.fetch(
-        "SELECT d.id, d.message_id, d.control_id, d.recipient, d.lane, d.partition, d.attempts,"
-        " COALESCE(d.replayed_at, d.created_at) AS since, d.content_type, d.payload, d.kind,"
-        " d.trace"
-        " FROM (SELECT DISTINCT ON (partition, lane) id, lane, recipient, next_attempt_at,"
-        "  message_received_at, message_id"
+    rows = await conn.fetch(
+        "SELECT h.id, h.partition, h.lane,"
+        " GREATEST(0, extract(epoch FROM h.next_attempt_at - now()))::float8 AS wait_s"
+        " FROM (SELECT DISTINCT ON (partition, lane) id, partition, lane,"
+        "  recipient, next_attempt_at, message_received_at, message_id"
         "  FROM deliveries WHERE status = 'pending' AND posted_at IS NULL"
         "  AND partition = ANY($1::int[])"
         "  ORDER BY partition, lane, message_received_at, message_id) h"
-        " JOIN deliveries d ON d.id = h.id"
-        " WHERE h.next_attempt_at <= now()"
-        " AND h.lane NOT IN (SELECT unnest($2::text[]))"  # hashed: thousands in flight
+        " WHERE h.lane NOT IN (SELECT unnest($2::text[]))"  # hashed: thousands in flight
+        # A recipient whose circuit is open, or that an operator paused (from the
+        # console), is left alone by every instance; so in probe_heads.
         " AND NOT (h.recipient = ANY($3::text[]))"
         " AND NOT EXISTS (SELECT 1 FROM delivery_pauses p WHERE p.recipient = h.recipient)"
         " ORDER BY h.message_received_at, h.message_id LIMIT $4",
@@ -644,7 +716,69 @@ async def fetch_heads(
         open_circuits,
         limit,
     )
+    return [LaneHead(*r) for r in rows]
+
+
+async def probe_heads(
+    conn: asyncpg.Connection, lanes: list[tuple[int, str]], open_circuits: list[str]
+) -> list[LaneHead]:
+    """Return the heads of these (partition, lane) pairs, oldest first: one index probe each."""
+    rows = await conn.fetch(
+        "SELECT h.id, h.partition, h.lane,"
+        " GREATEST(0, extract(epoch FROM h.next_attempt_at - now()))::float8 AS wait_s"
+        " FROM unnest($1::int[], $2::text[]) AS c(partition, lane)"
+        " CROSS JOIN LATERAL (SELECT id, partition, lane, recipient, next_attempt_at,"
+        "  message_received_at, message_id FROM deliveries"
+        "  WHERE partition = c.partition AND lane = c.lane"
+        "  AND status = 'pending' AND posted_at IS NULL"
+        "  ORDER BY message_received_at, message_id LIMIT 1) h"
+        " WHERE NOT (h.recipient = ANY($3::text[]))"
+        " AND NOT EXISTS (SELECT 1 FROM delivery_pauses p WHERE p.recipient = h.recipient)"
+        " ORDER BY h.message_received_at, h.message_id",
+        [lane[0] for lane in lanes],
+        [lane[1] for lane in lanes],
+        open_circuits,
+    )
+    return [LaneHead(*r) for r in rows]
+
+
+async def load_heads(conn: asyncpg.Connection, ids: list[uuid.UUID]) -> list[Head]:
+    """Return the deliveries to attempt, still pending, in acceptance order."""
+    if not ids:
+        return []
+    rows = await conn.fetch(
+        "SELECT id, message_id, control_id, recipient, lane, partition, attempts,"
+        " COALESCE(replayed_at, created_at) AS since, content_type, payload, kind, trace"
+        " FROM deliveries WHERE id = ANY($1::uuid[]) AND status = 'pending'"
+        " ORDER BY message_received_at, message_id",
+        ids,
+    )
     return [Head(**dict(r)) for r in rows]
+
+
+async def fetch_heads(
+    pool: asyncpg.Pool,
+    partitions: list[int],
+    busy_lanes: list[str],
+    open_circuits: list[str],
+    limit: int,
+) -> list[Head]:
+    """Return the ready heads of the lanes of ``partitions``, oldest lanes first (exhaustive)."""
+    async with pool.acquire() as conn:
+        heads = await scan_heads(conn, partitions, busy_lanes, open_circuits)
+        return await load_heads(conn, [h.id for h in heads if h.wait_s == 0][:limit])
+
+
+def lanes_named(partition: int, value: bytes) -> list[tuple[int, str]] | None:
+    """Return the (partition, lane) pairs a wake-up record names; None if it names none."""
+    try:
+        request = orjson.loads(value)
+        lanes = request.get("lanes") or [request["lane"]]
+    except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError):
+        return None
+    if not all(isinstance(lane, str) for lane in lanes):
+        return None
+    return [(partition, lane) for lane in lanes]
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped
@@ -703,7 +837,14 @@ class DeliveryRole:
                         partition=record.partition,
                     ):
                         pass
-            dispatcher.wake()
+            named: list[tuple[int, str]] = []
+            for record in records(msg):
+                lanes = lanes_named(record.partition, record.value)
+                if lanes is None:
+                    dispatcher.wake(None)
+                else:
+                    named += lanes
+            dispatcher.wake(named)
 
         subscribe(
             broker,

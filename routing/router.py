@@ -80,23 +80,23 @@ _RETRY_LATER: tuple[type[BaseException], ...] = (TransientError, *UNAVAILABLE)
 BATCH_MAX = 500
 
 
-def _wake_ups(rows: list[_Row]) -> list[_Row]:
-    """Return the deliveries whose records wake the delivery instances: one per partition.
+def _wake_ups(rows: list[_Row]) -> list[tuple[_Row, list[str]]]:
+    """Return the records that wake the delivery instances: one per partition, with its lanes.
 
     A record on ``care.deliveries.requested.v1`` only wakes the instance that
-    owns its partition, which then reads every ready head of its lanes from
-    PostgreSQL; a second record for the same partition in the same batch
-    wakes nobody new. One per partition spares the outbox, the relay and
-    Kafka two records in three. With tracing on, each delivery keeps its own
-    record, so that its trace shows the Kafka hop.
+    owns its partition, which then looks at the heads of the lanes the record
+    names (``DeliveryRequest.lanes``). One record per partition, naming every
+    lane of the batch there, spares the outbox, the relay and Kafka two
+    records in three. With tracing on, each delivery keeps its own record, so
+    that its trace shows the Kafka hop.
     """
     pending = [r for r in rows if r.status == "pending"]
     if telemetry.is_recording():
-        return pending
-    first: dict[int, _Row] = {}
+        return [(r, []) for r in pending]
+    by_partition: dict[int, list[_Row]] = {}
     for row in pending:
-        first.setdefault(row.partition, row)
-    return list(first.values())
+        by_partition.setdefault(row.partition, []).append(row)
+    return [(rows[0], list(dict.fromkeys(r.lane for r in rows))) for rows in by_partition.values()]
 
 
 def render_copy(
@@ -291,6 +291,7 @@ class Router:
                             recipient=r.recipient,
                             lane=r.lane,
                             trace=r.trace,
+                            lanes=lanes,
                         )
                         .model_dump_json()
                         .encode(),
@@ -298,7 +299,7 @@ class Router:
                         r.partition,
                         headers=r.trace or None,
                     )
-                    for r in _wake_ups(fresh)
+                    for r, lanes in _wake_ups(fresh)
                 ],
                 self.outbox_shards,
             )

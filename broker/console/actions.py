@@ -10,7 +10,8 @@
 - ``POST /api/partners/{id}/pause`` and ``/resume`` — stop and restart
   delivery to a partner (its endpoint down for maintenance, a wrong feed).
   The pause is a row in ``delivery_pauses``: every delivery instance leaves the
-  partner's lanes alone while it exists (``routing.delivery.fetch_heads``);
+  partner's lanes alone while it exists (``routing.delivery.scan_heads``,
+  ``probe_heads``; a resume is seen within ``SCAN_S``);
   attempts already under way finish. Messages keep being accepted, routed and
   queued for the partner, and flow again, in order, on resume.
 

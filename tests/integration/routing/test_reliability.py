@@ -119,3 +119,28 @@ async def test_replay_needs_a_selection_and_skips_what_was_delivered(pipeline: P
     unknown = await carebroker(pipeline.settings, "replay", "--message", str(uuid.uuid4()))
     assert unknown.status == 0 and "replayed 0 delivery" in unknown.out
     assert pipeline.dupont.processed_ids() == ["LS-0001"]
+
+
+async def test_a_delivery_no_wake_up_named_is_still_sent(pipeline: Pipeline) -> None:
+    # Wake-up records name the lanes they give work; a record lost on the way
+    # (a local Kafka restarted, say) must delay a delivery, never strand it.
+    # Here the delivery row is written with no record at all.
+    first = (await pipeline.accept(*results_for(["P1"], "NAMED")))[0]
+    await pipeline.wait_status([first.message_id], {"delivered"})
+    row = (await pipeline.deliveries(first.message_id))["cabinet-dupont"]
+    stray_id = uuid.uuid4()
+    await pipeline.pool.execute(
+        "INSERT INTO deliveries (id, message_id, message_received_at, recipient, lane, partition,"
+        " status, payload, content_type, control_id)"
+        " VALUES ($1, $2, now(), 'cabinet-dupont', 'a lane no record named', $3, 'pending',"
+        " $4, $5, 'UNNAMED-1')",
+        stray_id,
+        uuid.uuid4(),
+        row["partition"],
+        row["payload"].replace(b"NAMED-000", b"UNNAMED-1"),
+        row["content_type"],
+    )
+
+    await wait_for(lambda: "UNNAMED-1" in pipeline.dupont.processed_ids(), timeout=15)
+    status = await pipeline.pool.fetchval("SELECT status FROM deliveries WHERE id = $1", stray_id)
+    assert status == "delivered"
