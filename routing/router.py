@@ -52,7 +52,7 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 from aiokafka import TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
-from faststream.kafka import KafkaBroker, KafkaMessage
+from faststream.kafka import KafkaBroker
 from faststream.middlewares import AckPolicy
 from opentelemetry.trace import StatusCode
 from pydantic import ValidationError
@@ -68,7 +68,14 @@ from broker.store.db import UNAVAILABLE, transaction
 from routing import app_ack, consent, rules
 from routing.directory import Directory, Partner
 from routing.lanes import lane_of, partition_of
-from routing.subscriber import REVOKE_WAIT_S, kafka_broker, partition_list, records, subscribe
+from routing.subscriber import (
+    REVOKE_WAIT_S,
+    KafkaMessage,
+    kafka_broker,
+    partition_list,
+    records,
+    subscribe,
+)
 
 if TYPE_CHECKING:
     from broker.app import Context
@@ -227,19 +234,30 @@ class Router:
     ) -> None:
         directory = self.directory
         async with transaction(self.pool) as conn:
-            pending = await _lock_accepted(conn, unique)
-            stats.skipped = len(unique) - len(pending)
-            todo = [e for e in unique if e.message_id in pending]
-            opposed = await consent.opposed(conn, (k.digest for e in todo for k in e.patient_keys))
-            rows: list[_Row] = []
+            opposed = await consent.opposed(
+                conn, (k.digest for e in unique for k in e.patient_keys)
+            )
+            decisions = {e.message_id: rules.route(e, directory) for e in unique}
             statuses: list[tuple[Envelope, str, str | None]] = []
-            audit: list[AuditEvent] = []
-            for envelope in todo:
-                decision = rules.route(envelope, directory)
-                trace = traces[envelope.message_id]
+            for envelope in unique:
+                decision = decisions[envelope.message_id]
                 if not decision.is_routable:
-                    reason = decision.reason()
-                    statuses.append((envelope, "unroutable", reason))
+                    statuses.append((envelope, "unroutable", decision.reason()))
+                elif any(k.digest in opposed for k in envelope.patient_keys):
+                    statuses.append((envelope, "blocked", consent.BLOCKED_REASON))
+                else:
+                    statuses.append((envelope, "routed", None))
+            # Only messages still `accepted` take their status (and are routed): a
+            # record Kafka delivers again finds its message routed and is skipped.
+            pending = await _claim(conn, statuses)
+            stats.skipped = len(unique) - len(pending)
+            statuses = [t for t in statuses if t[0].message_id in pending]
+            rows: list[_Row] = []
+            audit: list[AuditEvent] = []
+            for envelope, status, reason in statuses:
+                decision = decisions[envelope.message_id]
+                trace = traces[envelope.message_id]
+                if status == "unroutable":
                     audit.append(_event(envelope, "unroutable", reason=reason, kind=decision.kind))
                     # Enhanced mode: the sender asked to hear what became of it (AE).
                     audit += await app_ack.send_now(
@@ -254,16 +272,14 @@ class Router:
                     outcomes[envelope.message_id] = ("unroutable", 0)
                     stats.unroutable += 1
                     continue
-                is_blocked = any(k.digest in opposed for k in envelope.patient_keys)
+                is_blocked = status == "blocked"
                 for recipient in decision.recipients:
                     row = self._row(envelope, recipient, directory, decision, is_blocked)
                     row.trace = trace
                     rows.append(row)
                 if is_blocked:
-                    statuses.append((envelope, "blocked", consent.BLOCKED_REASON))
                     stats.blocked += 1
                 else:
-                    statuses.append((envelope, "routed", None))
                     stats.routed += 1
                 outcomes[envelope.message_id] = (
                     "blocked" if is_blocked else "routed",
@@ -271,7 +287,6 @@ class Router:
                 )
             inserted = await _insert_deliveries(conn, rows)
             fresh = [r for r in rows if r.delivery_id in inserted]
-            await _set_statuses(conn, statuses)
             for r in fresh:
                 audit.extend(_row_events(r))
             # Application ACKs owed: noted now, sent once every delivery is final (which
@@ -314,8 +329,7 @@ class Router:
             except (asyncpg.PostgresError, PermanentError) as exc:
                 reason = f"routing failed ({type(exc).__name__}); replay after a fix"
                 async with transaction(self.pool) as conn:
-                    if await _lock_accepted(conn, [envelope]):
-                        await _set_statuses(conn, [(envelope, "unroutable", reason)])
+                    if await _claim(conn, [(envelope, "unroutable", reason)]):
                         await events.record(conn, [_event(envelope, "unroutable", reason=reason)])
                 total.unroutable += 1
                 continue
@@ -362,18 +376,6 @@ class Router:
         return row
 
 
-async def _lock_accepted(conn: asyncpg.Connection, envelopes: list[Envelope]) -> set[uuid.UUID]:
-    rows = await conn.fetch(
-        "SELECT m.id FROM messages m"
-        " JOIN unnest($1::uuid[], $2::timestamptz[]) AS t(id, at)"
-        " ON m.id = t.id AND m.received_at = t.at"
-        " WHERE m.status = 'accepted' FOR UPDATE OF m",
-        [e.message_id for e in envelopes],
-        [e.received_at for e in envelopes],
-    )
-    return {r["id"] for r in rows}
-
-
 async def _insert_deliveries(conn: asyncpg.Connection, rows: list[_Row]) -> set[uuid.UUID]:
     if not rows:
         return set()
@@ -410,21 +412,28 @@ async def _insert_deliveries(conn: asyncpg.Connection, rows: list[_Row]) -> set[
     return {r["id"] for r in inserted}
 
 
-async def _set_statuses(
+async def _claim(
     conn: asyncpg.Connection, statuses: list[tuple[Envelope, str, str | None]]
-) -> None:
+) -> set[uuid.UUID]:
+    """Give messages still ``accepted`` their routing status; return which ones took it.
+
+    One statement both locks and updates: a second router holding the same
+    record (a rebalance) waits on the row, then finds it routed and skips it.
+    """
     if not statuses:
-        return
-    await conn.execute(
+        return set()
+    rows = await conn.fetch(
         "UPDATE messages m SET status = t.status, reason = t.reason, updated_at = now()"
         " FROM unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::text[])"
         " AS t(id, at, status, reason)"
-        " WHERE m.id = t.id AND m.received_at = t.at",
+        " WHERE m.id = t.id AND m.received_at = t.at AND m.status = 'accepted'"
+        " RETURNING m.id",
         [e.message_id for e, _, _ in statuses],
         [e.received_at for e, _, _ in statuses],
         [s for _, s, _ in statuses],
         [r for _, _, r in statuses],
     )
+    return {r["id"] for r in rows}
 
 
 def _event(envelope: Envelope, event_kind: Any, **detail: Any) -> AuditEvent:
