@@ -47,7 +47,7 @@ import asyncpg
 import orjson
 from aiokafka import TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
-from faststream.kafka import KafkaBroker, KafkaMessage
+from faststream.kafka import KafkaBroker
 from faststream.middlewares import AckPolicy
 from opentelemetry.trace import StatusCode
 
@@ -59,7 +59,14 @@ from broker.store.db import UNAVAILABLE, transaction
 from routing import app_ack
 from routing.directory import Directory, MailboxEndpoint, Partner, RetryPolicy
 from routing.retry import CircuitBreaker, backoff, is_exhausted
-from routing.subscriber import REVOKE_WAIT_S, kafka_broker, partition_list, records, subscribe
+from routing.subscriber import (
+    REVOKE_WAIT_S,
+    KafkaMessage,
+    kafka_broker,
+    partition_list,
+    records,
+    subscribe,
+)
 from routing.transports import Outcome, Outgoing, Transport, transport_for
 
 if TYPE_CHECKING:
