@@ -307,6 +307,8 @@ class Dispatcher:
 
     def _idle_for(self) -> float:
         """Seconds until something is due without a wake-up: a waiting head, the next scan."""
+        if not self.owned or len(self.in_flight) >= MAX_IN_FLIGHT:
+            return IDLE_POLL_S  # nothing to look at, or no room: a release wakes the loop
         loop_now = asyncio.get_running_loop().time()
         due = min([self._scan_at, *self._waiting.values()])
         return min(IDLE_POLL_S, max(0.0, due - loop_now))
