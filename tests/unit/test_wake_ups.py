@@ -6,7 +6,10 @@ import uuid
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
+
 from broker.envelope import DeliveryRequest
+from routing import router
 from routing.delivery import lanes_named
 from routing.router import _wake_ups
 
@@ -29,7 +32,10 @@ def rows(*spec: tuple[int, str, str]) -> list[Any]:
     return [SimpleNamespace(partition=p, lane=lane, status=status) for p, lane, status in spec]
 
 
-def test_one_record_per_partition_names_every_lane_given_work_there() -> None:
+def test_one_record_per_partition_names_every_lane_given_work_there(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(router.telemetry, "is_recording", lambda: False)
     batch = rows(
         (3, "a", "pending"),
         (3, "b", "pending"),
@@ -53,3 +59,15 @@ def test_a_record_without_lanes_names_its_own_and_an_unreadable_one_names_none()
     assert lanes_named(7, request("x", [])) == [(7, "x")]
     for value in (b"not json", b"[]", b'{"lanes": [1]}', b"{}"):
         assert lanes_named(7, value) is None  # the instance then looks at every lane
+
+
+def test_with_tracing_on_each_delivery_keeps_its_record_naming_its_lane(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(router.telemetry, "is_recording", lambda: True)
+    batch = rows((3, "a", "pending"), (3, "b", "pending"), (3, "d", "blocked"))
+
+    records = _wake_ups(batch)
+
+    named = [lanes_named(first.partition, request(first.lane, lanes)) for first, lanes in records]
+    assert named == [[(3, "a")], [(3, "b")]]
