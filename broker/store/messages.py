@@ -77,6 +77,23 @@ class AcceptResult:
     answer: bytes
 
 
+# Envelope fields stored as messages columns of the same name (id: message_id).
+_ENVELOPE_COLUMNS = (
+    "message_id",
+    "received_at",
+    "channel",
+    "format",
+    "sender",
+    "sending_application",
+    "sending_facility",
+    "control_id",
+    "message_type",
+    "version",
+    "batch_id",
+    "charset",
+)
+
+
 class MessageStore:
     """Durable writes and lookups of messages (PostgreSQL, asyncpg)."""
 
@@ -240,18 +257,10 @@ class MessageStore:
             " AS t(id, received_at, channel, format, sender, sending_application,"
             " sending_facility, control_id, message_type, version, batch_id, charset, size,"
             " digests, envelope, ack)",
-            [e.message_id for e in envelopes],
-            [e.received_at for e in envelopes],
-            [e.channel for e in envelopes],
-            [e.format for e in envelopes],
-            [e.sender for e in envelopes],
-            [e.sending_application for e in envelopes],
-            [e.sending_facility for e in envelopes],
-            [e.control_id for e in envelopes],
-            [e.message_type for e in envelopes],
-            [e.version for e in envelopes],
-            [e.batch_id for e in envelopes],
-            [e.charset for e in envelopes],
+            *(
+                [getattr(e, name) for e in envelopes]
+                for name in _ENVELOPE_COLUMNS  # $1 to $12, in this order
+            ),
             [len(e.payload) for e in envelopes],
             [" ".join(k.digest for k in e.patient_keys) for e in envelopes],
             views,
