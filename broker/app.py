@@ -67,6 +67,9 @@ class Context:
     kafka_is_ephemeral: bool = False
     routers: list[APIRouter] = field(default_factory=list)
     on_reload: list[Callable[[Directory], None]] = field(default_factory=list)
+    # Told the (partition, lane) pairs of deliveries a router of this process has
+    # just committed (the delivery role's dispatcher listens when it runs here).
+    on_routed: list[Callable[[list[tuple[int, str]]], None]] = field(default_factory=list)
     console: Console | None = None  # set by the console role (broker/console/deps.py)
 
     directory_sync: DirectorySync | None = None  # set at start-up (routing/directory_store.py)

@@ -832,6 +832,9 @@ class DeliveryRole:
         dispatcher = Dispatcher(ctx.pool, lambda: ctx.directory, acks=acks)
         self.dispatcher = dispatcher
         dispatcher.start()
+        # A router in this process says at once which lanes it gave work; the
+        # Kafka record, also sent, is then only for instances elsewhere.
+        ctx.on_routed.append(dispatcher.wake)
         broker = kafka_broker(ctx.settings, self.name)
 
         async def wake(msg: KafkaMessage) -> None:

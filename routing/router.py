@@ -45,7 +45,7 @@ import contextlib
 import json
 import logging
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -170,9 +170,14 @@ class Router:
         topic_prefix: str,
         partitions: int,
         outbox_shards: int,
+        on_routed: Callable[[list[tuple[int, str]]], None] | None = None,
     ) -> None:
         self.pool = pool
         self.directory = directory
+        # Told the (partition, lane) of the deliveries of each committed batch: a
+        # delivery role in the same process starts on them without waiting for
+        # the Kafka record (which still goes, for instances elsewhere).
+        self.on_routed = on_routed
         self.topic = topics.DELIVERIES.full_name(topic_prefix)
         self.accepted_topic = topics.ACCEPTED.full_name(topic_prefix)
         self.partitions = partitions
@@ -233,6 +238,7 @@ class Router:
         stats: RouteStats,
     ) -> None:
         directory = self.directory
+        fresh: list[_Row] = []
         async with transaction(self.pool) as conn:
             opposed = await consent.opposed(
                 conn, (k.digest for e in unique for k in e.patient_keys)
@@ -319,6 +325,8 @@ class Router:
                 self.outbox_shards,
             )
             stats.deliveries = len(fresh)
+        if self.on_routed is not None and fresh:
+            self.on_routed([(r.partition, r.lane) for r in fresh if r.status == "pending"])
 
     async def route_one_by_one(self, envelopes: Sequence[Envelope]) -> RouteStats:
         """Route each message alone; one the store refuses is marked unroutable with why."""
@@ -543,6 +551,7 @@ class RouterRole:
             topic_prefix=ctx.settings.kafka_topic_prefix,
             partitions=partitions,
             outbox_shards=ctx.settings.outbox_shards,
+            on_routed=self._routed_here,
         )
         broker = kafka_broker(ctx.settings, self.name)
         subscribe(
@@ -562,6 +571,11 @@ class RouterRole:
             await broker.start()
         except (OSError, TimeoutError, KafkaUnavailableError) as exc:
             raise KafkaUnavailableError(f"router cannot subscribe: {type(exc).__name__}") from exc
+
+    def _routed_here(self, lanes: list[tuple[int, str]]) -> None:
+        if self._ctx is not None:
+            for hook in self._ctx.on_routed:
+                hook(lanes)
 
     async def _handle(self, msg: KafkaMessage) -> None:
         async with self._in_hand:

@@ -90,3 +90,28 @@ async def test_one_wake_up_per_partition_touched_however_many_deliveries(
         for r in await pool.fetch("SELECT lane, partition FROM deliveries")
     }
     assert all(lanes[r["key"].decode()] == r["partition"] for r in outbox)
+
+
+async def test_the_lanes_of_a_committed_batch_are_told_to_this_process(
+    pool: asyncpg.Pool,
+) -> None:
+    # A delivery role in the same process starts on them at once (the Kafka
+    # record is for instances elsewhere); a batch that adds nothing tells nothing.
+    told: list[list[tuple[int, str]]] = []
+    directory = load_directory(DATA / "partners.yaml")
+    router = Router(
+        pool, directory, topic_prefix="t.", partitions=4, outbox_shards=2, on_routed=told.append
+    )
+    envs = [envelope(variant(ORU, f"T-{n}", f"P{n}")) for n in range(3)]
+    await MessageStore(pool, topic_prefix="t.").accept([Accepted(e, b"A") for e in envs])
+
+    await router.route(envs)
+
+    pending = await pool.fetch("SELECT partition, lane FROM deliveries WHERE status = 'pending'")
+    assert len(pending) == 6  # two recipients each
+    assert sorted(lane for batch in told for lane in batch) == sorted(
+        (r["partition"], r["lane"]) for r in pending
+    )
+    told.clear()
+    await router.route(envs)  # redelivered by Kafka: routed already
+    assert told == []
