@@ -765,19 +765,6 @@ async def load_heads(conn: asyncpg.Connection, ids: list[uuid.UUID]) -> list[Hea
     return [Head(**dict(r)) for r in rows]
 
 
-async def fetch_heads(
-    pool: asyncpg.Pool,
-    partitions: list[int],
-    busy_lanes: list[str],
-    open_circuits: list[str],
-    limit: int,
-) -> list[Head]:
-    """Return the ready heads of the lanes of ``partitions``, oldest lanes first (exhaustive)."""
-    async with pool.acquire() as conn:
-        heads = await scan_heads(conn, partitions, busy_lanes, open_circuits)
-        return await load_heads(conn, [h.id for h in heads if h.wait_s == 0][:limit])
-
-
 def lanes_named(partition: int, value: bytes) -> list[tuple[int, str]] | None:
     """Return the (partition, lane) pairs a wake-up record names; None if it names none."""
     try:

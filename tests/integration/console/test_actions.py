@@ -10,11 +10,11 @@ import httpx
 
 from broker import alerts
 from broker.settings import Settings
-from routing.delivery import fetch_heads
 from routing.replay import Selection, replay
 from tests.integration.console.conftest import Console, audit, cli_token
 from tests.integration.console.test_content import store
 from tests.integration.console.traffic import add_delivery, add_outcome
+from tests.integration.routing.conftest import ready_heads
 from tests.messages import ORU, variant
 
 
@@ -243,7 +243,7 @@ async def test_a_paused_partner_is_skipped_by_every_delivery_instance_until_resu
     other = await add_delivery(pool, "chu-montpellier", status="pending", received_ago_s=5)
 
     async def ready() -> set[uuid.UUID]:
-        return {h.id for h in await fetch_heads(pool, [0], [], [], 100)}
+        return {h.id for h in await ready_heads(pool, [0], [], [], 100)}
 
     assert await ready() == {waiting, other}
     paused = await post(

@@ -35,6 +35,7 @@ from broker.settings import Settings
 from broker.store import db
 from broker.store.db import transaction
 from broker.store.messages import Accepted, MessageStore
+from routing.delivery import Head, load_heads, scan_heads
 from routing.directory import load_directory
 from routing.directory_store import DirectorySync
 from tests.conftest import wait_for
@@ -288,3 +289,16 @@ async def carebroker(settings: Settings, *args: str) -> CommandResult:
     out, err = await process.communicate()
     assert process.returncode is not None
     return CommandResult(process.returncode, out.decode(), err.decode())
+
+
+async def ready_heads(
+    pool: asyncpg.Pool,
+    partitions: list[int],
+    busy_lanes: list[str],
+    open_circuits: list[str],
+    limit: int,
+) -> list[Head]:
+    """What an exhaustive dispatch pass would attempt now: ready heads, oldest first."""
+    async with pool.acquire() as conn:
+        heads = await scan_heads(conn, partitions, busy_lanes, open_circuits)
+        return await load_heads(conn, [h.id for h in heads if h.wait_s == 0][:limit])

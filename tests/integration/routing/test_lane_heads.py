@@ -18,7 +18,8 @@ import asyncpg
 import pytest
 
 from broker.ids import new_id
-from routing.delivery import LaneHead, fetch_heads, probe_heads, scan_heads
+from routing.delivery import LaneHead, probe_heads, scan_heads
+from tests.integration.routing.conftest import ready_heads
 
 START = datetime(2026, 11, 28, 8, 0, tzinfo=UTC)
 
@@ -133,9 +134,9 @@ async def test_probing_named_lanes_finds_the_heads_an_exhaustive_scan_finds(
 
     assert described(scanned) == expected
     assert described(probed) == expected
-    # What the exhaustive fetch hands out: the ready heads, oldest first, at most `limit`.
+    # What an exhaustive pass hands out: the ready heads, oldest first, at most `limit`.
     ready = [head_id for head_id, waits in expected if not waits]
-    got = await fetch_heads(pool, partitions, busy, open_circuits, 4)
+    got = await ready_heads(pool, partitions, busy, open_circuits, 4)
     assert [h.id for h in got] == ready[:4]
 
 
@@ -157,5 +158,5 @@ async def test_a_waiting_head_holds_its_lane_and_posted_mailbox_rows_hold_none(
         (after_posted["id"], False),
         (other["id"], False),
     ]
-    heads = await fetch_heads(pool, [0], [], [], 100)
+    heads = await ready_heads(pool, [0], [], [], 100)
     assert [h.id for h in heads] == [after_posted["id"], other["id"]]
