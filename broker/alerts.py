@@ -37,11 +37,11 @@ import asyncpg
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
+from broker.directory import Directory
 from broker.events import AuditEvent
 from broker.settings import Settings
 from broker.store import events as audit_events
 from broker.store.db import UNAVAILABLE, transaction
-from routing.directory import Directory
 
 log = logging.getLogger(__name__)
 

@@ -20,10 +20,9 @@ import os
 import secrets
 import signal
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 import asyncpg
 from fastapi import APIRouter, FastAPI
@@ -31,6 +30,8 @@ from fastapi import APIRouter, FastAPI
 from adapters.hl7v2.role import MllpRole
 from broker import alerts, kafka, metrics, telemetry
 from broker.audit_role import AuditRole
+from broker.context import Context, RoleService, TaskRole
+from broker.directory import Directory, load_directory
 from broker.errors import BrokerError, ConfigError, StartupError, StoreUnavailableError
 from broker.health import Readiness
 from broker.http import HttpServer, bind, create_app
@@ -41,95 +42,17 @@ from broker.settings import ROLES, Role, Settings
 from broker.store import db, partitions
 from broker.store.messages import MessageStore
 from broker.store.migrate import migrate
-from routing.directory import Directory, load_directory
 from routing.directory_store import DirectorySync
 
 if TYPE_CHECKING:
-    from broker.console.deps import Console
+    pass
 
 log = logging.getLogger(__name__)
 
 Announce = Callable[[str], None]
 
 
-@dataclass
-class Context:
-    """What every role of a process shares. Built once at start-up, passed down."""
-
-    settings: Settings
-    pool: asyncpg.Pool
-    directory: Directory
-    pseudonymizer: Pseudonymizer
-    messages: MessageStore
-    readiness: Readiness
-    producer: kafka.Producer
-    stop: asyncio.Event
-    kafka_is_ephemeral: bool = False
-    routers: list[APIRouter] = field(default_factory=list)
-    on_reload: list[Callable[[Directory], None]] = field(default_factory=list)
-    # Told the (partition, lane) pairs of deliveries a router of this process has
-    # just committed (the delivery role's dispatcher listens when it runs here).
-    on_routed: list[Callable[[list[tuple[int, str]]], None]] = field(default_factory=list)
-    console: Console | None = None  # set by the console role (broker/console/deps.py)
-
-    directory_sync: DirectorySync | None = None  # set at start-up (routing/directory_store.py)
-
-    async def reload_directory(self, actor: str) -> bool:
-        """Re-read the partner file, store it (audited) and swap it in everywhere.
-
-        Return whether it changed. Raise ConfigError (naming file, line, field)
-        and keep the running directory when the file is invalid.
-        """
-        if self.directory_sync is None:
-            raise ConfigError("the partner directory is not loaded in this process")
-        return await self.directory_sync.reload_file(actor=actor) is not None
-
-
-class RoleService(Protocol):
-    """One role: ``start`` returns once it serves (ports bound), ``stop`` drains it."""
-
-    name: str
-
-    async def start(self, ctx: Context) -> None:
-        """Start serving; raise StartupError if it cannot."""
-
-    async def stop(self) -> None:
-        """Stop, finishing or leaving for replay what is in flight."""
-
-    def endpoints(self) -> list[str]:
-        """Return lines describing what this role serves, for the start-up banner."""
-
-
-class _TaskRole:
-    """A role that is one background task running until the process stops."""
-
-    name = "task"
-
-    def __init__(self) -> None:
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self, ctx: Context) -> None:
-        self._task = asyncio.create_task(self.run(ctx), name=f"role-{self.name}")
-
-    async def run(self, ctx: Context) -> None:
-        await ctx.stop.wait()
-
-    async def stop(self) -> None:
-        if self._task is None:
-            return
-        try:
-            async with asyncio.timeout(6):
-                await self._task
-        except TimeoutError:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    def endpoints(self) -> list[str]:
-        return []
-
-
-class RelayRole(_TaskRole):
+class RelayRole(TaskRole):
     """Publish the outbox to Kafka."""
 
     name = "relay"
@@ -146,7 +69,7 @@ class RelayRole(_TaskRole):
         await Relay(ctx.pool, ctx.producer, ctx.settings.outbox_shards).run(ctx.stop)
 
 
-class ShellRole(_TaskRole):
+class ShellRole(TaskRole):
     """A role whose work lands with its issue; it starts and stops like a real one."""
 
     def __init__(self, name: str) -> None:
@@ -154,7 +77,7 @@ class ShellRole(_TaskRole):
         self.name = name
 
 
-class FhirRole(_TaskRole):
+class FhirRole(TaskRole):
     """Serve the FHIR gateway (``/fhir``) on the process's HTTP listener."""
 
     name = "fhir"
@@ -417,4 +340,4 @@ def _check_writable(data_dir: Path) -> None:
         raise StartupError(f"data dir {data_dir} is not writable: choose another with --data-dir")
 
 
-__all__ = ["ROLES", "Context", "RoleService", "mount", "role_service", "serve"]
+__all__ = ["ROLES", "mount", "role_service", "serve"]

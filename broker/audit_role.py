@@ -24,7 +24,7 @@ from broker.store.audit import AuditWriter
 from broker.store.db import UNAVAILABLE
 
 if TYPE_CHECKING:
-    from broker.app import Context
+    from broker.context import Context
 
 log = logging.getLogger(__name__)
 

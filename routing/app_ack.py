@@ -65,14 +65,14 @@ import asyncpg
 
 from adapters.hl7v2.ack import AckError, Header, build_ack, read_answer
 from adapters.hl7v2.er7 import Message, split_segments
-from adapters.translate.render import V2_CONTENT_TYPE
+from broker.directory import Directory, MailboxEndpoint, MllpEndpoint
 from broker.envelope import DeliveryRequest, Envelope
 from broker.errors import MessageError
 from broker.events import AuditEvent
 from broker.ids import new_id
 from broker.store import outbox
-from routing.directory import Directory, MailboxEndpoint, MllpEndpoint
 from routing.lanes import lane_of, partition_of
+from routing.render import V2_CONTENT_TYPE
 from routing.rules import Decision
 
 CONDITIONS: Final = frozenset({"AL", "ER", "SU"})  # HL7 table 0155, as MSH-16

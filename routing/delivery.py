@@ -52,12 +52,12 @@ from faststream.middlewares import AckPolicy
 from opentelemetry.trace import StatusCode
 
 from broker import kafka, telemetry, topics
+from broker.directory import Directory, MailboxEndpoint, Partner, RetryPolicy
 from broker.errors import KafkaUnavailableError, StoreUnavailableError
 from broker.events import AuditEvent
 from broker.store import events
 from broker.store.db import UNAVAILABLE, transaction
 from routing import app_ack
-from routing.directory import Directory, MailboxEndpoint, Partner, RetryPolicy
 from routing.retry import CircuitBreaker, backoff, is_exhausted
 from routing.subscriber import (
     REVOKE_WAIT_S,
@@ -70,7 +70,7 @@ from routing.subscriber import (
 from routing.transports import Outcome, Outgoing, Transport, transport_for
 
 if TYPE_CHECKING:
-    from broker.app import Context
+    from broker.context import Context
 
 log = logging.getLogger(__name__)
 

@@ -28,14 +28,14 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
+from broker.directory import Directory, describe_changes, load_directory
 from broker.errors import ConfigError, StoreUnavailableError
 from broker.events import AuditEvent
 from broker.store import events
 from broker.store.db import UNAVAILABLE, transaction
-from routing.directory import Directory, describe_changes, load_directory
 
 if TYPE_CHECKING:
-    from broker.app import Context
+    from broker.context import Context
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import zlib
 
-from routing.directory import Partner
+from broker.directory import Partner
 
 
 def lane_of(partner: Partner, ordering_key: str) -> str:

@@ -26,14 +26,14 @@ import asyncpg
 from fastapi import APIRouter, Header, HTTPException, Query, Response
 from pydantic import BaseModel
 
+from broker.directory import MailboxEndpoint, Partner
 from broker.events import AuditEvent
 from broker.store import events
 from broker.store.db import transaction
 from routing import app_ack
-from routing.directory import MailboxEndpoint, Partner
 
 if TYPE_CHECKING:
-    from broker.app import Context
+    from broker.context import Context
 
 
 class MailboxEntry(BaseModel):

@@ -32,14 +32,14 @@ from datetime import datetime
 
 import asyncpg
 
-from adapters.translate.render import RenderError, render_for
 from broker import topics
+from broker.directory import Directory
 from broker.envelope import DeliveryRequest, Envelope
 from broker.events import AuditEvent
 from broker.store import events, outbox
 from broker.store.db import transaction
 from routing import consent
-from routing.directory import Directory
+from routing.render import RenderError, render_for
 
 DEAD_LETTERS = ("failed", "dead")
 

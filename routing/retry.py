@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
-from routing.directory import RetryPolicy
+from broker.directory import RetryPolicy
 
 
 def backoff(policy: RetryPolicy, attempts: int, rand: Callable[[], float] = random.random) -> float:

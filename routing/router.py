@@ -3,7 +3,7 @@
 A FastStream subscriber (consumer group ``router.route``) takes batches of
 ``care.messages.accepted.v1``; for each message the pure rules
 (``routing/rules.py``) decide the recipients and the render
-(``adapters/translate/render.py``) what each receives: the message in the
+(``routing/render.py``) what each receives: the message in the
 format, version and charset it reads, translated between HL7 v2 and FHIR
 when the formats differ. Then ONE PostgreSQL transaction:
 
@@ -57,8 +57,8 @@ from faststream.middlewares import AckPolicy
 from opentelemetry.trace import StatusCode
 from pydantic import ValidationError
 
-from adapters.translate.render import Rendered, RenderError, Translation, render_for
 from broker import kafka, redact, telemetry, topics
+from broker.directory import Directory, Partner
 from broker.envelope import DeliveryRequest, Envelope
 from broker.errors import KafkaUnavailableError, PermanentError, TransientError
 from broker.events import AuditEvent
@@ -66,8 +66,8 @@ from broker.ids import new_id
 from broker.store import events, outbox
 from broker.store.db import UNAVAILABLE, transaction
 from routing import app_ack, consent, rules
-from routing.directory import Directory, Partner
 from routing.lanes import lane_of, partition_of
+from routing.render import Rendered, RenderError, Translation, render_for
 from routing.subscriber import (
     REVOKE_WAIT_S,
     KafkaMessage,
@@ -78,7 +78,7 @@ from routing.subscriber import (
 )
 
 if TYPE_CHECKING:
-    from broker.app import Context
+    from broker.context import Context
 
 log = logging.getLogger(__name__)
 

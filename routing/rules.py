@@ -44,9 +44,9 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from adapters.hl7v2.er7 import Message
+from broker.directory import Directory, Partner, PartnerRef, Route
 from broker.envelope import Envelope, ProviderRef
 from broker.errors import MessageError
-from routing.directory import Directory, Partner, PartnerRef, Route
 
 Kind = Literal["result", "referral", "answer", "other"]
 

@@ -3,7 +3,7 @@
 Each partner has its own credential in the partner directory:
 
 - a bearer token, kept only as its SHA-256 (``token_sha256``), checked with
-  :meth:`routing.directory.Directory.by_token`;
+  :meth:`broker.directory.Directory.by_token`;
 - or a client certificate, whose subject CN (``certificate_cn``) a TLS
   terminating proxy in front of carebroker passes in a header it alone sets.
   That header is trusted only when configured
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from adapters.translate.fhir_to_v2 import Resources
-from routing.directory import Directory, Partner
+from broker.directory import Directory, Partner
 
 Json = dict[str, Any]
 PARTNER_ENDPOINT_PREFIX = "urn:carebroker:partner:"

@@ -42,11 +42,11 @@ from adapters.fhir.outcome import FHIR_JSON, encode, information, outcome
 from adapters.fhir.validate import FhirValidationError, Issue, parse_json, validate
 from adapters.translate.fhir_to_v2 import Resources
 from broker import redact, telemetry
+from broker.directory import Directory, Partner
 from broker.errors import StoreUnavailableError
 from broker.ids import new_id_at
 from broker.pseudonym import Pseudonymizer
 from broker.store.messages import REJECTED_PAYLOAD_CAP, Accepted, MessageStore, Rejected
-from routing.directory import Directory, Partner
 
 log = logging.getLogger(__name__)
 Json = dict[str, Any]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from adapters.hl7v2.ack import TABLE_0155, AckError, Header, Outcome, version_of
 from adapters.hl7v2.er7 import Message
-from routing.directory import Directory, Partner
+from broker.directory import Directory, Partner
 
 PROCESSING_IDS = frozenset({"P", "T", "D"})  # table 0103
 

@@ -46,12 +46,12 @@ from adapters.hl7v2.framing import Frame
 from adapters.hl7v2.mllp import Peer
 from adapters.hl7v2.validate import check_strict
 from broker import redact, telemetry
+from broker.directory import Directory, Partner
 from broker.envelope import Channel
 from broker.errors import MessageError
 from broker.ids import new_id_at
 from broker.pseudonym import Pseudonymizer
 from broker.store.messages import Accepted, AcceptResult, MessageStore, Rejected
-from routing.directory import Directory, Partner
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from adapters.hl7v2.mllp import MllpServer, server_tls_context
 from broker.errors import ConfigError
 
 if TYPE_CHECKING:
-    from broker.app import Context
+    from broker.context import Context
 
 
 class MllpRole:

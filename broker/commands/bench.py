@@ -188,10 +188,10 @@ async def _serve_carebroker(
 ) -> None:
     from adapters.hl7v2.ingress import Ingress
     from adapters.hl7v2.mllp import MllpServer
+    from broker.directory import parse_directory
     from broker.pseudonym import Pseudonymizer
     from broker.store import db
     from broker.store.messages import MessageStore
-    from routing.directory import parse_directory
 
     pool = await db.connect(dsn, concurrency + 2)
     ingress = Ingress(

@@ -249,16 +249,17 @@ class Timing:
 @asynccontextmanager
 async def serve_api(dsn: str, pseudonymizer: Pseudonymizer) -> AsyncIterator[tuple[str, str]]:
     """Serve the message API on a loopback port; yield its URL and an operator's API token."""
-    from broker.app import Context, mount
+    from broker.app import mount
     from broker.console.role import build_console
     from broker.console.users import UserStore
+    from broker.context import Context
+    from broker.directory import Directory
     from broker.health import Readiness
     from broker.http import HttpServer, bind, create_app
     from broker.settings import Settings
     from broker.store import db
     from broker.store.db import transaction
     from broker.store.messages import MessageStore
-    from routing.directory import Directory
 
     pool = await db.connect(dsn, 4)
     ctx = Context(

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from routing.directory import load_directory
+from broker.directory import load_directory
 
 
 def register(commands: Any) -> None:

@@ -10,9 +10,9 @@ from typing import Any
 
 from broker.commands.connect import operator, store_pool
 from broker.commands.options import add_store_options, settings_from
+from broker.directory import load_directory
 from broker.errors import ConfigError
 from routing import directory_store
-from routing.directory import load_directory
 
 
 def register(commands: Any) -> None:

@@ -12,9 +12,9 @@ from typing import Any
 
 from broker.commands.connect import operator, store_pool
 from broker.commands.options import add_store_options, settings_from
+from broker.directory import Directory, load_directory
 from broker.errors import ConfigError
 from routing import directory_store
-from routing.directory import Directory, load_directory
 from routing.replay import DEAD_LETTERS, ReplayResult, Selection, replay
 
 

@@ -25,14 +25,14 @@ from adapters.fhir.validate import parse_json, validate
 from adapters.hl7v2 import charset
 from adapters.hl7v2.er7 import Message
 from adapters.hl7v2.extract import build_envelope
-from adapters.translate.render import RenderError
 from broker.commands.options import settings_from
+from broker.directory import Directory, FhirEndpoint, MllpEndpoint, Partner, load_directory
 from broker.envelope import Envelope
 from broker.errors import ConfigError
 from broker.ids import new_id_at
 from broker.pseudonym import Pseudonymizer
 from routing import rules
-from routing.directory import Directory, FhirEndpoint, MllpEndpoint, Partner, load_directory
+from routing.render import RenderError
 from routing.router import render_copy
 
 

@@ -30,10 +30,10 @@ import asyncpg
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, ConfigDict, Field
 
-from broker.app import Context
 from broker.console.auth import Operator
 from broker.console.deps import Ctx
 from broker.console.lookup import find_message
+from broker.context import Context
 from broker.events import AuditEvent
 from broker.store import events
 from broker.store.db import transaction

@@ -36,10 +36,10 @@ import asyncpg
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from broker.app import Context
 from broker.console.auth import Principal, Viewer
 from broker.console.deps import Ctx
 from broker.console.users import UserRole, has_role
+from broker.context import Context
 from broker.errors import StoreUnavailableError
 from broker.events import AuditEvent
 from broker.ids import id_time

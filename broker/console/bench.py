@@ -34,10 +34,10 @@ from broker.console.alert_actions import history as alert_history
 from broker.console.dead_letters import dead_letter_page
 from broker.console.flows import compute
 from broker.console.partners import health as partner_health
+from broker.directory import Directory, DirectoryFile, Partner
 from broker.store import audit, db
 from broker.store.migrate import migrate
 from broker.store.partitions import ensure_partitions
-from routing.directory import Directory, DirectoryFile, Partner
 
 SENDERS = ["chu-montpellier", "labo-sud", "clinique-est", "labo-ouest", "chu-nimes"]
 RECIPIENTS = ["cabinet-dupont", "maison-sante-nord", "chu-montpellier", "cabinet-martin"]

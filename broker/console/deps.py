@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, HTTPException, Request
 
-from broker.app import Context
+from broker.context import Context
 
 if TYPE_CHECKING:
     from broker.console.auth import Authenticator

@@ -27,7 +27,7 @@ from pydantic import BaseModel, Field
 
 from broker.console.auth import Viewer
 from broker.console.deps import Ctx
-from routing.directory import Directory
+from broker.directory import Directory
 
 MINUTES = 60
 RECENT = 5  # minutes in the "last minutes" columns

@@ -22,11 +22,11 @@ from broker.console.actions import Pause, pauses
 from broker.console.auth import Admin, Viewer
 from broker.console.deps import Ctx
 from broker.console.flows import Inbound, Outbound
+from broker.directory import Partner
 from broker.errors import ConfigError
 from broker.events import AuditEvent
 from broker.store import events
 from broker.store.db import transaction
-from routing.directory import Partner
 
 ERROR_CHARS = 300  # the page shows the start of a partner's last error
 

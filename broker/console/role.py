@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import logging
 
-from broker.app import Context, _TaskRole
 from broker.console import (
     actions,
     alert_actions,
@@ -21,6 +20,7 @@ from broker.console import (
     users_api,
 )
 from broker.console.deps import Console
+from broker.context import Context, TaskRole
 from broker.store.db import UNAVAILABLE
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ def build_console(ctx: Context) -> Console:
     return ctx.console
 
 
-class ConsoleRole(_TaskRole):
+class ConsoleRole(TaskRole):
     """Serve the console; hourly, forget sessions that ended a week ago."""
 
     name = "console"

@@ -23,7 +23,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from routing.directory import FhirEndpoint, MailboxEndpoint, MllpEndpoint, Partner
+from broker.directory import FhirEndpoint, MailboxEndpoint, MllpEndpoint, Partner
 
 OutcomeStatus = Literal["delivered", "retry", "failed", "posted"]
 

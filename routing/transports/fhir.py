@@ -26,7 +26,7 @@ from typing import Any
 
 import httpx
 
-from routing.directory import FhirEndpoint
+from broker.directory import FhirEndpoint
 from routing.transports import Outcome, Outgoing
 
 MAX_RESPONSE_BYTES = 1024 * 1024

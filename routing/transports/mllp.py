@@ -32,8 +32,8 @@ from adapters.hl7v2 import charset
 from adapters.hl7v2.ack import read_answer
 from adapters.hl7v2.er7 import Message
 from adapters.hl7v2.mllp import MllpClient
+from broker.directory import MllpEndpoint
 from broker.errors import DeliveryTimeoutError, MessageError, TransientError
-from routing.directory import MllpEndpoint
 from routing.transports import Outcome, Outgoing
 
 MAX_ACK_BYTES = 1024 * 1024

@@ -21,8 +21,8 @@ import pytest
 from pydantic import SecretStr
 
 from broker.cli import build_parser
+from broker.directory import load_directory
 from broker.settings import ROLES, Settings, Variable, variables
-from routing.directory import load_directory
 from tests.chart.conftest import (
     CHART,
     KUBE_VERSIONS,

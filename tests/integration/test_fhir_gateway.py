@@ -27,9 +27,9 @@ from adapters.fhir.gateway import Gateway, create_router
 from adapters.hl7v2.er7 import Message
 from adapters.translate.bundle import dumps
 from adapters.translate.v2_to_fhir import convert
+from broker.directory import Directory, parse_directory
 from broker.pseudonym import Pseudonymizer
 from broker.store.messages import MessageStore
-from routing.directory import Directory, parse_directory
 from tests.conftest import CORPUS, REPO
 
 LAB_TOKEN = "labo-sud-secret-token"

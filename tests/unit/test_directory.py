@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from broker.directory import load_directory
 from broker.errors import ConfigError
-from routing.directory import load_directory
 from tests.conftest import REPO
 
 EXAMPLE = REPO / "tests" / "data" / "partners.yaml"

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from broker.directory import Directory, describe_changes, load_directory
 from broker.envelope import ProviderRef
 from broker.errors import ConfigError
-from routing.directory import Directory, describe_changes, load_directory
 from tests.messages import DATA
 
 EXAMPLE = DATA / "partners.yaml"

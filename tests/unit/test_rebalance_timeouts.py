@@ -10,7 +10,7 @@ cannot show the difference: these numbers are what keeps it from happening.
 
 from __future__ import annotations
 
-from routing.directory import FhirEndpoint, MllpEndpoint
+from broker.directory import FhirEndpoint, MllpEndpoint
 from routing.subscriber import REBALANCE_TIMEOUT_MS, REVOKE_WAIT_S, SESSION_TIMEOUT_MS
 
 

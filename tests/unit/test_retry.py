@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from routing.directory import RetryPolicy
+from broker.directory import RetryPolicy
 from routing.retry import CircuitBreaker, backoff, is_exhausted
 
 POLICY = RetryPolicy(base_s=1, max_s=60, max_attempts=5, max_age_s=3600)

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
+from broker.directory import Directory, parse_directory
 from broker.yamlfile import load_yaml
 from routing import rules
-from routing.directory import Directory, parse_directory
 from tests.messages import DATA, ORU, REF, envelope
 
 BASE, _ = load_yaml(DATA / "partners.yaml")

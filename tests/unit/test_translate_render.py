@@ -1,6 +1,6 @@
 """What each recipient receives: its format, version and charset, whichever format came in.
 
-One rendering module (``adapters/translate/render.py``) for the router and
+One rendering module (``routing/render.py``) for the router and
 replay: HL7 v2 recipients get the message re-addressed and re-encoded (or
 translated from FHIR), FHIR recipients a FHIR message Bundle (translated from
 HL7 v2, or the sender's resources re-addressed); INS and blind copies are
@@ -17,11 +17,11 @@ from fhir.resources.R4B.bundle import Bundle
 
 from adapters.hl7v2.er7 import Message, unescape
 from adapters.translate.bundle import dumps
-from adapters.translate.render import RenderError, render_for, to_fhir_message, to_hl7v2
 from adapters.translate.v2_to_fhir import convert
+from broker.directory import Partner, parse_directory
 from broker.envelope import Envelope, Identity
 from broker.ids import new_id
-from routing.directory import Partner, parse_directory
+from routing.render import RenderError, render_for, to_fhir_message, to_hl7v2
 from tests.conftest import CORPUS
 from tests.integration.test_fhir_gateway import directory as gateway_directory
 from tests.messages import ORU, envelope

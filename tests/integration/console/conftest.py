@@ -19,16 +19,17 @@ import asyncpg
 import httpx
 import pytest
 
-from broker.app import Context, mount
+from broker.app import mount
 from broker.console.role import build_console
 from broker.console.settings import ConsoleSettings
 from broker.console.users import UserStore
+from broker.context import Context
+from broker.directory import load_directory
 from broker.health import Readiness
 from broker.http import create_app
 from broker.pseudonym import Pseudonymizer
 from broker.settings import Settings
 from broker.store.messages import MessageStore
-from routing.directory import load_directory
 from routing.directory_store import DirectorySync
 from routing.directory_store import store as store_directory
 from tests.conftest import REPO

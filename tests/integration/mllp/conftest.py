@@ -15,9 +15,9 @@ from hl7.mllp import open_hl7_connection
 
 from adapters.hl7v2.ingress import Ingress
 from adapters.hl7v2.mllp import MllpServer
+from broker.directory import Directory, parse_directory
 from broker.pseudonym import Pseudonymizer
 from broker.store.messages import MessageStore
-from routing.directory import Directory, parse_directory
 
 PARTNERS: dict[str, Any] = {
     "partners": [

@@ -16,9 +16,9 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from broker import alerts, metrics, telemetry
+from broker.directory import Directory
 from broker.settings import Settings
 from broker.store import db
-from routing.directory import Directory
 from tests.integration.routing.conftest import Pipeline
 from tests.sinks import partner_sinks
 

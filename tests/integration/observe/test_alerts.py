@@ -9,10 +9,10 @@ from pathlib import Path
 import asyncpg
 
 from broker import alerts
+from broker.directory import parse_directory
 from broker.settings import Settings
 from broker.store import audit
 from broker.store.audit import AuditWriter
-from routing.directory import parse_directory
 from tests.certs import self_signed_certificate
 from tests.integration.audit.conftest import accept
 from tests.integration.observe.conftest import http_get

@@ -24,9 +24,11 @@ import httpx
 import pytest
 
 from broker import kafka
-from broker.app import Context, RoleService, mount, role_service
+from broker.app import mount, role_service
 from broker.console.sessions import SessionStore
 from broker.console.users import UserRole, UserStore
+from broker.context import Context, RoleService
+from broker.directory import load_directory
 from broker.envelope import Envelope
 from broker.health import Readiness
 from broker.http import HttpServer, bind, create_app
@@ -36,7 +38,6 @@ from broker.store import db
 from broker.store.db import transaction
 from broker.store.messages import Accepted, MessageStore
 from routing.delivery import Head, load_heads, scan_heads
-from routing.directory import load_directory
 from routing.directory_store import DirectorySync
 from tests.conftest import wait_for
 from tests.messages import DATA, envelope

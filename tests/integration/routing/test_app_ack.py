@@ -18,11 +18,11 @@ import pytest
 
 from adapters.hl7v2.ack import read_answer
 from adapters.hl7v2.er7 import Message
+from broker.directory import load_directory
 from broker.envelope import Envelope
 from broker.store.db import transaction
 from routing import app_ack
 from routing.delivery import Dispatcher
-from routing.directory import load_directory
 from tests.conftest import wait_for
 from tests.integration.routing.conftest import Pipeline
 from tests.messages import DATA, ORU, REF, envelope, variant

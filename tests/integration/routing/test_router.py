@@ -6,8 +6,8 @@ import asyncpg
 import pytest
 
 from broker import telemetry
+from broker.directory import load_directory
 from broker.store.messages import Accepted, MessageStore
-from routing.directory import load_directory
 from routing.router import Router, lane_of, partition_of
 from tests.messages import DATA, ORU, REF, envelope, variant
 

@@ -49,9 +49,9 @@ from adapters.hl7v2.extract import INS_OIDS, hd_authority
 from adapters.translate import fhir_to_v2, v2_to_fhir
 from adapters.translate.bundle import NAMESPACE, dumps, loads
 from adapters.translate.vocabulary import V2_0003
+from broker.directory import Partner
 from broker.envelope import Envelope
 from broker.errors import MessageError, PermanentError
-from routing.directory import Partner
 
 Json = dict[str, Any]
 V2_CONTENT_TYPE = "x-application/hl7-v2+er7"
