@@ -31,7 +31,7 @@ def test_a_cursor_reads_back_as_it_was_written(when: datetime, ident: uuid.UUID)
 
 @pytest.mark.parametrize(
     "text",
-    ["", "not a cursor", "bm90IGEgY3Vyc29y", Cursor(WHEN, uuid.uuid4()).encode()[:-3] + "!!!"],
+    ["", "not a cursor", "bm90IGEgY3Vyc29y", Cursor(WHEN, uuid.UUID(int=1)).encode()[:-3] + "!!!"],
 )
 def test_a_cursor_not_handed_out_is_refused(text: str) -> None:
     with pytest.raises(CursorError, match="pass the `next` value"):
