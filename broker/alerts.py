@@ -33,15 +33,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-import asyncpg
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
 from broker.directory import Directory
+from broker.errors import StoreRefusedError, StoreUnavailableError
 from broker.events import AuditEvent
 from broker.settings import Settings
-from broker.store import events as audit_events
-from broker.store.db import UNAVAILABLE, transaction
+from broker.store.alerts import AlertStore
 
 log = logging.getLogger(__name__)
 
@@ -189,7 +188,7 @@ def certificate_expiry(path: Path) -> datetime | None:
 
 
 async def gather(
-    pool: asyncpg.Pool,
+    store: AlertStore,
     directory: Directory,
     settings: Settings,
     *,
@@ -199,75 +198,31 @@ async def gather(
     """Read the facts the conditions need (index lookups only)."""
     now = now or datetime.now(UTC)
     senders = [p.id for p in directory.partners.values() if p.expected_interval_s is not None]
-    async with pool.acquire() as conn:
-        last = {
-            r["sender"]: r["last"]
-            for r in await conn.fetch(
-                # One index probe (messages_sender) per watched sender.
-                "SELECT s.sender, (SELECT max(m.received_at) FROM messages m"
-                " WHERE m.sender = s.sender AND m.received_at > $2) AS last"
-                " FROM unnest($1::text[]) AS s(sender)",
-                senders,
-                now - _LOOKBACK,
-            )
-        }
-        pending = {
-            r["recipient"]: r["oldest"]
-            for r in await conn.fetch(
-                "SELECT recipient, min(created_at) AS oldest FROM deliveries"
-                " WHERE status = 'pending' GROUP BY recipient"
-            )
-        }
-        dead = {
-            r["recipient"]: r["n"]
-            for r in await conn.fetch(
-                "SELECT recipient, count(*) AS n FROM deliveries WHERE status = 'dead'"
-                " AND discarded_at IS NULL GROUP BY recipient"  # discarded: operator's decision
-            )
-        }
+    async with store.connection() as work:
+        found = await work.alerts.facts(senders, now - _LOOKBACK)
     certificates = {str(p): certificate_expiry(p) for p in watched_certificates(settings)}
-    return Facts(now, watching_since, last, pending, dead, certificates)
+    return Facts(
+        now, watching_since, found.last_received, found.oldest_pending, found.dead, certificates
+    )
 
 
-async def record(pool: asyncpg.Pool, alerts: Iterable[Alert], now: datetime) -> list[AuditEvent]:
+async def record(store: AlertStore, alerts: Iterable[Alert], now: datetime) -> list[AuditEvent]:
     """Open new alerts, refresh firing ones, resolve the rest; audit starts and ends."""
     firing = {(a.name, a.subject): a for a in alerts}
     changes: list[AuditEvent] = []
-    async with transaction(pool) as conn:
-        open_rows = await conn.fetch(
-            "SELECT name, subject, since FROM alerts WHERE resolved_at IS NULL FOR UPDATE"
-        )
-        open_keys = {(r["name"], r["subject"]): r["since"] for r in open_rows}
+    async with store.transaction() as work:
+        open_keys = await work.alerts.firing(lock=True)
         for key, since in open_keys.items():
             if key in firing:
-                await conn.execute(
-                    "UPDATE alerts SET last_seen = $4, detail = $5"
-                    " WHERE name = $1 AND subject = $2 AND since = $3",
-                    *key,
-                    since,
-                    now,
-                    firing[key].detail,
-                )
+                await work.alerts.seen(key, since, now, firing[key].detail)
             else:
-                await conn.execute(
-                    "UPDATE alerts SET resolved_at = $4"
-                    " WHERE name = $1 AND subject = $2 AND since = $3",
-                    *key,
-                    since,
-                    now,
-                )
+                await work.alerts.resolve(key, since, now)
                 changes.append(_event(key, "resolved"))
         for key, alert in firing.items():
             if key not in open_keys:
-                await conn.execute(
-                    "INSERT INTO alerts (name, subject, since, last_seen, detail)"
-                    " VALUES ($1, $2, $3, $3, $4)",
-                    *key,
-                    now,
-                    alert.detail,
-                )
+                await work.alerts.open(key, now, alert.detail)
                 changes.append(_event(key, "firing", alert))
-        await audit_events.record(conn, changes)
+        await work.audit.record(changes)
     return changes
 
 
@@ -287,9 +242,9 @@ class AlertMonitor:
     """Evaluate the conditions every ``alert_interval_s`` and record what changed."""
 
     def __init__(
-        self, pool: asyncpg.Pool, directory: Callable[[], Directory], settings: Settings
+        self, store: AlertStore, directory: Callable[[], Directory], settings: Settings
     ) -> None:
-        self.pool = pool
+        self.store = store
         self.directory = directory
         self.settings = settings
         self.started = datetime.now(UTC)
@@ -299,10 +254,10 @@ class AlertMonitor:
         """Evaluate once, record changes, and return the alerts firing now."""
         now = now or datetime.now(UTC)
         facts = await gather(
-            self.pool, self.directory(), self.settings, watching_since=self.started, now=now
+            self.store, self.directory(), self.settings, watching_since=self.started, now=now
         )
         self.current = evaluate(facts, self.directory(), self.settings)
-        await record(self.pool, self.current, now)
+        await record(self.store, self.current, now)
         return self.current
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -310,7 +265,7 @@ class AlertMonitor:
         while not stop.is_set():
             try:
                 await self.check()
-            except (*UNAVAILABLE, asyncpg.PostgresError) as exc:
+            except (StoreUnavailableError, StoreRefusedError) as exc:
                 log.warning("alerts not evaluated: store unavailable", exc_info=exc)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.settings.alert_interval_s):
@@ -340,18 +295,15 @@ ROUTER = APIRouter(tags=["operations"])
 
 @ROUTER.get("/api/alerts", summary="Alerts firing now", response_model=AlertsOut)
 async def alerts_now(request: Request) -> AlertsOut:
-    """Evaluate the conditions now (``app.state.context``: pool, directory, settings)."""
+    """Evaluate the conditions now (``app.state.context``: stores, directory, settings)."""
     ctx = request.app.state.context
     now = datetime.now(UTC)
     started: datetime = getattr(request.app.state, "started", now)
-    facts = await gather(ctx.pool, ctx.directory, ctx.settings, watching_since=started, now=now)
+    store: AlertStore = ctx.stores.alerts
+    facts = await gather(store, ctx.directory, ctx.settings, watching_since=started, now=now)
     firing = evaluate(facts, ctx.directory, ctx.settings)
-    since = {
-        (r["name"], r["subject"]): r["since"]
-        for r in await ctx.pool.fetch(
-            "SELECT name, subject, since FROM alerts WHERE resolved_at IS NULL"
-        )
-    }
+    async with store.connection() as work:
+        since = await work.alerts.firing()
     return AlertsOut(
         evaluated_at=now,
         alerts=[

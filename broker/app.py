@@ -22,9 +22,7 @@ import signal
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-import asyncpg
 from fastapi import APIRouter, FastAPI
 
 from adapters.hl7v2.role import MllpRole
@@ -32,22 +30,28 @@ from broker import alerts, kafka, metrics, telemetry
 from broker.audit_role import AuditRole
 from broker.context import Context, RoleService, TaskRole
 from broker.directory import Directory, load_directory
-from broker.errors import BrokerError, ConfigError, StartupError, StoreUnavailableError
+from broker.directory_sync import DirectorySync
+from broker.errors import (
+    BrokerError,
+    ConfigError,
+    StartupError,
+    StoreRefusedError,
+    StoreUnavailableError,
+)
 from broker.health import Readiness
 from broker.http import HttpServer, bind, create_app
 from broker.local import EmbeddedPostgres, LocalKafka
 from broker.pseudonym import Pseudonymizer
 from broker.relay import Relay, republish_unrouted
 from broker.settings import ROLES, Role, Settings
-from broker.store import db, partitions
-from broker.store.messages import MessageStore
-from broker.store.migrate import migrate
-from routing.directory_store import DirectorySync
-
-if TYPE_CHECKING:
-    pass
+from broker.store import db
+from broker.store.db import Database
+from broker.store.stores import Stores
 
 log = logging.getLogger(__name__)
+
+# Roles whose store writes get the connections reserved for ingress.
+INGRESS_ROLES = frozenset({"mllp", "fhir"})
 
 Announce = Callable[[str], None]
 
@@ -61,12 +65,10 @@ class RelayRole(TaskRole):
         if ctx.kafka_is_ephemeral:
             # The local broker kept nothing: whatever was accepted but not yet
             # routed when carebroker stopped must be published again.
-            count = await republish_unrouted(
-                ctx.pool, ctx.settings.kafka_topic_prefix, ctx.settings.outbox_shards
-            )
+            count = await republish_unrouted(ctx.stores.outbox, ctx.settings.kafka_topic_prefix)
             if count:
                 log.info("republished unrouted messages", extra={"count": count})
-        await Relay(ctx.pool, ctx.producer, ctx.settings.outbox_shards).run(ctx.stop)
+        await Relay(ctx.stores.outbox, ctx.producer).run(ctx.stop)
 
 
 class ShellRole(TaskRole):
@@ -89,7 +91,7 @@ class FhirRole(TaskRole):
         ctx.routers.append(
             create_router(
                 Gateway(
-                    store=ctx.messages,
+                    store=ctx.stores.messages,
                     directory=lambda: ctx.directory,
                     pseudonymizer=ctx.pseudonymizer,
                     max_body_bytes=ctx.settings.http_max_body_bytes,
@@ -107,8 +109,7 @@ class FhirRole(TaskRole):
 def role_service(role: Role) -> RoleService:
     """Return the service implementing ``role``."""
     from broker.console.role import ConsoleRole
-    from routing.delivery import DeliveryRole
-    from routing.router import RouterRole
+    from routing.roles import DeliveryRole, RouterRole
 
     factories: dict[str, Callable[[], RoleService]] = {
         "audit": AuditRole,
@@ -148,7 +149,7 @@ async def serve(
                 if asyncio.iscoroutine(result):
                     async with asyncio.timeout(8):
                         await result
-            except (BrokerError, OSError, TimeoutError, asyncpg.PostgresError):
+            except (BrokerError, OSError, TimeoutError):
                 log.exception("shutdown step failed")
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.remove_signal_handler(sig)
@@ -222,10 +223,10 @@ async def _serve(
     else:
         announce(f"kafka: {settings.kafka_bootstrap_servers}")
 
-    pool = await db.connect(dsn, settings.database_pool_size)
-    cleanup.append(pool.close)
-    await migrate(pool)
-    await partitions.ensure_partitions(pool)
+    stores = await open_stores(settings, dsn, roles)
+    cleanup.append(stores.database.close)
+    await stores.migrate()
+    await stores.partitions.ensure()
     readiness.set("postgresql", True)
     await kafka.ensure_topics(settings)
     producer = kafka.Producer(settings)
@@ -236,16 +237,13 @@ async def _serve(
     key = (
         settings.pseudonym_key.get_secret_value().encode()
         if settings.pseudonym_key
-        else await db.fetch_secret(pool, "pseudonym_key", lambda: secrets.token_bytes(32))
+        else await stores.secret("pseudonym_key", lambda: secrets.token_bytes(32))
     )
     ctx = Context(
         settings=settings,
-        pool=pool,
+        stores=stores,
         directory=directory,
         pseudonymizer=Pseudonymizer(key),
-        messages=MessageStore(
-            pool, topic_prefix=settings.kafka_topic_prefix, outbox_shards=settings.outbox_shards
-        ),
         readiness=readiness,
         producer=producer,
         stop=stop,
@@ -276,6 +274,21 @@ async def _serve(
         ready()
     await stop.wait()
     announce("stopping: finishing in-flight work")
+
+
+async def open_stores(settings: Settings, dsn: str, roles: Sequence[Role]) -> Stores:
+    """Open the process's PostgreSQL connections and its stores.
+
+    The general pool (``database_pool_size``) serves every role; when the
+    process runs ``mllp`` or ``fhir``, ingress gets ``database_ingress_pool_size``
+    connections of its own, opened now, so that no console, API, router or
+    delivery load can keep a sender waiting for its ACK.
+    """
+    ingress = settings.database_ingress_pool_size if INGRESS_ROLES & set(roles) else 0
+    database = await Database.open(dsn, settings.database_pool_size, ingress)
+    return Stores.over(
+        database, topic_prefix=settings.kafka_topic_prefix, outbox_shards=settings.outbox_shards
+    )
 
 
 def mount(app: FastAPI, ctx: Context) -> None:
@@ -316,12 +329,12 @@ async def _monitor(ctx: Context) -> None:
     tick = 0
     while True:
         await asyncio.sleep(2.0)
-        ctx.readiness.set("postgresql", await db.ping(ctx.pool))
+        ctx.readiness.set("postgresql", await ctx.stores.ping())
         ctx.readiness.set("kafka", await ctx.producer.is_ready())
         tick += 1
         if tick % 1800 == 0:
-            with contextlib.suppress(*db.UNAVAILABLE):
-                await partitions.ensure_partitions(ctx.pool)
+            with contextlib.suppress(StoreUnavailableError, StoreRefusedError):
+                await ctx.stores.partitions.ensure()
 
 
 def _check_writable(data_dir: Path) -> None:
@@ -340,4 +353,4 @@ def _check_writable(data_dir: Path) -> None:
         raise StartupError(f"data dir {data_dir} is not writable: choose another with --data-dir")
 
 
-__all__ = ["ROLES", "mount", "role_service", "serve"]
+__all__ = ["ROLES", "mount", "open_stores", "role_service", "serve"]

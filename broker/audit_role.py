@@ -14,21 +14,19 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
-import asyncpg
-
 from broker import retention
 from broker.alerts import AlertMonitor
 from broker.audit_syslog import SyslogSender
-from broker.errors import StoreUnavailableError
+from broker.errors import StorePrivilegeError, StoreRefusedError, StoreUnavailableError
 from broker.store.audit import AuditWriter
-from broker.store.db import UNAVAILABLE
 
 if TYPE_CHECKING:
     from broker.context import Context
 
 log = logging.getLogger(__name__)
 
-_STORE_DOWN: tuple[type[Exception], ...] = (*UNAVAILABLE, StoreUnavailableError)
+# What a store failure looks like here: retried at the next step, never fatal.
+_STORE_FAILED = (StoreUnavailableError, StoreRefusedError)
 IDLE_POLL_S = 0.5
 
 
@@ -45,8 +43,8 @@ class AuditRole:
     async def start(self, ctx: Context) -> None:
         """Start the writer, the alert monitor, retention and (when set) the syslog sender."""
         settings = ctx.settings
-        writer = self.writer = AuditWriter(ctx.pool, settings.audit_batch)
-        monitor = AlertMonitor(ctx.pool, lambda: ctx.directory, settings)
+        writer = self.writer = ctx.stores.audit.writer(settings.audit_batch)
+        monitor = AlertMonitor(ctx.stores.alerts, lambda: ctx.directory, settings)
         loops: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {
             "audit-writer": lambda: _write(writer, ctx.stop),
             "alerts": lambda: monitor.run(ctx.stop),
@@ -59,7 +57,7 @@ class AuditRole:
             f" audit {settings.retention_audit_days} d",
         ]
         if settings.audit_syslog_host:
-            sender = SyslogSender(ctx.pool, settings)
+            sender = SyslogSender(ctx.stores.audit, settings)
             loops["audit-syslog"] = lambda: sender.run(ctx.stop)
             scheme = "tls" if settings.audit_syslog_tls else "tcp"
             self._lines.append(
@@ -90,24 +88,24 @@ async def _write(writer: AuditWriter, stop: asyncio.Event) -> None:
         try:
             moved = await writer.drain_all()
             backoff = IDLE_POLL_S
-        except (*_STORE_DOWN, asyncpg.PostgresError) as exc:
+        except _STORE_FAILED as exc:
             # The batch rolled back whole: it is still pending and will be chained.
             log.warning("audit writer: batch not chained, retrying", exc_info=exc)
             moved = 0
             backoff = min(backoff * 2, 10.0)
         if moved == 0:
             await _sleep_or_stop(stop, backoff)
-    with contextlib.suppress(*_STORE_DOWN, asyncpg.PostgresError):
+    with contextlib.suppress(*_STORE_FAILED):
         await writer.drain_all()  # what was recorded before the stop
 
 
 async def _retain(ctx: Context, interval: float) -> None:
     while not ctx.stop.is_set():
         try:
-            await retention.apply(ctx.pool, ctx.settings)
-        except asyncpg.InsufficientPrivilegeError:
+            await retention.apply(ctx.stores.partitions, ctx.settings)
+        except StorePrivilegeError:
             log.warning("retention not applied: the database role may not drop partitions")
-        except (*_STORE_DOWN, asyncpg.PostgresError) as exc:
+        except _STORE_FAILED as exc:
             log.warning("retention not applied now", exc_info=exc)
         await _sleep_or_stop(ctx.stop, interval)
 

@@ -27,20 +27,17 @@ import socket
 import ssl
 from datetime import date
 
-import asyncpg
-
 from broker.audit_export import to_atna
+from broker.errors import StoreRefusedError, StoreUnavailableError
 from broker.settings import Settings
-from broker.store import audit
-from broker.store.audit import Row
-from broker.store.db import UNAVAILABLE
+from broker.store.audit import AuditStore, Row
 
 log = logging.getLogger(__name__)
 
 PRI = 10 * 8 + 5  # facility 10 authpriv, severity 5 notice (IHE ITI-20)
 MSGID = "IHE+RFC-3881"
 BOM = "\ufeff"
-CURSOR = "syslog"
+CURSOR = "syslog"  # this follower's name in audit_cursors
 
 
 def frame(row: Row, hostname: str, site: str = "carebroker") -> bytes:
@@ -67,10 +64,10 @@ def tls_context(settings: Settings) -> ssl.SSLContext:
 class SyslogSender:
     """Forward chained audit events to a syslog repository, from where it last stopped."""
 
-    def __init__(self, pool: asyncpg.Pool, settings: Settings, batch: int = 200) -> None:
+    def __init__(self, store: AuditStore, settings: Settings, batch: int = 200) -> None:
         if settings.audit_syslog_host is None:
             raise ValueError("audit_syslog_host is not set")
-        self.pool = pool
+        self.store = store
         self.host = settings.audit_syslog_host
         self.port = settings.audit_syslog_port
         self.ssl = tls_context(settings) if settings.audit_syslog_tls else None
@@ -82,8 +79,7 @@ class SyslogSender:
 
     async def position(self) -> tuple[date, int] | None:
         """Return the last (day, seq) the repository has, or None before the first send."""
-        row = await self.pool.fetchrow("SELECT day, seq FROM audit_cursors WHERE name = $1", CURSOR)
-        return (row["day"], row["seq"]) if row else None
+        return await self.store.position(CURSOR)
 
     async def send_pending(self) -> int:
         """Send every event after the cursor, a batch at a time; return how many were sent.
@@ -94,7 +90,7 @@ class SyslogSender:
         total = 0
         while True:
             after = await self.position()
-            rows = await audit.read(self.pool, after=after, limit=self.batch)
+            rows = await self.store.read(after=after, limit=self.batch)
             if not rows:
                 return total
             writer = await self._connect()
@@ -105,14 +101,7 @@ class SyslogSender:
                 await self._close()
                 raise
             last = rows[-1]
-            await self.pool.execute(
-                "INSERT INTO audit_cursors (name, day, seq) VALUES ($1, $2, $3)"
-                " ON CONFLICT (name) DO UPDATE SET day = EXCLUDED.day, seq = EXCLUDED.seq,"
-                " updated_at = now()",
-                CURSOR,
-                last.day,
-                last.seq,
-            )
+            await self.store.advance(CURSOR, last.day, last.seq)
             total += len(rows)
             self.sent += len(rows)
 
@@ -151,7 +140,7 @@ class SyslogSender:
                     extra={"repository": f"{self.host}:{self.port}"},
                 )
                 backoff = min(backoff * 2, 30.0)
-            except (*UNAVAILABLE, asyncpg.PostgresError):
+            except (StoreUnavailableError, StoreRefusedError):
                 log.warning("audit syslog: store unavailable, retrying")
                 backoff = min(backoff * 2, 30.0)
             with contextlib.suppress(TimeoutError):

@@ -2,7 +2,8 @@
 
 Every role module imports :class:`Context` and :class:`RoleService` from here;
 ``broker/app.py`` composes the roles and imports every one of them, so nothing
-below it imports ``broker.app``.
+below it imports ``broker.app``. The context hands out stores
+(``ctx.stores``, ``broker/store/stores.py``), never a pool or a connection.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-import asyncpg
 from fastapi import APIRouter
 
 from broker import kafka
@@ -22,11 +22,11 @@ from broker.errors import ConfigError
 from broker.health import Readiness
 from broker.pseudonym import Pseudonymizer
 from broker.settings import Settings
-from broker.store.messages import MessageStore
+from broker.store.stores import Stores
 
 if TYPE_CHECKING:
     from broker.console.deps import Console
-    from routing.directory_store import DirectorySync
+    from broker.directory_sync import DirectorySync
 
 
 @dataclass
@@ -34,10 +34,9 @@ class Context:
     """What every role of a process shares. Built once at start-up, passed down."""
 
     settings: Settings
-    pool: asyncpg.Pool
+    stores: Stores
     directory: Directory
     pseudonymizer: Pseudonymizer
-    messages: MessageStore
     readiness: Readiness
     producer: kafka.Producer
     stop: asyncio.Event
@@ -49,7 +48,7 @@ class Context:
     on_routed: list[Callable[[list[tuple[int, str]]], None]] = field(default_factory=list)
     console: Console | None = None  # set by the console role (broker/console/deps.py)
 
-    directory_sync: DirectorySync | None = None  # set at start-up (routing/directory_store.py)
+    directory_sync: DirectorySync | None = None  # set at start-up (broker/directory_sync.py)
 
     async def reload_directory(self, actor: str) -> bool:
         """Re-read the partner file, store it (audited) and swap it in everywhere.

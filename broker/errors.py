@@ -7,7 +7,11 @@ The split below is by what the caller does next, not by where it happened::
     ├── PermanentError          answer AE/AR or 4xx, keep the input, never retry
     │   ├── MessageError        the message itself is wrong (malformed, bad charset)
     │   ├── PartnerError        unknown partner, spoofed sender, forbidden
-    │   └── RoutingError        no recipient can be resolved
+    │   ├── RoutingError        no recipient can be resolved
+    │   └── StoreRefusedError   PostgreSQL refused a statement (constraint, data):
+    │       │                   the same statement fails the same way again
+    │       ├── StorePrivilegeError  the database role may not do it
+    │       └── SchemaMissingError   no carebroker schema there (not migrated)
     ├── TransientError          retry with backoff; the input stays durable
     │   ├── StoreUnavailableError   PostgreSQL cannot be reached or failed
     │   ├── KafkaUnavailableError   the Kafka cluster cannot be reached
@@ -17,7 +21,9 @@ The split below is by what the caller does next, not by where it happened::
         └── ServiceUnreachableError
 
 Third-party exceptions (asyncpg, aiokafka, OSError, pydantic) are translated
-once, at the boundary that calls the library, with ``raise X(...) from exc``.
+once, at the boundary that calls the library, with ``raise X(...) from exc``:
+every asyncpg error in ``broker.store.db`` (``transaction``, ``connection``),
+so nothing above ``broker/store/`` names asyncpg.
 Messages carry ids, never values: ``f"OBX-5 invalid in {control_id}"``
 (design invariant 6).
 """
@@ -52,6 +58,22 @@ class PartnerError(PermanentError):
 
 class RoutingError(PermanentError):
     """No recipient can be resolved for a message."""
+
+
+class StoreRefusedError(PermanentError):
+    """PostgreSQL refused a statement for a reason of its own (constraint, data, privilege).
+
+    Retrying the same statement fails the same way: a batch is split and each
+    item tried alone, a single item is kept aside with the reason.
+    """
+
+
+class StorePrivilegeError(StoreRefusedError):
+    """The database role may not do this (drop a partition, write the audit table)."""
+
+
+class SchemaMissingError(StoreRefusedError):
+    """The database has no carebroker table there: a wrong database, or not migrated."""
 
 
 class TransientError(BrokerError):

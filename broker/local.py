@@ -232,7 +232,7 @@ class EmbeddedPostgres:
             )
 
     async def _wait_ready(self, timeout: float, log_file: Path) -> None:
-        import asyncpg
+        from broker.store import db
 
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
@@ -242,33 +242,20 @@ class EmbeddedPostgres:
                 raise _ExitedAtStart(
                     f"embedded PostgreSQL exited at start ({self.pgdata}): " + " / ".join(tail)
                 )
-            try:
-                conn = await asyncpg.connect(
-                    f"postgresql://postgres@127.0.0.1:{self.port}/postgres", timeout=2
-                )
-            except (OSError, asyncpg.PostgresError, TimeoutError):
-                if asyncio.get_running_loop().time() > deadline:
-                    raise StartupError(
-                        f"embedded PostgreSQL did not start within {timeout:.0f} s "
-                        f"(log: {log_file})"
-                    ) from None
-                await asyncio.sleep(0.2)
-            else:
-                await conn.close()
+            if await db.is_up(f"postgresql://postgres@127.0.0.1:{self.port}/postgres", 2):
                 return
+            if asyncio.get_running_loop().time() > deadline:
+                raise StartupError(
+                    f"embedded PostgreSQL did not start within {timeout:.0f} s (log: {log_file})"
+                )
+            await asyncio.sleep(0.2)
 
     async def _ensure_database(self) -> None:
-        import asyncpg
+        from broker.store import db
 
-        conn = await asyncpg.connect(f"postgresql://postgres@127.0.0.1:{self.port}/postgres")
-        try:
-            exists = await conn.fetchval(
-                "SELECT 1 FROM pg_database WHERE datname = $1", PG_DATABASE
-            )
-            if not exists:
-                await conn.execute(f'CREATE DATABASE "{PG_DATABASE}"')
-        finally:
-            await conn.close()
+        await db.ensure_database(
+            f"postgresql://postgres@127.0.0.1:{self.port}/postgres", PG_DATABASE
+        )
 
     async def stop(self, timeout: float = 8.0) -> None:
         """Stop the server (fast shutdown), killing it if it does not stop in time."""

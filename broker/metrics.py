@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 from fastapi import APIRouter, Request
@@ -44,11 +43,12 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from broker import redact, topics
+from broker.errors import StoreRefusedError, StoreUnavailableError
 from broker.kafka import client_options
 from broker.redact import label
 from broker.settings import Settings
 from broker.store.audit import LATENCY_BUCKETS
-from broker.store.db import UNAVAILABLE
+from broker.store.metrics import MetricsStore
 
 log = logging.getLogger(__name__)
 
@@ -85,43 +85,21 @@ class Snapshot:
     store_up: bool = True
 
 
-async def snapshot(pool: asyncpg.Pool, lag: LagProbe | None = None) -> Snapshot:
+async def snapshot(store: MetricsStore, lag: LagProbe | None = None) -> Snapshot:
     """Read the figures from PostgreSQL (and Kafka lag); a store outage yields ``store_up=0``."""
     shot = Snapshot()
     try:
-        async with pool.acquire() as conn:
-            now: datetime = await conn.fetchval("SELECT now()")
-            shot.counters = [
-                (r["kind"], r["partner"], r["message_type"], r["n"])
-                for r in await conn.fetch(
-                    "SELECT kind, partner, message_type, n FROM audit_counters"
-                )
-            ]
-            shot.latency = [
-                (r["recipient"], r["bucket"], r["n"], r["sum_s"])
-                for r in await conn.fetch(
-                    "SELECT recipient, bucket, n, sum_s FROM delivery_latency"
-                )
-            ]
-            shot.deliveries = [
-                (r["recipient"], r["status"], r["n"], _age(now, r["oldest"]))
-                for r in await conn.fetch(
-                    "SELECT recipient, status, count(*) AS n, min(created_at) AS oldest"
-                    " FROM deliveries WHERE status <> 'delivered' AND discarded_at IS NULL"
-                    " GROUP BY recipient, status"
-                )
-            ]
-            row = await conn.fetchrow("SELECT count(*) AS n, min(created_at) AS oldest FROM outbox")
-            shot.outbox = (row["n"], _age(now, row["oldest"]))
-            shot.audit_pending = await conn.fetchval("SELECT count(*) FROM audit_pending")
-            shot.alerts = [
-                (r["name"], r["subject"])
-                for r in await conn.fetch(
-                    "SELECT name, subject FROM alerts WHERE resolved_at IS NULL"
-                )
-            ]
-    except (*UNAVAILABLE, asyncpg.PostgresError):
+        figures = await store.read()
+    except (StoreUnavailableError, StoreRefusedError):
         shot.store_up = False
+    else:
+        now = figures.now
+        shot.counters = figures.counters
+        shot.latency = figures.latency
+        shot.deliveries = [(r, s, n, _age(now, oldest)) for r, s, n, oldest in figures.deliveries]
+        shot.outbox = (figures.outbox[0], _age(now, figures.outbox[1]))
+        shot.audit_pending = figures.audit_pending
+        shot.alerts = figures.alerts
     if lag is not None:
         shot.lag = await lag.read()
     return shot
@@ -316,7 +294,8 @@ async def prometheus(request: Request) -> Response:
     """Read the figures now and render them (``app.state``: ``context``, ``lag_probe``)."""
     state = request.app.state
     lag: LagProbe | None = getattr(state, "lag_probe", None)
-    return Response(render(await snapshot(state.context.pool, lag)), media_type=CONTENT_TYPE)
+    shot = await snapshot(state.context.stores.metrics, lag)
+    return Response(render(shot), media_type=CONTENT_TYPE)
 
 
 # What a process serves from this module (broker.app mounts them on every process).

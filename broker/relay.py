@@ -16,19 +16,13 @@ import contextlib
 import logging
 from datetime import UTC, datetime, timedelta
 
-import asyncpg
-
 from broker import telemetry, topics
-from broker.envelope import Envelope
 from broker.errors import KafkaUnavailableError, StoreUnavailableError
 from broker.kafka import Producer, Record
-from broker.store import outbox
-from broker.store.db import UNAVAILABLE, transaction
+from broker.store.outbox import OutboxRow, OutboxStore, Queued, ShardLocks
 
 log = logging.getLogger(__name__)
 
-_STORE_DOWN: tuple[type[Exception], ...] = (*UNAVAILABLE, StoreUnavailableError)
-_LOCK_BASE = 0x6F757462_00000000  # "outb" << 32: advisory lock ids of the shards
 BATCH_ROWS = 500
 BATCH_BYTES = 16 * 1024 * 1024
 _PUBLISHED = telemetry.meter().create_counter(
@@ -39,10 +33,10 @@ _PUBLISHED = telemetry.meter().create_counter(
 class Relay:
     """Move outbox rows to Kafka."""
 
-    def __init__(self, pool: asyncpg.Pool, producer: Producer, shards: int) -> None:
-        self.pool = pool
+    def __init__(self, store: OutboxStore, producer: Producer) -> None:
+        self.store = store
         self.producer = producer
-        self.shards = shards
+        self.shards = store.shards
         self.owned: set[int] = set()
         self.published = 0
         self.kafka_ok = True
@@ -53,17 +47,13 @@ class Relay:
         backoff = 0.1
         while not stop.is_set():
             try:
-                async with self.pool.acquire() as lock_conn:
-                    await lock_conn.add_listener("carebroker_outbox", self._notified)
+                async with self.store.session(self._notified) as locks:
                     try:
-                        await self._loop(lock_conn, stop)
+                        await self._loop(locks, stop)
                     finally:
-                        with contextlib.suppress(*UNAVAILABLE):
-                            await lock_conn.remove_listener("carebroker_outbox", self._notified)
-                            await lock_conn.execute("SELECT pg_advisory_unlock_all()")
                         self.owned.clear()
                 backoff = 0.1
-            except _STORE_DOWN:
+            except StoreUnavailableError:
                 log.warning("relay: message store unavailable, retrying")
                 self.owned.clear()
                 await _sleep_or_stop(stop, backoff)
@@ -72,13 +62,13 @@ class Relay:
     def _notified(self, *_: object) -> None:
         self._wake.set()
 
-    async def _loop(self, lock_conn: asyncpg.Connection, stop: asyncio.Event) -> None:
+    async def _loop(self, locks: ShardLocks, stop: asyncio.Event) -> None:
         next_claim = 0.0
         loop = asyncio.get_running_loop()
         kafka_backoff = 0.2
         while not stop.is_set():
             if loop.time() >= next_claim:
-                await self._claim(lock_conn)
+                await self._claim(locks)
                 next_claim = loop.time() + 5.0
             self._wake.clear()
             try:
@@ -106,38 +96,28 @@ class Relay:
                             stop_wait.cancel()
                             wake_wait.cancel()
 
-    async def _claim(self, lock_conn: asyncpg.Connection) -> None:
+    async def _claim(self, locks: ShardLocks) -> None:
         for shard in range(self.shards):
             if shard in self.owned:
                 continue
-            if await lock_conn.fetchval("SELECT pg_try_advisory_lock($1)", _LOCK_BASE + shard):
+            if await locks.try_claim(shard):
                 self.owned.add(shard)
 
     async def _drain(self, shard: int) -> int:
-        rows = await self.pool.fetch(
-            "SELECT id, topic, key, value, partition, headers FROM ("
-            " SELECT *, sum(octet_length(value)) OVER (ORDER BY id) AS running"
-            " FROM (SELECT * FROM outbox WHERE shard = $1 ORDER BY id LIMIT $2) s) t"
-            " WHERE running - octet_length(value) < $3 ORDER BY id",
-            shard,
-            BATCH_ROWS,
-            BATCH_BYTES,
-        )
+        rows = await self.store.queued(shard, BATCH_ROWS, BATCH_BYTES)
         if not rows:
             return 0
         with telemetry.internal_span(
             "relay outbox", {"carebroker.shard": shard, "messaging.batch.message_count": len(rows)}
         ):
             await self.producer.publish([_record(r) for r in rows])
-            await self.pool.execute(
-                "DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows]
-            )
+            await self.store.forget([r.id for r in rows])
         self.published += len(rows)
         _PUBLISHED.add(len(rows))
         return len(rows)
 
 
-def _record(row: asyncpg.Record) -> Record:
+def _record(row: Queued) -> Record:
     """Build the Kafka record of an outbox row, continuing the trace its headers carry.
 
     A row written with a trace context gets its own ``send`` span (child of the
@@ -146,18 +126,17 @@ def _record(row: asyncpg.Record) -> Record:
     When nobody collects spans the headers pass as they are: the trace still
     continues, and the relay does not pay ~17 µs a record for spans no one sees.
     """
-    headers: dict[str, str] = dict(row["headers"] or {})
+    headers: dict[str, str] = dict(row.headers or {})
     if headers and telemetry.is_recording() and telemetry.has_context(headers):
-        with telemetry.send_span(row["topic"], headers, partition=row["partition"]):
+        with telemetry.send_span(row.topic, headers, partition=row.partition):
             headers.update(telemetry.current_context())
     kafka_headers = telemetry.to_kafka_headers(headers)
-    return Record(row["topic"], row["value"], row["key"], row["partition"], kafka_headers)
+    return Record(row.topic, row.value, row.key, row.partition, kafka_headers)
 
 
 async def republish_unrouted(
-    pool: asyncpg.Pool,
+    store: OutboxStore,
     topic_prefix: str,
-    shards: int,
     older_than: timedelta = timedelta(0),
     within: timedelta = timedelta(days=7),
 ) -> int:
@@ -170,39 +149,19 @@ async def republish_unrouted(
     now = datetime.now(UTC)
     accepted_topic = topics.ACCEPTED.full_name(topic_prefix)
     total = 0
-    cursor: tuple[datetime, object] | None = None
+    cursor = None
     while True:
-        rows = await pool.fetch(
-            "SELECT m.id, m.received_at, m.envelope, p.data FROM messages m"
-            " JOIN payloads p ON p.message_id = m.id AND p.received_at = m.received_at"
-            " WHERE m.status = 'accepted' AND m.received_at BETWEEN $1 AND $2"
-            " AND ($3::timestamptz IS NULL OR (m.received_at, m.id) > ($3, $4::uuid))"
-            " ORDER BY m.received_at, m.id LIMIT 500",
-            now - within,
-            now - older_than,
-            cursor[0] if cursor else None,
-            cursor[1] if cursor else None,
-        )
-        if not rows:
+        envelopes = await store.unrouted(now - within, now - older_than, cursor, 500)
+        if not envelopes:
             return total
-        envelopes = [
-            Envelope.model_validate({**r["envelope"], "payload": r["data"]})
-            for r in rows
-            if r["envelope"]
-        ]
-        async with transaction(pool) as conn:
-            await outbox.insert(
-                conn,
-                [
-                    outbox.OutboxRow(
-                        accepted_topic, e.model_dump_json().encode(), e.ordering_key.encode()
-                    )
-                    for e in envelopes
-                ],
-                shards,
-            )
+        await store.publish(
+            [
+                OutboxRow(accepted_topic, e.model_dump_json().encode(), e.ordering_key.encode())
+                for e in envelopes
+            ]
+        )
         total += len(envelopes)
-        cursor = (rows[-1]["received_at"], rows[-1]["id"])
+        cursor = (envelopes[-1].received_at, envelopes[-1].message_id)
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:

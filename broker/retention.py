@@ -24,10 +24,8 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-import asyncpg
-
 from broker.settings import Settings
-from broker.store import partitions
+from broker.store.partitions import PartitionStore
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +53,11 @@ def policies(settings: Settings) -> list[Policy]:
 
 
 async def apply(
-    pool: asyncpg.Pool, settings: Settings, *, today: date | None = None, dry_run: bool = False
+    store: PartitionStore,
+    settings: Settings,
+    *,
+    today: date | None = None,
+    dry_run: bool = False,
 ) -> dict[str, list[str]]:
     """Drop (or with ``dry_run`` only list) the expired partitions; return them per kind."""
     today = today or datetime.now(UTC).date()
@@ -63,11 +65,9 @@ async def apply(
     for policy in policies(settings):
         cutoff = policy.cutoff(today)
         if dry_run:
-            result[policy.kind] = await partitions.partitions_before(pool, policy.table, cutoff)
+            result[policy.kind] = await store.before(policy.table, cutoff)
         else:
-            result[policy.kind] = await partitions.drop_partitions_before(
-                pool, policy.table, cutoff
-            )
+            result[policy.kind] = await store.drop_before(policy.table, cutoff)
             if result[policy.kind]:
                 log.info(
                     "retention applied",

@@ -55,7 +55,17 @@ class Settings(BaseSettings):
         default=None,
         description="PostgreSQL DSN. Unset: `carebroker up` starts an embedded PostgreSQL.",
     )
-    database_pool_size: int = Field(default=10, ge=2, description="asyncpg pool size per process.")
+    database_pool_size: int = Field(
+        default=10,
+        ge=2,
+        description="PostgreSQL connections per process shared by every role (ingress excepted).",
+    )
+    database_ingress_pool_size: int = Field(
+        default=4,
+        ge=1,
+        description="PostgreSQL connections reserved for MLLP and FHIR ingress, opened at start "
+        "in processes running those roles, so console, API or routing load never delays an ACK.",
+    )
     kafka_bootstrap_servers: str | None = Field(
         default=None,
         description="Kafka bootstrap servers (host:port,...). Unset: `up` starts a local broker.",

@@ -53,15 +53,12 @@ consent change blocks pending deliveries without deciding).
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Final
-
-import asyncpg
+from typing import Final
 
 from adapters.hl7v2.ack import AckError, Header, build_ack, read_answer
 from adapters.hl7v2.er7 import Message, split_segments
@@ -70,7 +67,8 @@ from broker.envelope import DeliveryRequest, Envelope
 from broker.errors import MessageError
 from broker.events import AuditEvent
 from broker.ids import new_id
-from broker.store import outbox
+from broker.store.outbox import OutboxRow
+from broker.store.work import FinalDelivery, NewDelivery, OwedAck, Work
 from routing.lanes import lane_of, partition_of
 from routing.render import V2_CONTENT_TYPE
 from routing.rules import Decision
@@ -84,11 +82,10 @@ _TEXT_MAX = 200
 
 @dataclass(frozen=True)
 class Lanes:
-    """Where ACK deliveries are announced: the deliveries topic, its partitions, outbox shards."""
+    """Where ACK deliveries are announced: the deliveries topic and its partitions."""
 
     topic: str
     partitions: int
-    outbox_shards: int
 
 
 @dataclass(frozen=True)
@@ -140,16 +137,16 @@ def for_undelivered(decision: Decision) -> Verdict:
     )
 
 
-def for_deliveries(rows: Iterable[asyncpg.Record | dict[str, Any]]) -> Verdict:
+def for_deliveries(rows: Iterable[FinalDelivery]) -> Verdict:
     """Return the ACK of a message from its final deliveries (recipient, status, error, ACK)."""
     refused: list[AckError] = []
     unreachable: list[AckError] = []
     for row in rows:
-        recipient, status = row["recipient"], row["status"]
-        why = _short(f"not delivered to {recipient}: {row['last_error'] or status}")
+        recipient, status = row.recipient, row.status
+        why = _short(f"not delivered to {recipient}: {row.last_error or status}")
         if status == "failed":
             # The recipient's own ERR codes and locations say what to correct.
-            codes = _partner_errors(row["response"], row["ack_code"])
+            codes = _partner_errors(row.response, row.ack_code)
             refused += [
                 AckError(e.code or 207, f"not accepted by {recipient}", e.location) for e in codes
             ] or [AckError(207, why)]
@@ -183,38 +180,35 @@ def header_of(envelope: Envelope) -> str:
     return segments[0] if segments else ""
 
 
-# --- PostgreSQL ------------------------------------------------------------------------
+# --- deciding, in the caller's unit of work ----------------------------------------------
 
 
 async def expect(
-    conn: asyncpg.Connection,
+    work: Work,
     envelopes: Sequence[Envelope],
     traces: Mapping[uuid.UUID, Mapping[str, str] | None],
 ) -> list[uuid.UUID]:
     """Note the application ACKs owed for routed messages; return their message ids."""
-    owed = [(e, c) for e in envelopes if (c := condition_of(e)) is not None]
-    if not owed:
-        return []
-    await conn.execute(
-        "INSERT INTO app_acks (message_id, message_received_at, sender, condition, header,"
-        " codec, ordering_key, trace)"
-        " SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::text[],"
-        " $5::text[], $6::text[], $7::text[], $8::jsonb[])"
-        " ON CONFLICT (message_id) DO NOTHING",
-        [e.message_id for e, _ in owed],
-        [e.received_at for e, _ in owed],
-        [e.sender for e, _ in owed],
-        [c for _, c in owed],
-        [header_of(e) for e, _ in owed],
-        [e.charset for e, _ in owed],
-        [e.ordering_key for e, _ in owed],
-        [traces.get(e.message_id) for e, _ in owed],
-    )
-    return [e.message_id for e, _ in owed]
+    owed = [
+        OwedAck(
+            message_id=e.message_id,
+            message_received_at=e.received_at,
+            sender=e.sender,
+            condition=c,
+            header=header_of(e),
+            codec=e.charset,
+            ordering_key=e.ordering_key,
+            trace=dict(trace) if (trace := traces.get(e.message_id)) is not None else None,
+        )
+        for e in envelopes
+        if (c := condition_of(e)) is not None
+    ]
+    await work.acks.expect(owed)
+    return [o.message_id for o in owed]
 
 
 async def settle(
-    conn: asyncpg.Connection,
+    work: Work,
     message_ids: Iterable[uuid.UUID],
     directory: Directory,
     lanes: Lanes,
@@ -223,38 +217,29 @@ async def settle(
 ) -> list[AuditEvent]:
     """Decide the ACKs of these messages whose deliveries are all final; queue or record them.
 
-    Call it in the transaction that made a delivery final. Returns the audit
+    Call it in the unit of work that made a delivery final. Returns the audit
     events to record with it (an ACK that could not be sent).
     """
     ids = sorted(set(message_ids))
     if not ids:
         return []
-    waiting = await conn.fetch(
-        "SELECT * FROM app_acks WHERE message_id = ANY($1::uuid[]) AND status = 'waiting'"
-        " ORDER BY message_id FOR UPDATE",
-        ids,
-    )
+    waiting = await work.acks.lock_waiting(ids)
     if not waiting:
         return []
-    rows = await conn.fetch(
-        "SELECT message_id, recipient, status, last_error, response, ack_code FROM deliveries"
-        " WHERE message_id = ANY($1::uuid[]) AND kind = 'message'",
-        [w["message_id"] for w in waiting],
-    )
-    by_message: dict[uuid.UUID, list[asyncpg.Record]] = {}
-    for row in rows:
-        by_message.setdefault(row["message_id"], []).append(row)
+    by_message: dict[uuid.UUID, list[FinalDelivery]] = {}
+    for row in await work.deliveries.final_states([w.message_id for w in waiting]):
+        by_message.setdefault(row.message_id, []).append(row)
     produced: list[AuditEvent] = []
     for owed in waiting:
-        deliveries = by_message.get(owed["message_id"], [])
-        if not deliveries or any(d["status"] not in FINAL for d in deliveries):
+        deliveries = by_message.get(owed.message_id, [])
+        if not deliveries or any(d.status not in FINAL for d in deliveries):
             continue
-        produced += await _send(conn, owed, for_deliveries(deliveries), directory, lanes, actor)
+        produced += await _send(work, owed, for_deliveries(deliveries), directory, lanes, actor)
     return produced
 
 
 async def send_now(
-    conn: asyncpg.Connection,
+    work: Work,
     envelope: Envelope,
     verdict: Verdict,
     directory: Directory,
@@ -266,28 +251,25 @@ async def send_now(
     """Queue the ACK of a message decided at once (unroutable, refused), if MSH-16 asks."""
     if condition_of(envelope) is None:
         return []
-    [message_id] = await expect(conn, [envelope], {envelope.message_id: trace})
-    owed = await conn.fetchrow(
-        "SELECT * FROM app_acks WHERE message_id = $1 AND status = 'waiting' FOR UPDATE",
-        message_id,
-    )
-    if owed is None:  # decided before (a redelivered record)
+    [message_id] = await expect(work, [envelope], {envelope.message_id: trace})
+    owed = await work.acks.lock_waiting([message_id])
+    if not owed:  # decided before (a redelivered record)
         return []
-    return await _send(conn, owed, verdict, directory, lanes, actor)
+    return await _send(work, owed[0], verdict, directory, lanes, actor)
 
 
 async def _send(
-    conn: asyncpg.Connection,
-    owed: asyncpg.Record,
+    work: Work,
+    owed: OwedAck,
     verdict: Verdict,
     directory: Directory,
     lanes: Lanes,
     actor: str,
 ) -> list[AuditEvent]:
     """Queue the ACK as a delivery to the sender, or record why it is not sent."""
-    message_id, sender = owed["message_id"], owed["sender"]
-    if not is_due(owed["condition"], verdict.code):
-        await _decided(conn, message_id, "not_due", verdict)
+    message_id, sender = owed.message_id, owed.sender
+    if not is_due(owed.condition, verdict.code):
+        await work.acks.decide(message_id, "not_due", verdict.code, verdict.reason or None)
         return []
     partner = directory.partner(sender)
     endpoint = partner.endpoint if partner is not None else None
@@ -297,93 +279,70 @@ async def _send(
             if endpoint is None
             else f"sender {sender} has a {endpoint.type} endpoint, where no HL7 v2 ACK can go"
         )
-        await _decided(conn, message_id, "unsendable", verdict, why)
+        await work.acks.decide(message_id, "unsendable", verdict.code, why)
         return [_not_sent(owed, verdict, why, actor)]
     now = datetime.now(UTC)
     delivery_id = new_id()
     ack_control_id = delivery_id.hex[:20].upper()
+    header = Header.read(owed.header)
     text = build_ack(
-        Header.read(owed["header"]),
-        verdict.code,
-        control_id=ack_control_id,
-        now=now,
-        errors=verdict.errors,
+        header, verdict.code, control_id=ack_control_id, now=now, errors=verdict.errors
     )
-    codec = owed["codec"]
-    lane = lane_of(partner, owed["ordering_key"])
+    lane = lane_of(partner, owed.ordering_key)
     partition = partition_of(lane, lanes.partitions)
-    control_id = Header.read(owed["header"]).control_id
-    inserted = await conn.fetchval(
-        "INSERT INTO deliveries (id, message_id, message_received_at, recipient, rules, lane,"
-        " partition, status, payload, content_type, control_id, kind, trace, reasons)"
-        " VALUES ($1, $2, $3, $4, '{app-ack}', $5, $6, 'pending', $7, $8, $9, 'app_ack', $10,"
-        " $11::jsonb)"
-        " ON CONFLICT (message_id, recipient, kind) DO NOTHING RETURNING id",
-        delivery_id,
-        message_id,
-        owed["message_received_at"],
-        sender,
-        lane,
-        partition,
-        text.encode(codec, errors="replace"),
-        f"{V2_CONTENT_TYPE}; charset={codec}",
-        control_id,
-        owed["trace"],
-        json.dumps([{"rule": "app-ack", "field": "MSH-16", "value": owed["condition"]}]),
-    )
-    await _decided(conn, message_id, "queued", verdict)
-    if inserted is None:
-        return []
-    await outbox.insert(
-        conn,
+    inserted = await work.deliveries.add(
         [
-            outbox.OutboxRow(
+            NewDelivery(
+                id=delivery_id,
+                message_id=message_id,
+                message_received_at=owed.message_received_at,
+                recipient=sender,
+                lane=lane,
+                partition=partition,
+                payload=text.encode(owed.codec, errors="replace"),
+                content_type=f"{V2_CONTENT_TYPE}; charset={owed.codec}",
+                control_id=header.control_id,
+                rules=["app-ack"],
+                reasons=[{"rule": "app-ack", "field": "MSH-16", "value": owed.condition}],
+                trace=owed.trace,
+                kind=KIND,
+            )
+        ]
+    )
+    await work.acks.decide(message_id, "queued", verdict.code, verdict.reason or None)
+    if not inserted:
+        return []
+    await work.outbox.publish(
+        [
+            OutboxRow(
                 lanes.topic,
                 DeliveryRequest(
                     delivery_id=delivery_id,
                     message_id=message_id,
                     recipient=sender,
                     lane=lane,
-                    trace=owed["trace"] or {},
+                    trace=owed.trace or {},
                 )
                 .model_dump_json()
                 .encode(),
                 lane.encode(),
                 partition,
-                headers=owed["trace"],
+                headers=owed.trace,
             )
-        ],
-        lanes.outbox_shards,
+        ]
     )
     return []
 
 
-async def _decided(
-    conn: asyncpg.Connection,
-    message_id: uuid.UUID,
-    status: str,
-    verdict: Verdict,
-    reason: str | None = None,
-) -> None:
-    await conn.execute(
-        "UPDATE app_acks SET status = $2, code = $3, reason = $4, decided_at = now()"
-        " WHERE message_id = $1",
-        message_id,
-        status,
-        verdict.code,
-        reason or verdict.reason or None,
-    )
-
-
-def _not_sent(owed: asyncpg.Record, verdict: Verdict, why: str, actor: str) -> AuditEvent:
+def _not_sent(owed: OwedAck, verdict: Verdict, why: str, actor: str) -> AuditEvent:
     """Return the audit event of an application ACK owed but with nowhere to go."""
     return AuditEvent(
         kind="app_ack_sent",
         actor=actor,
         outcome="minor_failure",
-        message_id=owed["message_id"],
-        control_id=Header.read(owed["header"]).control_id or None,
-        partner=owed["sender"],
-        recipient=owed["sender"],
+        message_id=owed.message_id,
+        control_id=Header.read(owed.header).control_id or None,
+        partner=owed.sender,
+        recipient=owed.sender,
         detail={"sent": False, "acknowledgement": verdict.code, "reason": why},
     )

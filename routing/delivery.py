@@ -1,4 +1,8 @@
-"""The delivery role: attempt pending deliveries lane by lane, record every outcome.
+"""Delivery scheduling: attempt pending deliveries lane by lane, record every outcome.
+
+The :class:`Dispatcher` is the delivery role's logic; its Kafka subscriber
+and rebalance listener are in ``routing/roles.py``, its state in the routing
+store (``broker.store.work.RoutingStore``: PostgreSQL, or memory in unit tests).
 
 Ownership. Each delivery row has a lane and the partition of
 ``care.deliveries.requested.v1`` that lane hashes to (``routing/router.py``).
@@ -39,38 +43,22 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import asyncpg
 import orjson
-from aiokafka import TopicPartition
-from aiokafka.abc import ConsumerRebalanceListener
-from faststream.kafka import KafkaBroker
-from faststream.middlewares import AckPolicy
 from opentelemetry.trace import StatusCode
 
-from broker import kafka, telemetry, topics
+from broker import telemetry
 from broker.directory import Directory, MailboxEndpoint, Partner, RetryPolicy
-from broker.errors import KafkaUnavailableError, StoreUnavailableError
+from broker.errors import StoreRefusedError, StoreUnavailableError
 from broker.events import AuditEvent
-from broker.store import events
-from broker.store.db import UNAVAILABLE, transaction
+from broker.store.work import Head, LaneHead, OutcomeUpdate, RoutingStore
 from routing import app_ack
 from routing.retry import CircuitBreaker, backoff, is_exhausted
-from routing.subscriber import (
-    REVOKE_WAIT_S,
-    KafkaMessage,
-    kafka_broker,
-    partition_list,
-    records,
-    subscribe,
-)
+from routing.subscriber import REVOKE_WAIT_S
 from routing.transports import Outcome, Outgoing, Transport, transport_for
-
-if TYPE_CHECKING:
-    from broker.context import Context
 
 log = logging.getLogger(__name__)
 
@@ -83,25 +71,7 @@ PACE_S = 0.005
 SCAN_S = 2.0  # how often every lane's head is looked for, whatever the wake-ups said
 SCAN_MAX = 20000  # lane heads one exhaustive pass reads
 SWEEP_S = 30.0
-_STORE_DOWN: tuple[type[BaseException], ...] = (*UNAVAILABLE, StoreUnavailableError)
-
-
-@dataclass(frozen=True)
-class Head:
-    """The head of one lane, ready to attempt."""
-
-    id: uuid.UUID
-    message_id: uuid.UUID
-    control_id: str
-    recipient: str
-    lane: str
-    partition: int
-    attempts: int
-    since: datetime
-    content_type: str
-    payload: bytes = field(repr=False)
-    kind: str = "message"  # or "app_ack": the application ACK owed to the sender
-    trace: dict[str, str] | None = None  # the routing span's context
+STALE_ACKS_MAX = 500
 
 
 @dataclass
@@ -123,10 +93,11 @@ class _Endpoint:
         partner: Partner,
         results: asyncio.Queue[_Result],
         may_send: Callable[[Head], bool],
+        transport: Transport,
     ) -> None:
         self.partner = partner
         self.may_send = may_send
-        self.transport: Transport = transport_for(partner)
+        self.transport = transport
         self.protocol = partner.endpoint.type if partner.endpoint else "none"
         policy = partner.endpoint.retry if partner.endpoint else RetryPolicy()
         self.breaker = CircuitBreaker(policy.circuit_failures, policy.circuit_open_s)
@@ -191,13 +162,15 @@ class Dispatcher:
 
     def __init__(
         self,
-        pool: asyncpg.Pool,
+        store: RoutingStore,
         directory: Callable[[], Directory],
         *,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         acks: app_ack.Lanes | None = None,
+        transports: Callable[[Partner], Transport] = transport_for,
     ) -> None:
-        self.pool = pool
+        self.store = store
+        self.transports = transports  # a transport per partner endpoint (tests: a fake)
         self.directory = directory
         self.now = now
         self.acks = acks  # where application ACKs owed to senders are queued
@@ -292,7 +265,7 @@ class Dispatcher:
             try:
                 dispatched = await self.dispatch_once()
                 backoff_s = 0.2
-            except _STORE_DOWN:
+            except StoreUnavailableError:
                 log.warning("delivery: message store unavailable, retrying")
                 await asyncio.sleep(backoff_s)
                 backoff_s = min(backoff_s * 2, 5.0)
@@ -334,13 +307,13 @@ class Dispatcher:
         if set(self._open_circuits) - set(closed_circuit):
             self._scan_at = 0.0  # a circuit closed: its lanes were left alone until now
         self._open_circuits = closed_circuit
-        async with self.pool.acquire() as conn:
+        async with self.store.connection() as work:
             if loop_now >= self._scan_at:
                 self._scan_at = loop_now + SCAN_S
                 self._candidates.clear()
                 self._waiting.clear()
-                found = await scan_heads(
-                    conn, sorted(self.owned), list(self.in_flight), closed_circuit
+                found = await work.deliveries.scan_heads(
+                    sorted(self.owned), list(self.in_flight), closed_circuit, SCAN_MAX
                 )
             else:
                 for key, at in list(self._waiting.items()):
@@ -353,7 +326,7 @@ class Dispatcher:
                     if key[0] in self.owned and key[1] not in self.in_flight
                 ]
                 self._candidates.clear()
-                found = await probe_heads(conn, probe, closed_circuit) if probe else []
+                found = await work.deliveries.probe_heads(probe, closed_circuit) if probe else []
             chosen: list[uuid.UUID] = []
             for lane in found:
                 key = (lane.partition, lane.lane)
@@ -365,7 +338,7 @@ class Dispatcher:
                     chosen.append(lane.id)
                 else:
                     self._candidates[key] = None  # no room this pass: the next one
-            heads = await load_heads(conn, chosen)
+            heads = await work.deliveries.load_heads(chosen)
         count = 0
         for head in heads:
             if head.partition not in self.owned or head.lane in self.in_flight:
@@ -402,7 +375,7 @@ class Dispatcher:
             # The directory changed this partner: finish with the old settings, then swap.
             retired = self.endpoints.pop(recipient)
             self._tasks.append(asyncio.create_task(retired.retire()))
-        fresh = _Endpoint(partner, self.results, self.may_send)
+        fresh = _Endpoint(partner, self.results, self.may_send, self.transports(partner))
         self.endpoints[recipient] = fresh
         return fresh
 
@@ -419,12 +392,12 @@ class Dispatcher:
                 try:
                     await self.record(batch)
                     break
-                except _STORE_DOWN:
+                except StoreUnavailableError:
                     # Outcomes are kept and their lanes stay in flight until written.
                     log.warning("delivery: cannot record outcomes, retrying")
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 5.0)
-                except asyncpg.PostgresError:
+                except StoreRefusedError:
                     await self._record_one_by_one(batch)
                     break
             for result in batch:
@@ -443,17 +416,17 @@ class Dispatcher:
         for result in batch:
             try:
                 await self.record([result])
-            except (*_STORE_DOWN, asyncpg.PostgresError):
+            except (StoreUnavailableError, StoreRefusedError):
                 log.exception(
                     "delivery: outcome not recorded, will retry the delivery",
                     extra={"delivery_id": str(result.head.id)},
                 )
 
     async def record(self, batch: list[_Result]) -> None:
-        """Write a batch of outcomes and their audit events in one transaction."""
+        """Write a batch of outcomes and their audit events in one unit of work."""
         directory = self.directory()
         now = self.now()
-        updates: list[tuple[Any, ...]] = []
+        updates: list[OutcomeUpdate] = []
         audit: list[AuditEvent] = []
         for result in batch:
             if result.outcome is None:
@@ -469,39 +442,26 @@ class Dispatcher:
             audit.extend(produced)
         if not updates:
             return
-        async with transaction(self.pool) as conn:
-            changed = await conn.fetch(
-                "UPDATE deliveries d SET status = t.status, attempts = d.attempts + 1,"
-                " next_attempt_at = COALESCE(t.next_at, d.next_attempt_at),"
-                " last_error = t.error, response = COALESCE(t.response, d.response),"
-                " ack_code = t.ack_code, delivered_at = t.delivered_at,"
-                " posted_at = COALESCE(t.posted_at, d.posted_at), updated_at = now()"
-                " FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::text[], $5::bytea[],"
-                " $6::text[], $7::timestamptz[], $8::timestamptz[])"
-                " AS t(id, status, next_at, error, response, ack_code, delivered_at, posted_at)"
-                " WHERE d.id = t.id AND (d.status = 'pending'"
-                " OR (d.status = 'blocked' AND t.status = 'delivered'))"
-                " RETURNING d.id, d.message_id, d.kind, d.status",
-                *[list(column) for column in zip(*updates, strict=True)],
-            )
-            written = {r["id"] for r in changed}
+        async with self.store.transaction() as work:
+            changed = await work.deliveries.record_outcomes(updates)
+            written = {c.id for c in changed}
             recorded = [e for e in audit if _delivery_id(e) in written]
             if self.acks is not None:
                 # A sender in enhanced mode (MSH-16 AL/ER/SU) is owed an application
                 # ACK once every delivery of its message is final: decided here, in
                 # the transaction that made the last one final.
                 finished = [
-                    r["message_id"]
-                    for r in changed
-                    if r["kind"] == "message" and r["status"] in app_ack.FINAL
+                    c.message_id
+                    for c in changed
+                    if c.kind == "message" and c.status in app_ack.FINAL
                 ]
-                recorded += await app_ack.settle(conn, finished, directory, self.acks, actor=ACTOR)
-            await events.record(conn, recorded)
-        self.delivered += sum(1 for u in updates if u[1] == "delivered" and u[0] in written)
+                recorded += await app_ack.settle(work, finished, directory, self.acks, actor=ACTOR)
+            await work.audit.record(recorded)
+        self.delivered += sum(1 for u in updates if u.status == "delivered" and u.id in written)
 
     async def _sweep_loop(self) -> None:
         while True:
-            with contextlib.suppress(*_STORE_DOWN):
+            with contextlib.suppress(StoreUnavailableError):
                 await self.flag_unacknowledged()
                 await self.settle_stale_app_acks()
             await asyncio.sleep(SWEEP_S)
@@ -515,29 +475,11 @@ class Dispatcher:
         """
         if self.acks is None:
             return 0
-        async with transaction(self.pool) as conn:
-            # Only those with deliveries, none pending: a delivery retrying for days
-            # must not keep newer ones out of the 500.
-            waiting = await conn.fetch(
-                "SELECT a.message_id FROM app_acks a WHERE a.status = 'waiting'"
-                " AND a.message_received_at < now() - make_interval(secs => $1)"
-                " AND EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = a.message_id"
-                "  AND d.kind = 'message')"
-                " AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = a.message_id"
-                "  AND d.kind = 'message' AND d.status = 'pending')"
-                " ORDER BY a.message_received_at LIMIT 500",
-                SWEEP_S,
-            )
-            produced = await app_ack.settle(
-                conn, [r["message_id"] for r in waiting], self.directory(), self.acks, actor=ACTOR
-            )
-            await events.record(conn, produced)
-            settled: int = await conn.fetchval(
-                "SELECT count(*) FROM app_acks WHERE message_id = ANY($1::uuid[])"
-                " AND status <> 'waiting'",
-                [r["message_id"] for r in waiting],
-            )
-        return settled
+        async with self.store.transaction() as work:
+            waiting = await work.acks.stale(SWEEP_S, STALE_ACKS_MAX)
+            produced = await app_ack.settle(work, waiting, self.directory(), self.acks, actor=ACTOR)
+            await work.audit.record(produced)
+            return await work.acks.count_decided(waiting)
 
     async def flag_unacknowledged(self) -> int:
         """Flag mailbox messages the partner has not acknowledged in time; return how many."""
@@ -550,35 +492,21 @@ class Dispatcher:
         ]
         if not mailboxes:
             return 0
-        async with transaction(self.pool) as conn:
-            rows = await conn.fetch(
-                "UPDATE deliveries d SET flagged_at = now(), updated_at = now(),"
-                " last_error = 'not acknowledged by the partner within '"
-                " || t.after_s::bigint || ' s'"
-                " FROM unnest($1::text[], $2::float8[]) AS t(recipient, after_s)"
-                " WHERE d.recipient = t.recipient AND d.status = 'pending'"
-                " AND d.posted_at IS NOT NULL AND d.flagged_at IS NULL"
-                " AND d.posted_at < now() - make_interval(secs => t.after_s)"
-                " AND d.partition = ANY($3::int[])"
-                " RETURNING d.id, d.message_id, d.recipient, d.control_id",
-                [m[0] for m in mailboxes],
-                [m[1] for m in mailboxes],
-                sorted(self.owned),
-            )
-            await events.record(
-                conn,
+        async with self.store.transaction() as work:
+            rows = await work.deliveries.flag_unacknowledged(mailboxes, sorted(self.owned))
+            await work.audit.record(
                 [
                     AuditEvent(
                         kind="alert_changed",
                         actor=ACTOR,
                         outcome="minor_failure",
-                        message_id=r["message_id"],
-                        control_id=r["control_id"] or None,
-                        recipient=r["recipient"],
-                        detail={"alert": "mailbox_unacknowledged", "delivery_id": str(r["id"])},
+                        message_id=r.message_id,
+                        control_id=r.control_id or None,
+                        recipient=r.recipient,
+                        detail={"alert": "mailbox_unacknowledged", "delivery_id": str(r.id)},
                     )
                     for r in rows
-                ],
+                ]
             )
         if rows:
             log.warning("delivery: mailbox messages unacknowledged", extra={"count": len(rows)})
@@ -610,7 +538,7 @@ def _span_attributes(head: Head) -> dict[str, Any]:
 
 def _decide(
     head: Head, outcome: Outcome, policy: RetryPolicy, now: datetime
-) -> tuple[tuple[Any, ...], list[AuditEvent]]:
+) -> tuple[OutcomeUpdate, list[AuditEvent]]:
     """Return the row update and audit events for one outcome (the delivery state machine)."""
     attempts = head.attempts + 1
     base = {
@@ -633,26 +561,29 @@ def _decide(
     if head.kind == app_ack.KIND:
         base["app_ack"] = True
     if outcome.status == "delivered":
-        written = (head.id, "delivered", None, None, outcome.response, outcome.ack_code, now, None)
+        written = OutcomeUpdate(
+            head.id,
+            "delivered",
+            response=outcome.response,
+            ack_code=outcome.ack_code,
+            delivered_at=now,
+        )
         if head.kind == app_ack.KIND:
             return written, [event("app_ack_sent", sent=True, acknowledgement=_msa1(head))]
         return written, [event("delivered")]
     if outcome.status == "posted":
         return (
-            (head.id, "pending", None, None, None, outcome.ack_code, None, now),
+            OutcomeUpdate(head.id, "pending", ack_code=outcome.ack_code, posted_at=now),
             [event("delivery_attempted", via="mailbox")],
         )
     if outcome.status == "failed":
         return (
-            (
+            OutcomeUpdate(
                 head.id,
                 "failed",
-                None,
-                outcome.error,
-                outcome.response,
-                outcome.ack_code,
-                None,
-                None,
+                error=outcome.error,
+                response=outcome.response,
+                ack_code=outcome.ack_code,
             ),
             [
                 event("failed", "serious_failure", reason=outcome.error),
@@ -663,106 +594,23 @@ def _decide(
     if exhausted is not None:
         reason = f"{outcome.error}; {exhausted}"
         return (
-            (head.id, "dead", None, reason, outcome.response, outcome.ack_code, None, None),
+            OutcomeUpdate(
+                head.id, "dead", error=reason, response=outcome.response, ack_code=outcome.ack_code
+            ),
             [event("dead_lettered", "serious_failure", reason=reason)],
         )
     retry_at = now + timedelta(seconds=backoff(policy, attempts))
     return (
-        (
+        OutcomeUpdate(
             head.id,
             "pending",
-            retry_at,
-            outcome.error,
-            outcome.response,
-            outcome.ack_code,
-            None,
-            None,
+            next_attempt_at=retry_at,
+            error=outcome.error,
+            response=outcome.response,
+            ack_code=outcome.ack_code,
         ),
         [event("retried", "minor_failure", reason=outcome.error, retry_at=retry_at.isoformat())],
     )
-
-
-@dataclass(frozen=True)
-class LaneHead:
-    """Where a lane stands: its head's id, and how long that head still waits (0: ready)."""
-
-    id: uuid.UUID
-    partition: int
-    lane: str
-    wait_s: float
-
-
-async def scan_heads(
-    conn: asyncpg.Connection,
-    partitions: list[int],
-    busy_lanes: list[str],
-    open_circuits: list[str],
-    limit: int = SCAN_MAX,
-) -> list[LaneHead]:
-    """Return the head of every lane of ``partitions`` but ``busy_lanes``, oldest first.
-
-    A head is the oldest pending delivery of its lane, whether or not its
-    backoff has passed: a lane whose head waits is skipped, never overtaken.
-    Exhaustive: it reads every pending delivery of those partitions (index
-    ``deliveries_pending``), so the dispatcher runs it only now and then.
-    """
-    rows = await conn.fetch(
-        "SELECT h.id, h.partition, h.lane,"
-        " GREATEST(0, extract(epoch FROM h.next_attempt_at - now()))::float8 AS wait_s"
-        " FROM (SELECT DISTINCT ON (partition, lane) id, partition, lane,"
-        "  recipient, next_attempt_at, message_received_at, message_id"
-        "  FROM deliveries WHERE status = 'pending' AND posted_at IS NULL"
-        "  AND partition = ANY($1::int[])"
-        "  ORDER BY partition, lane, message_received_at, message_id) h"
-        " WHERE h.lane NOT IN (SELECT unnest($2::text[]))"  # hashed: thousands in flight
-        # A recipient whose circuit is open, or that an operator paused (from the
-        # console), is left alone by every instance; so in probe_heads.
-        " AND NOT (h.recipient = ANY($3::text[]))"
-        " AND NOT EXISTS (SELECT 1 FROM delivery_pauses p WHERE p.recipient = h.recipient)"
-        " ORDER BY h.message_received_at, h.message_id LIMIT $4",
-        partitions,
-        busy_lanes,
-        open_circuits,
-        limit,
-    )
-    return [LaneHead(*r) for r in rows]
-
-
-async def probe_heads(
-    conn: asyncpg.Connection, lanes: list[tuple[int, str]], open_circuits: list[str]
-) -> list[LaneHead]:
-    """Return the heads of these (partition, lane) pairs, oldest first: one index probe each."""
-    rows = await conn.fetch(
-        "SELECT h.id, h.partition, h.lane,"
-        " GREATEST(0, extract(epoch FROM h.next_attempt_at - now()))::float8 AS wait_s"
-        " FROM unnest($1::int[], $2::text[]) AS c(partition, lane)"
-        " CROSS JOIN LATERAL (SELECT id, partition, lane, recipient, next_attempt_at,"
-        "  message_received_at, message_id FROM deliveries"
-        "  WHERE partition = c.partition AND lane = c.lane"
-        "  AND status = 'pending' AND posted_at IS NULL"
-        "  ORDER BY message_received_at, message_id LIMIT 1) h"
-        " WHERE NOT (h.recipient = ANY($3::text[]))"
-        " AND NOT EXISTS (SELECT 1 FROM delivery_pauses p WHERE p.recipient = h.recipient)"
-        " ORDER BY h.message_received_at, h.message_id",
-        [lane[0] for lane in lanes],
-        [lane[1] for lane in lanes],
-        open_circuits,
-    )
-    return [LaneHead(*r) for r in rows]
-
-
-async def load_heads(conn: asyncpg.Connection, ids: list[uuid.UUID]) -> list[Head]:
-    """Return the deliveries to attempt, still pending, in acceptance order."""
-    if not ids:
-        return []
-    rows = await conn.fetch(
-        "SELECT id, message_id, control_id, recipient, lane, partition, attempts,"
-        " COALESCE(replayed_at, created_at) AS since, content_type, payload, kind, trace"
-        " FROM deliveries WHERE id = ANY($1::uuid[]) AND status = 'pending'"
-        " ORDER BY message_received_at, message_id",
-        ids,
-    )
-    return [Head(**dict(r)) for r in rows]
 
 
 def lanes_named(partition: int, value: bytes) -> list[tuple[int, str]] | None:
@@ -777,100 +625,4 @@ def lanes_named(partition: int, value: bytes) -> list[tuple[int, str]] | None:
     return [(partition, lane) for lane in lanes]
 
 
-class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped
-    """Tell the dispatcher which partitions (lanes) this instance owns."""
-
-    def __init__(self, dispatcher: Dispatcher) -> None:
-        self.dispatcher = dispatcher
-
-    async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
-        partitions = [tp.partition for tp in revoked]
-        await self.dispatcher.revoke(partitions)
-        if partitions:
-            log.info("delivery: lanes released", extra={"partitions": partition_list(partitions)})
-
-    async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
-        partitions = [tp.partition for tp in assigned]
-        self.dispatcher.assign(partitions)
-        # The whole assignment, not a count: after a rebalance an operator (and the
-        # scale-out test) reads here which instance took which lanes.
-        log.info("delivery: lanes owned", extra={"partitions": partition_list(partitions)})
-
-
-class DeliveryRole:
-    """The ``delivery`` role: lanes owned through Kafka, work found in PostgreSQL, mailbox API."""
-
-    name = "delivery"
-
-    def __init__(self) -> None:
-        self.dispatcher: Dispatcher | None = None
-        self._broker: KafkaBroker | None = None
-
-    async def start(self, ctx: Context) -> None:
-        """Join ``delivery.dispatch``, start the workers, serve the mailbox API."""
-        from routing.mailbox import mailbox_router
-
-        topic = topics.DELIVERIES.full_name(ctx.settings.kafka_topic_prefix)
-        acks = app_ack.Lanes(
-            topic,
-            await kafka.partitions_of(ctx.settings, topics.DELIVERIES),
-            ctx.settings.outbox_shards,
-        )
-        dispatcher = Dispatcher(ctx.pool, lambda: ctx.directory, acks=acks)
-        self.dispatcher = dispatcher
-        dispatcher.start()
-        # A router in this process says at once which lanes it gave work; the
-        # Kafka record, also sent, is then only for instances elsewhere.
-        ctx.on_routed.append(dispatcher.wake)
-        broker = kafka_broker(ctx.settings, self.name)
-
-        async def wake(msg: KafkaMessage) -> None:
-            if telemetry.is_recording():
-                # The Kafka hop of each delivery, in its trace: the record wakes this
-                # instance; the attempt itself is traced from deliveries.trace.
-                for record in records(msg):
-                    with telemetry.process_span(
-                        topic,
-                        topics.Groups.DELIVERY,
-                        telemetry.from_kafka_headers(record.headers),
-                        partition=record.partition,
-                    ):
-                        pass
-            named: list[tuple[int, str]] = []
-            for record in records(msg):
-                lanes = lanes_named(record.partition, record.value)
-                if lanes is None:
-                    dispatcher.wake(None)
-                else:
-                    named += lanes
-            dispatcher.wake(named)
-
-        subscribe(
-            broker,
-            ctx.settings,
-            topics.DELIVERIES,
-            topics.Groups.DELIVERY,
-            wake,
-            max_records=FETCH_MAX,
-            auto_offset_reset="latest",
-            ack_policy=AckPolicy.ACK_FIRST,  # a wake-up only: the work is in PostgreSQL
-            listener=_Listener(dispatcher),
-        )
-        self._broker = broker
-        try:
-            await broker.start()
-        except (OSError, TimeoutError) as exc:
-            await dispatcher.stop()
-            raise KafkaUnavailableError(f"delivery cannot subscribe: {type(exc).__name__}") from exc
-        ctx.routers.append(mailbox_router(ctx, acks))
-
-    async def stop(self) -> None:
-        """Leave the group (which waits for in-flight attempts), then stop the workers."""
-        if self._broker is not None:
-            await self._broker.stop()
-        if self.dispatcher is not None:
-            await self.dispatcher.stop()
-
-    def endpoints(self) -> list[str]:
-        """Return the mailbox API line for the start-up banner."""
-        return ["mailbox: /mailbox/{partner}/messages (partner bearer token)"]
+__all__ = ["Dispatcher", "Head", "LaneHead", "lanes_named"]

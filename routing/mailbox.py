@@ -22,14 +22,11 @@ import uuid
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Literal
 
-import asyncpg
 from fastapi import APIRouter, Header, HTTPException, Query, Response
 from pydantic import BaseModel
 
 from broker.directory import MailboxEndpoint, Partner
 from broker.events import AuditEvent
-from broker.store import events
-from broker.store.db import transaction
 from routing import app_ack
 
 if TYPE_CHECKING:
@@ -71,6 +68,7 @@ def mailbox_router(ctx: Context, acks: app_ack.Lanes | None = None) -> APIRouter
     acknowledgement makes the last delivery of its message final.
     """
     router = APIRouter(prefix="/mailbox", tags=["mailbox"])
+    store = ctx.stores.routing
 
     def authorise(partner_id: str, authorization: str | None) -> Partner:
         scheme, _, token = (authorization or "").partition(" ")
@@ -92,18 +90,12 @@ def mailbox_router(ctx: Context, acks: app_ack.Lanes | None = None) -> APIRouter
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> MailboxListing:
         authorise(partner, authorization)
-        rows = await ctx.pool.fetch(
-            "SELECT d.id, d.message_id, d.control_id, m.message_type,"
-            " d.message_received_at AS received_at, d.posted_at, d.content_type,"
-            " octet_length(d.payload) AS size, d.fetched_at IS NOT NULL AS fetched"
-            " FROM deliveries d JOIN messages m"
-            " ON m.id = d.message_id AND m.received_at = d.message_received_at"
-            " WHERE d.recipient = $1 AND d.status = 'pending' AND d.posted_at IS NOT NULL"
-            " ORDER BY d.message_received_at, d.message_id LIMIT $2",
-            partner,
-            limit,
+        async with store.connection() as work:
+            rows = await work.deliveries.mailbox(partner, limit)
+        return MailboxListing(
+            partner=partner,
+            messages=[MailboxEntry.model_validate(r, from_attributes=True) for r in rows],
         )
-        return MailboxListing(partner=partner, messages=[MailboxEntry(**dict(r)) for r in rows])
 
     @router.get(
         "/{partner}/messages/{delivery_id}",
@@ -117,25 +109,24 @@ def mailbox_router(ctx: Context, acks: app_ack.Lanes | None = None) -> APIRouter
         authorization: Annotated[str | None, Header()] = None,
     ) -> Response:
         authorise(partner, authorization)
-        async with transaction(ctx.pool) as conn:
-            row = await conn.fetchrow(
-                "SELECT id, message_id, control_id, payload, content_type, fetched_at"
-                " FROM deliveries WHERE id = $1 AND recipient = $2 AND posted_at IS NOT NULL"
-                " AND status IN ('pending', 'delivered')",
-                delivery_id,
-                partner,
-            )
-            if row is None or row["payload"] is None:
+        async with store.transaction() as work:
+            item = await work.deliveries.mailbox_fetch(delivery_id, partner)
+            if item is None or item.payload is None:
                 raise HTTPException(404, "no such message in this mailbox")
-            if row["fetched_at"] is None:
-                await conn.execute(
-                    "UPDATE deliveries SET fetched_at = now(), updated_at = now() WHERE id = $1",
-                    delivery_id,
+            if item.first_fetch:
+                await work.audit.record(
+                    [
+                        _event(
+                            "delivery_attempted",
+                            partner,
+                            item.message_id,
+                            item.control_id,
+                            delivery_id,
+                            "mailbox_fetch",
+                        )
+                    ]
                 )
-                await events.record(
-                    conn, [_event("delivery_attempted", partner, row, delivery_id, "mailbox_fetch")]
-                )
-        return Response(row["payload"], media_type=row["content_type"] or None)
+        return Response(item.payload, media_type=item.content_type or None)
 
     @router.post("/{partner}/messages/{delivery_id}/ack", summary="Acknowledge a message")
     async def acknowledge(
@@ -144,35 +135,24 @@ def mailbox_router(ctx: Context, acks: app_ack.Lanes | None = None) -> APIRouter
         authorization: Annotated[str | None, Header()] = None,
     ) -> AckResult:
         authorise(partner, authorization)
-        async with transaction(ctx.pool) as conn:
-            row = await conn.fetchrow(
-                "UPDATE deliveries SET status = 'delivered', delivered_at = now(),"
-                " ack_code = 'mailbox-ack', last_error = NULL, updated_at = now()"
-                " WHERE id = $1 AND recipient = $2 AND posted_at IS NOT NULL"
-                " AND status = 'pending' RETURNING message_id, control_id, kind",
-                delivery_id,
-                partner,
-            )
-            if row is None:
-                status = await conn.fetchval(
-                    "SELECT status FROM deliveries WHERE id = $1 AND recipient = $2"
-                    " AND posted_at IS NOT NULL",
-                    delivery_id,
-                    partner,
-                )
-                if status is None:
-                    raise HTTPException(404, "no such message in this mailbox")
-                return AckResult(id=delivery_id, status=status)
-            if row["kind"] == app_ack.KIND:
+        async with store.transaction() as work:
+            done = await work.deliveries.mailbox_ack(delivery_id, partner)
+            if done.status is None:
+                raise HTTPException(404, "no such message in this mailbox")
+            if not done.acknowledged or done.message_id is None:
+                return AckResult(id=delivery_id, status=done.status)
+            kind: Literal["delivered", "app_ack_sent"] = (
                 # An application ACK carebroker owed this partner: fetched and acknowledged.
-                recorded = [_event("app_ack_sent", partner, row, delivery_id, "mailbox_ack")]
-            else:
-                recorded = [_event("delivered", partner, row, delivery_id, "mailbox_ack")]
-                if acks is not None:
-                    recorded += await app_ack.settle(
-                        conn, [row["message_id"]], ctx.directory, acks, actor=f"partner:{partner}"
-                    )
-            await events.record(conn, recorded)
+                "app_ack_sent" if done.kind == app_ack.KIND else "delivered"
+            )
+            recorded = [
+                _event(kind, partner, done.message_id, done.control_id, delivery_id, "mailbox_ack")
+            ]
+            if kind == "delivered" and acks is not None:
+                recorded += await app_ack.settle(
+                    work, [done.message_id], ctx.directory, acks, actor=f"partner:{partner}"
+                )
+            await work.audit.record(recorded)
         return AckResult(id=delivery_id, status="delivered")
 
     return router
@@ -181,7 +161,8 @@ def mailbox_router(ctx: Context, acks: app_ack.Lanes | None = None) -> APIRouter
 def _event(
     kind: Literal["delivery_attempted", "delivered", "app_ack_sent"],
     partner: str,
-    row: asyncpg.Record,
+    message_id: uuid.UUID,
+    control_id: str,
     delivery_id: uuid.UUID,
     via: str,
 ) -> AuditEvent:
@@ -189,8 +170,8 @@ def _event(
     return AuditEvent(
         kind=kind,
         actor=f"partner:{partner}",
-        message_id=row["message_id"],
-        control_id=row["control_id"] or None,
+        message_id=message_id,
+        control_id=control_id or None,
         recipient=partner,
         detail={"via": via, "delivery_id": str(delivery_id)},
     )

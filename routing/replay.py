@@ -30,15 +30,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-import asyncpg
-
 from broker import topics
 from broker.directory import Directory
-from broker.envelope import DeliveryRequest, Envelope
+from broker.envelope import DeliveryRequest
 from broker.events import AuditEvent
-from broker.store import events, outbox
-from broker.store.db import transaction
-from routing import consent
+from broker.store.outbox import OutboxRow
+from broker.store.work import Replayable, ReplaySelection, Reset, RoutingStore, Work
 from routing.render import RenderError, render_for
 
 DEAD_LETTERS = ("failed", "dead")
@@ -82,125 +79,96 @@ class ReplayResult:
 
 
 async def replay(
-    pool: asyncpg.Pool,
+    store: RoutingStore,
     directory: Directory,
     selection: Selection,
     *,
     actor: str,
     topic_prefix: str,
-    outbox_shards: int,
 ) -> ReplayResult:
     """Put the selected deliveries back to pending, re-route selected unroutable messages."""
     statuses = set(selection.statuses) | ({"delivered"} if selection.include_delivered else set())
     result = ReplayResult()
     deliveries_topic = topics.DELIVERIES.full_name(topic_prefix)
-    async with transaction(pool) as conn:
-        rows = await conn.fetch(
-            "SELECT d.id, d.message_id, d.message_received_at, d.recipient, d.lane, d.partition,"
-            " d.status, d.payload IS NULL AS needs_render, d.control_id, m.patient_digests,"
-            " d.discarded_at IS NOT NULL AS discarded"
-            " FROM deliveries d JOIN messages m"
-            " ON m.id = d.message_id AND m.received_at = d.message_received_at"
-            " WHERE d.status = ANY($1::text[])"
-            " AND ($2::uuid IS NULL OR d.message_id = $2)"
-            " AND ($3::text IS NULL OR d.recipient = $3)"
-            " AND ($4::timestamptz IS NULL OR d.message_received_at >= $4)"
-            " AND ($5::timestamptz IS NULL OR d.message_received_at < $5)"
-            " AND (cardinality($6::uuid[]) = 0 OR d.id = ANY($6::uuid[]))"
-            " ORDER BY d.message_received_at, d.message_id FOR UPDATE OF d",
-            sorted(statuses),
-            selection.message_id,
-            selection.partner,
-            selection.since,
-            selection.until,
-            list(selection.delivery_ids),
-        )
-        opposed = await consent.opposed(conn, (d for r in rows for d in r["patient_digests"]))
-        replayed: list[asyncpg.Record] = []
-        payloads: dict[uuid.UUID, tuple[bytes, str, list[str], str | None]] = {}
-        for row in rows:
-            if row["discarded"] and not selection.names_deliveries():
-                result.skipped.append(f"{row['id']}: discarded by an operator")
-                continue
-            if row["status"] == "blocked" and opposed & set(row["patient_digests"]):
-                result.skipped.append(f"{row['id']}: patient opposition still on file")
-                continue
-            if row["needs_render"]:
-                rendered = await _render_again(conn, directory, row)
-                if isinstance(rendered, str):
-                    result.skipped.append(f"{row['id']}: {rendered}")
-                    continue
-                payloads[row["id"]] = rendered
-            replayed.append(row)
-        if replayed:
-            await conn.execute(
-                "UPDATE deliveries d SET status = 'pending', attempts = 0, next_attempt_at = now(),"
-                " replayed_at = now(), replays = d.replays + 1, last_error = NULL,"
-                " posted_at = NULL, fetched_at = NULL, flagged_at = NULL, delivered_at = NULL,"
-                " discarded_at = NULL, discarded_by = NULL, discard_reason = NULL,"
-                " payload = COALESCE(t.payload, d.payload),"
-                " content_type = COALESCE(t.content_type, d.content_type),"
-                " flags = COALESCE(string_to_array(t.flags, ','), d.flags),"
-                " control_id = COALESCE(t.control_id, d.control_id), updated_at = now()"
-                " FROM unnest($1::uuid[], $2::bytea[], $3::text[], $4::text[], $5::text[])"
-                " AS t(id, payload, content_type, flags, control_id) WHERE d.id = t.id",
-                [r["id"] for r in replayed],
-                [payloads[r["id"]][0] if r["id"] in payloads else None for r in replayed],
-                [payloads[r["id"]][1] if r["id"] in payloads else None for r in replayed],
-                [",".join(payloads[r["id"]][2]) if r["id"] in payloads else None for r in replayed],
-                [payloads[r["id"]][3] if r["id"] in payloads else None for r in replayed],
+    async with store.transaction() as work:
+        rows = await work.deliveries.replayable(
+            ReplaySelection(
+                statuses=sorted(statuses),
+                message_id=selection.message_id,
+                recipient=selection.partner,
+                since=selection.since,
+                until=selection.until,
+                delivery_ids=list(selection.delivery_ids),
             )
-            await outbox.insert(
-                conn,
+        )
+        opposed = await work.consent.opposed(d for r in rows for d in r.patient_digests)
+        replayed: list[Replayable] = []
+        resets: list[Reset] = []
+        for row in rows:
+            if row.discarded and not selection.names_deliveries():
+                result.skipped.append(f"{row.id}: discarded by an operator")
+                continue
+            if row.status == "blocked" and opposed & set(row.patient_digests):
+                result.skipped.append(f"{row.id}: patient opposition still on file")
+                continue
+            reset = Reset(row.id)
+            if row.needs_render:
+                rendered = await _render_again(work, directory, row)
+                if isinstance(rendered, str):
+                    result.skipped.append(f"{row.id}: {rendered}")
+                    continue
+                reset = rendered
+            replayed.append(row)
+            resets.append(reset)
+        if replayed:
+            await work.deliveries.reset(resets)
+            await work.outbox.publish(
                 [
-                    outbox.OutboxRow(
+                    OutboxRow(
                         deliveries_topic,
                         DeliveryRequest(
-                            delivery_id=r["id"],
-                            message_id=r["message_id"],
-                            recipient=r["recipient"],
-                            lane=r["lane"],
+                            delivery_id=r.id,
+                            message_id=r.message_id,
+                            recipient=r.recipient,
+                            lane=r.lane,
                         )
                         .model_dump_json()
                         .encode(),
-                        r["lane"].encode(),
-                        r["partition"],
+                        r.lane.encode(),
+                        r.partition,
                     )
                     for r in replayed
-                ],
-                outbox_shards,
+                ]
             )
-            await events.record(
-                conn,
+            await work.audit.record(
                 [
                     AuditEvent(
                         kind="replayed",
                         actor=actor,
-                        message_id=r["message_id"],
-                        control_id=r["control_id"] or None,
-                        recipient=r["recipient"],
+                        message_id=r.message_id,
+                        control_id=r.control_id or None,
+                        recipient=r.recipient,
                         detail={
-                            "delivery_id": str(r["id"]),
-                            "previous_status": r["status"],
+                            "delivery_id": str(r.id),
+                            "previous_status": r.status,
                             **({"reason": selection.reason} if selection.reason else {}),
                         },
                     )
                     for r in replayed
-                ],
+                ]
             )
         result.deliveries = len(replayed)
         if selection.unroutable or selection.message_id is not None:
-            result.rerouted = await _reroute(conn, selection, actor, topic_prefix, outbox_shards)
+            result.rerouted = await _reroute(work, selection, actor, topic_prefix)
     return result
 
 
-async def _render_again(
-    conn: asyncpg.Connection, directory: Directory, row: asyncpg.Record
-) -> tuple[bytes, str, list[str], str | None] | str:
-    partner = directory.partner(row["recipient"])
+async def _render_again(work: Work, directory: Directory, row: Replayable) -> Reset | str:
+    partner = directory.partner(row.recipient)
     if partner is None or partner.endpoint is None:
-        return f"partner {row['recipient']} is not in the directory or has no endpoint"
-    envelope = await _envelope(conn, row["message_id"], row["message_received_at"])
+        return f"partner {row.recipient} is not in the directory or has no endpoint"
+    found = await work.messages.envelopes([(row.message_id, row.message_received_at)])
+    envelope = found.get(row.message_id)
     if envelope is None:
         return "the original message is no longer in the store (retention)"
     identity = envelope.identity
@@ -213,57 +181,32 @@ async def _render_again(
         )
     except RenderError as exc:
         return str(exc)
-    return rendered.payload, rendered.content_type, list(rendered.flags), rendered.control_id
-
-
-async def _envelope(
-    conn: asyncpg.Connection, message_id: uuid.UUID, received_at: datetime
-) -> Envelope | None:
-    row = await conn.fetchrow(
-        "SELECT m.envelope, p.data FROM messages m JOIN payloads p"
-        " ON p.message_id = m.id AND p.received_at = m.received_at"
-        " WHERE m.id = $1 AND m.received_at = $2",
-        message_id,
-        received_at,
+    return Reset(
+        row.id,
+        rendered.payload,
+        rendered.content_type,
+        list(rendered.flags),
+        rendered.control_id,
     )
-    if row is None or row["envelope"] is None:
-        return None
-    return Envelope.model_validate({**row["envelope"], "payload": row["data"]})
 
 
-async def _reroute(
-    conn: asyncpg.Connection,
-    selection: Selection,
-    actor: str,
-    topic_prefix: str,
-    outbox_shards: int,
-) -> int:
-    rows = await conn.fetch(
-        "UPDATE messages m SET status = 'accepted', reason = NULL, updated_at = now()"
-        " WHERE m.status = 'unroutable'"
-        " AND ($1::uuid IS NULL OR m.id = $1)"
-        " AND ($2::text IS NULL OR m.sender = $2)"
-        " AND ($3::timestamptz IS NULL OR m.received_at >= $3)"
-        " AND ($4::timestamptz IS NULL OR m.received_at < $4)"
-        " RETURNING m.id, m.received_at",
-        selection.message_id,
-        selection.partner if selection.message_id is None else None,
-        selection.since,
-        selection.until,
+async def _reroute(work: Work, selection: Selection, actor: str, topic_prefix: str) -> int:
+    keys = await work.messages.reroute(
+        message_id=selection.message_id,
+        sender=selection.partner if selection.message_id is None else None,
+        since=selection.since,
+        until=selection.until,
     )
-    envelopes = [await _envelope(conn, r["id"], r["received_at"]) for r in rows]
-    found = [e for e in envelopes if e is not None]
+    envelopes = await work.messages.envelopes(keys)
+    found = [envelopes[k[0]] for k in keys if k[0] in envelopes]
     accepted_topic = topics.ACCEPTED.full_name(topic_prefix)
-    await outbox.insert(
-        conn,
+    await work.outbox.publish(
         [
-            outbox.OutboxRow(accepted_topic, e.model_dump_json().encode(), e.ordering_key.encode())
+            OutboxRow(accepted_topic, e.model_dump_json().encode(), e.ordering_key.encode())
             for e in found
-        ],
-        outbox_shards,
+        ]
     )
-    await events.record(
-        conn,
+    await work.audit.record(
         [
             AuditEvent(
                 kind="replayed",
@@ -278,6 +221,6 @@ async def _reroute(
                 },
             )
             for e in found
-        ],
+        ]
     )
     return len(found)

@@ -1,11 +1,14 @@
-"""The router role: accepted messages in, delivery rows (and their Kafka hand-off) out.
+"""Routing a batch: accepted messages in, delivery rows (and their Kafka hand-off) out.
 
-A FastStream subscriber (consumer group ``router.route``) takes batches of
+The router role's subscriber (``routing/roles.py``, consumer group
+``router.route``) hands :meth:`Router.route` batches of
 ``care.messages.accepted.v1``; for each message the pure rules
 (``routing/rules.py``) decide the recipients and the render
 (``routing/render.py``) what each receives: the message in the
 format, version and charset it reads, translated between HL7 v2 and FHIR
-when the formats differ. Then ONE PostgreSQL transaction:
+when the formats differ. Then ONE unit of work of the routing store
+(``broker.store.work.RoutingStore``: PostgreSQL in production, memory in
+unit tests):
 
 - locks the messages still ``accepted`` (a message already routed — Kafka
   redelivered it, or another router instance took it — is skipped: the
@@ -40,51 +43,29 @@ Lanes (design invariant 4, ``routing/lanes.py``): a delivery's lane is
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import json
 import logging
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import asyncpg
-from aiokafka import TopicPartition
-from aiokafka.abc import ConsumerRebalanceListener
-from faststream.kafka import KafkaBroker
-from faststream.middlewares import AckPolicy
 from opentelemetry.trace import StatusCode
-from pydantic import ValidationError
 
-from broker import kafka, redact, telemetry, topics
+from broker import redact, telemetry, topics
 from broker.directory import Directory, Partner
 from broker.envelope import DeliveryRequest, Envelope
-from broker.errors import KafkaUnavailableError, PermanentError, TransientError
+from broker.errors import PermanentError
 from broker.events import AuditEvent
 from broker.ids import new_id
-from broker.store import events, outbox
-from broker.store.db import UNAVAILABLE, transaction
+from broker.store.outbox import OutboxRow
+from broker.store.work import Claim, NewDelivery, RoutingStore
 from routing import app_ack, consent, rules
 from routing.lanes import lane_of, partition_of
 from routing.render import Rendered, RenderError, Translation, render_for
-from routing.subscriber import (
-    REVOKE_WAIT_S,
-    KafkaMessage,
-    kafka_broker,
-    partition_list,
-    records,
-    subscribe,
-)
-
-if TYPE_CHECKING:
-    from broker.context import Context
 
 log = logging.getLogger(__name__)
 
 ACTOR = "router"
-_RETRY_LATER: tuple[type[BaseException], ...] = (TransientError, *UNAVAILABLE)
-BATCH_MAX = 500
 
 
 def _wake_ups(rows: list[_Row]) -> list[tuple[_Row, list[str]]]:
@@ -147,6 +128,26 @@ class _Row:
     control_id: str = ""  # what the recipient's ACK echoes (MSH-10 it receives)
     trace: dict[str, str] = field(default_factory=dict)  # the routing span's context
 
+    def stored(self) -> NewDelivery:
+        """Return the delivery row the store inserts."""
+        return NewDelivery(
+            id=self.delivery_id,
+            message_id=self.envelope.message_id,
+            message_received_at=self.envelope.received_at,
+            recipient=self.recipient,
+            lane=self.lane,
+            partition=self.partition,
+            status=self.status,
+            payload=self.payload,
+            content_type=self.content_type,
+            control_id=self.control_id or self.envelope.control_id,
+            rules=self.rules,
+            reasons=self.reasons,
+            flags=self.flags,
+            last_error=self.last_error,
+            trace=self.trace or None,
+        )
+
 
 @dataclass
 class RouteStats:
@@ -164,15 +165,14 @@ class Router:
 
     def __init__(
         self,
-        pool: asyncpg.Pool,
+        store: RoutingStore,
         directory: Directory,
         *,
         topic_prefix: str,
         partitions: int,
-        outbox_shards: int,
         on_routed: Callable[[list[tuple[int, str]]], None] | None = None,
     ) -> None:
-        self.pool = pool
+        self.store = store
         self.directory = directory
         # Told the (partition, lane) of the deliveries of each committed batch: a
         # delivery role in the same process starts on them without waiting for
@@ -181,15 +181,14 @@ class Router:
         self.topic = topics.DELIVERIES.full_name(topic_prefix)
         self.accepted_topic = topics.ACCEPTED.full_name(topic_prefix)
         self.partitions = partitions
-        self.outbox_shards = outbox_shards
-        self.lanes = app_ack.Lanes(self.topic, partitions, outbox_shards)
+        self.lanes = app_ack.Lanes(self.topic, partitions)
 
     async def route(
         self,
         envelopes: Sequence[Envelope],
         carriers: Mapping[uuid.UUID, Mapping[str, str]] | None = None,
     ) -> RouteStats:
-        """Route a batch in one transaction; raise StoreUnavailableError to have it redelivered.
+        """Route a batch in one unit of work; raise StoreUnavailableError to have it redelivered.
 
         ``carriers`` are the trace contexts of the Kafka records (by message id);
         each message gets a ``process`` span in its own trace, ended once the
@@ -239,10 +238,8 @@ class Router:
     ) -> None:
         directory = self.directory
         fresh: list[_Row] = []
-        async with transaction(self.pool) as conn:
-            opposed = await consent.opposed(
-                conn, (k.digest for e in unique for k in e.patient_keys)
-            )
+        async with self.store.transaction() as work:
+            opposed = await work.consent.opposed(k.digest for e in unique for k in e.patient_keys)
             decisions = {e.message_id: rules.route(e, directory) for e in unique}
             statuses: list[tuple[Envelope, str, str | None]] = []
             for envelope in unique:
@@ -255,7 +252,7 @@ class Router:
                     statuses.append((envelope, "routed", None))
             # Only messages still `accepted` take their status (and are routed): a
             # record Kafka delivers again finds its message routed and is skipped.
-            pending = await _claim(conn, statuses)
+            pending = await work.messages.claim([_claim(*t) for t in statuses])
             stats.skipped = len(unique) - len(pending)
             statuses = [t for t in statuses if t[0].message_id in pending]
             rows: list[_Row] = []
@@ -267,7 +264,7 @@ class Router:
                     audit.append(_event(envelope, "unroutable", reason=reason, kind=decision.kind))
                     # Enhanced mode: the sender asked to hear what became of it (AE).
                     audit += await app_ack.send_now(
-                        conn,
+                        work,
                         envelope,
                         app_ack.for_undelivered(decision),
                         directory,
@@ -291,20 +288,19 @@ class Router:
                     "blocked" if is_blocked else "routed",
                     len(decision.recipients),
                 )
-            inserted = await _insert_deliveries(conn, rows)
+            inserted = await work.deliveries.add([r.stored() for r in rows])
             fresh = [r for r in rows if r.delivery_id in inserted]
             for r in fresh:
                 audit.extend(_row_events(r))
             # Application ACKs owed: noted now, sent once every delivery is final (which
             # may be already: all blocked, or none could be rendered).
             routed = [e for e, status, _ in statuses if status != "unroutable"]
-            owed = await app_ack.expect(conn, routed, traces)
-            audit += await app_ack.settle(conn, owed, directory, self.lanes, actor=ACTOR)
-            await events.record(conn, audit)
-            await outbox.insert(
-                conn,
+            owed = await app_ack.expect(work, routed, traces)
+            audit += await app_ack.settle(work, owed, directory, self.lanes, actor=ACTOR)
+            await work.audit.record(audit)
+            await work.outbox.publish(
                 [
-                    outbox.OutboxRow(
+                    OutboxRow(
                         self.topic,
                         DeliveryRequest(
                             delivery_id=r.delivery_id,
@@ -321,8 +317,7 @@ class Router:
                         headers=r.trace or None,
                     )
                     for r, lanes in _wake_ups(fresh)
-                ],
-                self.outbox_shards,
+                ]
             )
             stats.deliveries = len(fresh)
         if self.on_routed is not None and fresh:
@@ -334,11 +329,11 @@ class Router:
         for envelope in envelopes:
             try:
                 stats = await self.route([envelope])
-            except (asyncpg.PostgresError, PermanentError) as exc:
+            except PermanentError as exc:  # StoreRefusedError among them
                 reason = f"routing failed ({type(exc).__name__}); replay after a fix"
-                async with transaction(self.pool) as conn:
-                    if await _claim(conn, [(envelope, "unroutable", reason)]):
-                        await events.record(conn, [_event(envelope, "unroutable", reason=reason)])
+                async with self.store.transaction() as work:
+                    if await work.messages.claim([_claim(envelope, "unroutable", reason)]):
+                        await work.audit.record([_event(envelope, "unroutable", reason=reason)])
                 total.unroutable += 1
                 continue
             for name in ("routed", "unroutable", "blocked", "skipped", "deliveries"):
@@ -384,64 +379,8 @@ class Router:
         return row
 
 
-async def _insert_deliveries(conn: asyncpg.Connection, rows: list[_Row]) -> set[uuid.UUID]:
-    if not rows:
-        return set()
-    inserted = await conn.fetch(
-        "INSERT INTO deliveries (id, message_id, message_received_at, recipient, rules, lane,"
-        " partition, status, payload, content_type, flags, last_error, reasons, control_id,"
-        " trace)"
-        " SELECT t.id, t.message_id, t.at, t.recipient,"
-        " string_to_array(t.rules, ','), t.lane, t.partition, t.status, t.payload,"
-        " t.content_type, string_to_array(t.flags, ','), t.last_error, t.reasons::jsonb,"
-        " t.control_id, t.trace"
-        " FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::text[], $5::text[],"
-        " $6::text[], $7::integer[], $8::text[], $9::bytea[], $10::text[], $11::text[],"
-        " $12::text[], $13::text[], $14::text[], $15::jsonb[])"
-        " AS t(id, message_id, at, recipient, rules, lane, partition, status, payload,"
-        " content_type, flags, last_error, reasons, control_id, trace)"
-        " ON CONFLICT (message_id, recipient, kind) DO NOTHING RETURNING id",
-        [r.delivery_id for r in rows],
-        [r.envelope.message_id for r in rows],
-        [r.envelope.received_at for r in rows],
-        [r.recipient for r in rows],
-        [",".join(r.rules) for r in rows],
-        [r.lane for r in rows],
-        [r.partition for r in rows],
-        [r.status for r in rows],
-        [r.payload for r in rows],
-        [r.content_type for r in rows],
-        [",".join(r.flags) for r in rows],
-        [r.last_error for r in rows],
-        [json.dumps(r.reasons) for r in rows],
-        [r.control_id or r.envelope.control_id for r in rows],
-        [r.trace or None for r in rows],
-    )
-    return {r["id"] for r in inserted}
-
-
-async def _claim(
-    conn: asyncpg.Connection, statuses: list[tuple[Envelope, str, str | None]]
-) -> set[uuid.UUID]:
-    """Give messages still ``accepted`` their routing status; return which ones took it.
-
-    One statement both locks and updates: a second router holding the same
-    record (a rebalance) waits on the row, then finds it routed and skips it.
-    """
-    if not statuses:
-        return set()
-    rows = await conn.fetch(
-        "UPDATE messages m SET status = t.status, reason = t.reason, updated_at = now()"
-        " FROM unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::text[])"
-        " AS t(id, at, status, reason)"
-        " WHERE m.id = t.id AND m.received_at = t.at AND m.status = 'accepted'"
-        " RETURNING m.id",
-        [e.message_id for e, _, _ in statuses],
-        [e.received_at for e, _, _ in statuses],
-        [s for _, s, _ in statuses],
-        [r for _, _, r in statuses],
-    )
-    return {r["id"] for r in rows}
+def _claim(envelope: Envelope, status: str, reason: str | None) -> Claim:
+    return Claim(envelope.message_id, envelope.received_at, status, reason)
 
 
 def _event(envelope: Envelope, event_kind: Any, **detail: Any) -> AuditEvent:
@@ -499,141 +438,4 @@ def _row_events(row: _Row) -> list[AuditEvent]:
     return produced
 
 
-class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped
-    """Finish the batch in hand before partitions move; log which ones this instance routes.
-
-    Kafka calls ``on_partitions_revoked`` before the group is re-formed and
-    waits for it. Letting the batch in hand commit its offsets first means the
-    next owner starts after it; otherwise the commit comes too late (the
-    group moved on), the next owner reads the batch again and waits on its
-    row locks only to skip it — in a rebalance caused by a scale-up, every
-    instance's batch in hand at once.
-    """
-
-    def __init__(self, in_hand: asyncio.Lock) -> None:
-        self.in_hand = in_hand
-
-    async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
-        partitions = [tp.partition for tp in revoked]
-        if not partitions:
-            return
-        log.info("router: releasing partitions", extra={"partitions": partition_list(partitions)})
-        # Bounded: a batch stuck on the store must not hold the whole group; past
-        # this, the next owner reads it again, which the router tolerates.
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(REVOKE_WAIT_S), self.in_hand:
-                pass
-        log.info("router: partitions released", extra={"partitions": partition_list(partitions)})
-
-    async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
-        partitions = [tp.partition for tp in assigned]
-        log.info("router: partitions owned", extra={"partitions": partition_list(partitions)})
-
-
-class RouterRole:
-    """The ``router`` role: a batch subscriber on ``care.messages.accepted.v1``."""
-
-    name = "router"
-
-    def __init__(self) -> None:
-        self._broker: KafkaBroker | None = None
-        self._router: Router | None = None
-        self._ctx: Context | None = None
-        self._in_hand = asyncio.Lock()  # held while a batch is routed and committed
-
-    async def start(self, ctx: Context) -> None:
-        """Subscribe (consumer group ``router.route``); route until stopped."""
-        self._ctx = ctx
-        partitions = await kafka.partitions_of(ctx.settings, topics.DELIVERIES)
-        self._router = Router(
-            ctx.pool,
-            ctx.directory,
-            topic_prefix=ctx.settings.kafka_topic_prefix,
-            partitions=partitions,
-            outbox_shards=ctx.settings.outbox_shards,
-            on_routed=self._routed_here,
-        )
-        broker = kafka_broker(ctx.settings, self.name)
-        subscribe(
-            broker,
-            ctx.settings,
-            topics.ACCEPTED,
-            topics.Groups.ROUTER,
-            self._handle,
-            max_records=BATCH_MAX,
-            auto_offset_reset="earliest",
-            ack_policy=AckPolicy.MANUAL,  # committed after the PostgreSQL commit
-            max_partition_fetch_bytes=kafka.MAX_RECORD_BYTES,
-            listener=_Listener(self._in_hand),
-        )
-        self._broker = broker
-        try:
-            await broker.start()
-        except (OSError, TimeoutError, KafkaUnavailableError) as exc:
-            raise KafkaUnavailableError(f"router cannot subscribe: {type(exc).__name__}") from exc
-
-    def _routed_here(self, lanes: list[tuple[int, str]]) -> None:
-        if self._ctx is not None:
-            for hook in self._ctx.on_routed:
-                hook(lanes)
-
-    async def _handle(self, msg: KafkaMessage) -> None:
-        async with self._in_hand:
-            await self._route_batch(msg)
-
-    async def _route_batch(self, msg: KafkaMessage) -> None:
-        assert self._router is not None
-        assert self._ctx is not None
-        self._router.directory = self._ctx.directory  # pick up reloads between batches
-        envelopes = []
-        carriers: dict[uuid.UUID, dict[str, str]] = {}
-        for record in records(msg):
-            try:
-                envelope = Envelope.model_validate_json(record.value)
-            except ValidationError:
-                # Stays `accepted` in PostgreSQL: republish_unrouted finds it again.
-                log.error("router: record is not an envelope, skipped")  # noqa: TRY400
-                continue
-            envelopes.append(envelope)
-            carriers[envelope.message_id] = telemetry.from_kafka_headers(record.headers)
-        try:
-            stats = await self._router.route(envelopes, carriers)
-        except _RETRY_LATER as exc:
-            log.warning(
-                "router: store unavailable, batch will be redelivered",
-                extra={"error": type(exc).__name__},
-            )
-            await msg.nack()
-            await asyncio.sleep(1.0)
-            return
-        except (asyncpg.PostgresError, PermanentError):
-            # One message the store refuses must not hold the others: route them
-            # one by one, and keep any that still fails as unroutable with the reason.
-            log.exception("router: batch failed, routing one by one")
-            stats = await self._router.route_one_by_one(envelopes)
-        await msg.ack()
-        if stats.skipped:
-            # Kafka gave these again: a rebalance or a crash came before the
-            # offsets of a batch another instance (or this one) had routed.
-            log.info("router: messages already routed, skipped", extra={"count": stats.skipped})
-        if stats.unroutable or stats.blocked:
-            log.info(
-                "router: batch routed",
-                extra={
-                    "routed": stats.routed,
-                    "unroutable": stats.unroutable,
-                    "blocked": stats.blocked,
-                },
-            )
-
-    async def stop(self) -> None:
-        """Leave the consumer group after the batch in hand."""
-        if self._broker is not None:
-            await self._broker.stop()
-
-    def endpoints(self) -> list[str]:
-        """Return nothing: the router serves no port."""
-        return []
-
-
-__all__ = ["RouteStats", "Router", "RouterRole", "lane_of", "partition_of"]
+__all__ = ["RouteStats", "Router", "lane_of", "partition_of"]

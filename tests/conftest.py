@@ -27,6 +27,7 @@ from broker.settings import Settings
 from broker.store import db
 from broker.store.migrate import migrate
 from broker.store.partitions import ensure_partitions
+from broker.store.stores import Stores
 
 REPO = Path(__file__).resolve().parent.parent
 CORPUS = REPO / "tests" / "corpus"
@@ -111,6 +112,12 @@ async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
         yield pool
     finally:
         await pool.close()
+
+
+@pytest.fixture
+def stores(pool: asyncpg.Pool, topic_prefix: str) -> Stores:
+    """The stores of a process over this test's pool (ingress sharing it)."""
+    return Stores.over(db.Database(pool), topic_prefix=topic_prefix)
 
 
 @pytest.fixture(scope="session")

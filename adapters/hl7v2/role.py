@@ -36,7 +36,7 @@ class MllpRole:
         elif settings.mllp_tls_client_ca:
             raise ConfigError("CAREBROKER_MLLP_TLS_CLIENT_CA needs a server certificate and key")
         self.ingress = Ingress(
-            ctx.messages,
+            ctx.stores.messages,
             ctx.directory,
             ctx.pseudonymizer,
             batch_max=settings.ingress_batch_max,

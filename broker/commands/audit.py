@@ -16,15 +16,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
-import asyncpg
-
 from broker import retention
 from broker.audit_export import to_atna, to_fhir
 from broker.commands.options import settings_from
-from broker.errors import ConfigError
+from broker.errors import ConfigError, SchemaMissingError
 from broker.local import PG_DATABASE
 from broker.settings import Settings
 from broker.store import audit, db
+from broker.store.stores import Stores
 
 T = TypeVar("T")
 
@@ -109,21 +108,20 @@ def store_dsn(settings: Settings) -> str:
     return f"postgresql://postgres@127.0.0.1:{port}/{PG_DATABASE}"
 
 
-def with_pool(args: argparse.Namespace, work: Callable[[asyncpg.Pool], Awaitable[T]]) -> T:
-    """Run ``work`` with a small pool on the store the arguments name."""
-    dsn = store_dsn(settings_from(args))
+def with_stores(args: argparse.Namespace, work: Callable[[Stores], Awaitable[T]]) -> T:
+    """Run ``work`` with the stores the arguments name (two connections)."""
+    settings = settings_from(args)
+    dsn = store_dsn(settings)
 
     async def run() -> T:
-        pool = await db.connect(dsn, 2)
-        try:
-            return await work(pool)
-        except asyncpg.UndefinedTableError as exc:
-            raise ConfigError(
-                f"PostgreSQL at {db.describe_dsn(dsn)} has no carebroker schema "
-                "(wrong database, or run `carebroker migrate`)"
-            ) from exc
-        finally:
-            await pool.close()
+        async with Stores.open(dsn, settings, size=2) as stores:
+            try:
+                return await work(stores)
+            except SchemaMissingError as exc:
+                raise ConfigError(
+                    f"PostgreSQL at {db.describe_dsn(dsn)} has no carebroker schema "
+                    "(wrong database, or run `carebroker migrate`)"
+                ) from exc
 
     return asyncio.run(run())
 
@@ -133,7 +131,7 @@ def _verify(args: argparse.Namespace) -> int:
     # Days retention still keeps must all be there: a missing one is not retention.
     keep = settings_from(args).retention_audit_days
     retained_from = datetime.now(UTC).date() - timedelta(days=keep)
-    result = with_pool(args, lambda pool: audit.verify(pool, since, retained_from))
+    result = with_stores(args, lambda stores: stores.audit.verify(since, retained_from))
     if result.broken:
         sys.stderr.write(f"carebroker: {result.broken}\n")
         return 1
@@ -150,21 +148,21 @@ def _export(args: argparse.Namespace) -> int:
         else to_atna
     )
 
-    async def export(pool: asyncpg.Pool, out: TextIO) -> int:
+    async def export(stores: Stores, out: TextIO) -> int:
         count = 0
-        rows = await audit.read(pool, since=args.since, limit=1000)
+        rows = await stores.audit.read(since=args.since, limit=1000)
         while rows:
             out.writelines(f"{convert(row)}\n" for row in rows)
             count += len(rows)
-            rows = await audit.read(pool, after=(rows[-1].day, rows[-1].seq), limit=1000)
+            rows = await stores.audit.read(after=(rows[-1].day, rows[-1].seq), limit=1000)
         return count
 
     if args.output:
         with args.output.open("w", encoding="utf-8") as out:
-            count = with_pool(args, lambda pool: export(pool, out))
+            count = with_stores(args, lambda stores: export(stores, out))
         sys.stderr.write(f"{count} audit event(s) written to {args.output}\n")
     else:
-        with_pool(args, lambda pool: export(pool, sys.stdout))
+        with_stores(args, lambda stores: export(stores, sys.stdout))
     return 0
 
 
@@ -179,7 +177,9 @@ def _bench(args: argparse.Namespace) -> int:
 
 def _retention(args: argparse.Namespace) -> int:
     settings = settings_from(args)
-    result = with_pool(args, lambda pool: retention.apply(pool, settings, dry_run=args.dry_run))
+    result = with_stores(
+        args, lambda stores: retention.apply(stores.partitions, settings, dry_run=args.dry_run)
+    )
     verb = "would drop" if args.dry_run else "dropped"
     for policy in retention.policies(settings):
         names = result[policy.kind]

@@ -18,16 +18,13 @@ ratio is what to compare across machines:
 from __future__ import annotations
 
 import time
-import uuid
 from dataclasses import dataclass
-
-import asyncpg
 
 from broker.events import AuditEvent
 from broker.ids import new_id
-from broker.store import audit, db, partitions
-from broker.store.events import record
-from broker.store.migrate import migrate
+from broker.settings import Settings
+from broker.store.seed import scratch_database
+from broker.store.stores import Stores
 
 
 @dataclass(frozen=True)
@@ -69,66 +66,29 @@ def _events(count: int) -> list[AuditEvent]:
 
 async def run(admin_dsn: str, events: int = 20_000, batch: int = 500) -> list[Figure]:
     """Measure in a scratch database on the server of ``admin_dsn``; drop it afterwards."""
-    name = f"cbbench_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(admin_dsn)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        base, _, query = admin_dsn.partition("?")
-        dsn = f"{base.rsplit('/', 1)[0]}/{name}" + (f"?{query}" if query else "")
-        pool = await db.connect(dsn, 4)
-        try:
-            await migrate(pool)
-            await partitions.ensure_partitions(pool)
-            return await _measure(pool, _events(events), batch)
-        finally:
-            await pool.close()
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+    async with (
+        scratch_database(admin_dsn, "cbbench") as dsn,
+        Stores.open(dsn, Settings(database_url=dsn), size=4) as stores,
+    ):
+        await stores.migrate()
+        await stores.partitions.ensure()
+        return await _measure(stores, _events(events), batch)
 
 
-async def _measure(pool: asyncpg.Pool, events: list[AuditEvent], batch: int) -> list[Figure]:
-    chunks = [events[i : i + batch] for i in range(0, len(events), batch)]
-    await pool.execute("CREATE TABLE bench_plain (id bigserial PRIMARY KEY, event jsonb NOT NULL)")
+async def _measure(stores: Stores, events: list[AuditEvent], batch: int) -> list[Figure]:
+    bench = stores.bench()
+    baselines = await bench.audit_baselines(events, batch)
+    plain_insert, recorded = baselines["plain_insert"], baselines["record"]
+    plain_move = baselines["plain_move"]
     start = time.perf_counter()
-    for chunk in chunks:
-        async with pool.acquire() as conn, conn.transaction():
-            await conn.execute(
-                "INSERT INTO bench_plain (event) SELECT e::jsonb FROM unnest($1::text[]) AS e",
-                [e.model_dump_json() for e in chunk],
-            )
-    plain_insert = time.perf_counter() - start
-    start = time.perf_counter()
-    for chunk in chunks:
-        async with db.transaction(pool) as conn:
-            await record(conn, chunk)
-    recorded = time.perf_counter() - start
-
-    await pool.execute("CREATE TABLE bench_moved (LIKE bench_plain)")
-    start = time.perf_counter()
-    while True:
-        async with pool.acquire() as conn, conn.transaction():
-            moved = await conn.fetch(
-                "WITH batch AS (SELECT id, event FROM bench_plain ORDER BY id LIMIT $1),"
-                " ins AS (INSERT INTO bench_moved SELECT * FROM batch)"
-                " DELETE FROM bench_plain WHERE id IN (SELECT id FROM batch) RETURNING id",
-                1000,
-            )
-        if not moved:
-            break
-    plain_move = time.perf_counter() - start
-    start = time.perf_counter()
-    chained = await audit.AuditWriter(pool, batch=1000).drain_all()
+    chained = await stores.audit.writer(batch=1000).drain_all()
     chaining = time.perf_counter() - start
 
     start = time.perf_counter()
-    async with pool.acquire() as conn, conn.transaction(readonly=True):
-        read = 0
-        async for _ in conn.cursor("SELECT * FROM audit ORDER BY day, seq"):
-            read += 1
+    await bench.read_audit()
     plain_read = time.perf_counter() - start
     start = time.perf_counter()
-    verified = await audit.verify(pool)
+    verified = await stores.audit.verify()
     verifying = time.perf_counter() - start
     if not verified.intact or verified.events != len(events) or chained != len(events):
         raise RuntimeError(f"benchmark chain is wrong: {verified.broken}")

@@ -24,20 +24,18 @@ import multiprocessing
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from multiprocessing.synchronize import Event as EventType
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-import asyncpg
 import psutil
 
 from adapters.hl7v2.ingress import COMMIT_LINGER_S
 from broker.commands.options import settings_from
+from broker.store import seed
 
 # A lab result as labs send them: MSH, PID with two identifiers, ORC, OBR, five OBX.
 ORU_TEMPLATE = (
@@ -190,36 +188,37 @@ async def _serve_carebroker(
     from adapters.hl7v2.mllp import MllpServer
     from broker.directory import parse_directory
     from broker.pseudonym import Pseudonymizer
-    from broker.store import db
-    from broker.store.messages import MessageStore
+    from broker.settings import Settings
+    from broker.store.stores import Stores
 
-    pool = await db.connect(dsn, concurrency + 2)
-    ingress = Ingress(
-        MessageStore(pool),
-        parse_directory(BENCH_PARTNERS),
-        Pseudonymizer(b"bench-key-" * 4),
-        commit_concurrency=concurrency,
-        commit_linger_s=linger_ms / 1000,
-    )
-    ingress.start()
-    server = MllpServer(
-        ingress.handle,
-        host="127.0.0.1",
-        port=0,
-        max_frame_bytes=32 << 20,
-        idle_timeout_s=300,
-        on_incomplete=ingress.incomplete,
-    )
-    await server.start()
-    ports.put(server.port)
-    await asyncio.to_thread(mark.wait)  # warm-up done: measure from here
-    commits = ingress._accepts  # the bench reports the group commit's work
-    cpu, flushes, items = time.process_time(), commits.flushes, commits.flushed_items
-    await asyncio.to_thread(stop.wait)
-    ports.put((commits.flushes - flushes, commits.flushed_items - items, time.process_time() - cpu))
-    await server.stop()
-    await ingress.stop()
-    await pool.close()
+    async with Stores.open(dsn, Settings(database_url=dsn), size=concurrency + 2) as stores:
+        ingress = Ingress(
+            stores.messages,
+            parse_directory(BENCH_PARTNERS),
+            Pseudonymizer(b"bench-key-" * 4),
+            commit_concurrency=concurrency,
+            commit_linger_s=linger_ms / 1000,
+        )
+        ingress.start()
+        server = MllpServer(
+            ingress.handle,
+            host="127.0.0.1",
+            port=0,
+            max_frame_bytes=32 << 20,
+            idle_timeout_s=300,
+            on_incomplete=ingress.incomplete,
+        )
+        await server.start()
+        ports.put(server.port)
+        await asyncio.to_thread(mark.wait)  # warm-up done: measure from here
+        commits = ingress._accepts  # the bench reports the group commit's work
+        cpu, flushes, items = time.process_time(), commits.flushes, commits.flushed_items
+        await asyncio.to_thread(stop.wait)
+        ports.put(
+            (commits.flushes - flushes, commits.flushed_items - items, time.process_time() - cpu)
+        )
+        await server.stop()
+        await ingress.stop()
 
 
 def _baseline_server(ports: Any, mark: EventType, stop: EventType) -> None:
@@ -311,14 +310,17 @@ def _ingress(args: argparse.Namespace) -> int:
 
 
 async def _bench_ingress(args: argparse.Namespace, dsn: str | None) -> int:
-    from broker.store import db, partitions
-    from broker.store.migrate import migrate
+    from broker.settings import Settings
+    from broker.store import db
+    from broker.store.stores import Stores
 
-    async with scratch_database(dsn) as bench_dsn:
-        name = urlsplit(bench_dsn).path.lstrip("/")
-        pool = await db.connect(bench_dsn, 2)
-        await migrate(pool)
-        await partitions.ensure_partitions(pool)
+    async with (
+        scratch_database(dsn) as bench_dsn,
+        Stores.open(bench_dsn, Settings(database_url=bench_dsn), size=2) as stores,
+    ):
+        await stores.migrate()
+        await stores.partitions.ensure()
+        bench = stores.bench()
         size = len(messages(1, 0)[0])
         _say(
             f"bench ingress: {args.connections} connections, {args.count} ORU^R01 of "
@@ -328,16 +330,14 @@ async def _bench_ingress(args: argparse.Namespace, dsn: str | None) -> int:
         )
 
         async def postgres_cpu() -> float:
-            pids = await pool.fetch("SELECT pid FROM pg_stat_activity WHERE datname = $1", name)
-            return _cpu_of(int(r["pid"]) for r in pids)
+            return _cpu_of(await bench.backend_pids())
 
         ours = await measure(
             _carebroker_server, (bench_dsn, args.commit_concurrency, args.commit_linger_ms),
             args.connections, args.warmup, args.count,
             postgres_cpu,
         )  # fmt: skip
-        stored = await pool.fetchval("SELECT count(*) FROM messages WHERE status = 'accepted'")
-        await pool.close()
+        stored = await bench.count_accepted()
         _say(ours.result.line("durable ingress (carebroker)"))
         _say(
             f"{'':34} {stored} stored with their outbox rows; {ours.commits} commits, "
@@ -374,14 +374,10 @@ async def scratch_database(dsn: str | None) -> AsyncIterator[str]:
             embedded = EmbeddedPostgres(Path(scratch) / "pg")
             await embedded.start()
             dsn = embedded.dsn
-        name = f"cb_bench_{uuid.uuid4().hex[:10]}"
-        admin = await asyncpg.connect(dsn)
         try:
-            await admin.execute(f'CREATE DATABASE "{name}"')
-            yield with_database(dsn, name)
+            async with seed.scratch_database(dsn) as scratch_dsn:
+                yield scratch_dsn
         finally:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            await admin.close()
             if embedded is not None:
                 await embedded.stop()
 
@@ -394,13 +390,6 @@ def _cpu_of(pids: Iterable[int]) -> float:
             times = psutil.Process(pid).cpu_times()
             total += times.user + times.system
     return total
-
-
-def with_database(dsn: str, database: str) -> str:
-    base, _, query = dsn.partition("?")
-    scheme, _, rest = base.partition("://")
-    host = rest.split("/", 1)[0]
-    return f"{scheme}://{host}/{database}" + (f"?{query}" if query else "")
 
 
 def _say(line: str) -> None:

@@ -35,14 +35,17 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import asyncpg
 import psutil
 
 from adapters.hl7v2.framing import FrameReader, frame
 from broker.commands.bench import ORU_TEMPLATE, _cpu_of, _say, scratch_database
 from broker.commands.options import settings_from
+from broker.store.seed import BenchStore
+
+if TYPE_CHECKING:
+    from broker.local import LocalKafka
 
 LAYOUTS = {
     "one": [["mllp", "relay", "router", "delivery", "audit"]],
@@ -391,9 +394,16 @@ async def _bench(args: argparse.Namespace, dsn: str | None) -> int:
 
 async def _bench_in(args: argparse.Namespace, bench_dsn: str, work: Path) -> int:
     from broker.local import LocalKafka
+    from broker.settings import Settings
+    from broker.store.stores import Stores
 
-    admin = await asyncpg.connect(bench_dsn)
-    kafka = LocalKafka()
+    async with Stores.open(bench_dsn, Settings(database_url=bench_dsn), size=1) as stores:
+        return await _bench_with(args, bench_dsn, work, stores.bench(), LocalKafka())
+
+
+async def _bench_with(
+    args: argparse.Namespace, bench_dsn: str, work: Path, admin: BenchStore, kafka: LocalKafka
+) -> int:
     await kafka.start()
     partners = [Partner("gp-dupont"), Partner("gp-petit")]
     for partner in partners:
@@ -467,20 +477,17 @@ async def _bench_in(args: argparse.Namespace, bench_dsn: str, work: Path) -> int
         for partner in partners:
             await partner.stop()
         await kafka.stop()
-        await admin.close()
 
 
-async def _postgres_pids(conn: asyncpg.Connection) -> list[int]:
-    rows = await conn.fetch("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
-    return [int(r["pid"]) for r in rows]
+async def _postgres_pids(admin: BenchStore) -> list[int]:
+    return await admin.backend_pids()
 
 
-async def _wait_audited(conn: asyncpg.Connection, messages: int) -> str:
+async def _wait_audited(admin: BenchStore, messages: int) -> str:
     """Wait (bounded) until the audit writer caught up; describe how far it got."""
     deadline = time.monotonic() + 120
     while True:
-        pending = await conn.fetchval("SELECT count(*) FROM audit_pending")
-        chained = await conn.fetchval("SELECT count(*) FROM audit")
+        pending, chained = await admin.audit_backlog()
         if pending == 0 or time.monotonic() > deadline:
             return f"{chained} in all ({messages} messages measured), {pending} still pending"
         await asyncio.sleep(0.5)

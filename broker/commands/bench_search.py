@@ -34,11 +34,11 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-import asyncpg
 import httpx
 
 from broker.commands.bench import scratch_database
 from broker.pseudonym import Pseudonymizer
+from broker.store.seed import BenchStore
 
 SENDERS = ("chu-montpellier", "labo-sud", "clinique-est", "labo-ouest", "chu-nimes")
 TYPES = ("ORU^R01", "ORU^R01", "ORU^R01", "ADT^A08", "ADT^A01", "REF^I12", "ORM^O01", "MDM^T02")
@@ -46,49 +46,6 @@ RECIPIENTS = ("cabinet-dupont", "maison-sante-nord", "cabinet-martin", "chu-mont
 PATIENT_AUTHORITY = "1.2.250.1.999.1"
 MESSAGES_PER_PATIENT = 20
 NO_INDEXES = "enable_indexscan=off&enable_bitmapscan=off&enable_indexonlyscan=off"
-
-# Message n (1..N) is received at start + (n - 1) * step ms, its control id is
-# control_id(n) and its patient patient_id(n % patients): a test knows, without
-# asking the store, which rows a search must return. Sender, type and status
-# come from bytes of md5(n): spread evenly, uncorrelated with the patient.
-_MESSAGES = """
-INSERT INTO messages (id, received_at, channel, format, sender, sending_facility, control_id,
-                      message_type, version, status, reason, size, patient_digests)
-SELECT (lpad(to_hex(s.ms), 12, '0') || '7' || substr(s.h, 1, 3) || '8' || substr(s.h, 4, 15))::uuid,
-       timestamptz 'epoch' + s.ms * interval '1 millisecond',
-       'mllp', 'hl7v2',
-       ($3::text[])[1 + get_byte(s.b, 0) % cardinality($3::text[])],
-       upper(($3::text[])[1 + get_byte(s.b, 0) % cardinality($3::text[])]),
-       'S' || lpad(s.n::text, 8, '0'),
-       ($4::text[])[1 + get_byte(s.b, 1) % cardinality($4::text[])],
-       '2.5',
-       CASE WHEN get_byte(s.b, 2) < 3 THEN 'rejected'
-            WHEN get_byte(s.b, 2) < 4 THEN 'unroutable' ELSE 'routed' END,
-       CASE WHEN get_byte(s.b, 2) < 3 THEN 'malformed: MSH-9 message type missing'
-            WHEN get_byte(s.b, 2) < 4 THEN 'no recipient' END,
-       1200,
-       ARRAY[p.digest]
-FROM (SELECT n, md5(n::text) AS h, decode(md5(n::text), 'hex') AS b,
-             $1::bigint + (n - 1) * $2::bigint AS ms
-      FROM generate_series(1, $5::bigint) AS n) s
-JOIN unnest($6::text[]) WITH ORDINALITY AS p(digest, k) ON p.k = 1 + s.n % $7::bigint
-"""
-# One delivery of every routed message, a second one for a third of them.
-_DELIVERIES = """
-INSERT INTO deliveries (id, message_id, message_received_at, recipient, lane, partition, status,
-                        attempts, last_error, created_at, updated_at, delivered_at)
-SELECT gen_random_uuid(), m.id, m.received_at,
-       ($1::text[])[1 + (r.k + x) % cardinality($1::text[])],
-       'lane', 0, CASE WHEN r.k % 251 = 0 THEN 'dead' WHEN r.k % 173 = 0 THEN 'failed'
-                       ELSE 'delivered' END,
-       1, CASE WHEN r.k % 251 = 0 OR r.k % 173 = 0 THEN 'connection refused' END,
-       m.received_at, m.received_at + interval '2 seconds',
-       CASE WHEN r.k % 251 <> 0 AND r.k % 173 <> 0 THEN m.received_at + interval '2 seconds' END
-FROM messages m
-CROSS JOIN LATERAL (SELECT get_byte(decode(md5(m.control_id), 'hex'), 0) AS k) r
-CROSS JOIN LATERAL generate_series(0, CASE WHEN r.k % 3 = 0 THEN 1 ELSE 0 END) AS x
-WHERE m.status = 'routed'
-"""
 
 
 def control_id(n: int) -> str:
@@ -124,7 +81,7 @@ class Seeded:
 
 
 async def seed(
-    pool: asyncpg.Pool,
+    store: BenchStore,
     pseudonymizer: Pseudonymizer,
     *,
     messages: int,
@@ -136,33 +93,25 @@ async def seed(
     Every day gets its partition first, as ``ensure_partitions`` keeps them
     ahead in production, so rows land where a search by time prunes to.
     """
-    from broker.store.partitions import ensure_partitions
-
     started = time.perf_counter()
     last_day = last_day or datetime.now(UTC).date() - timedelta(days=1)
     first_day = last_day - timedelta(days=days - 1)
-    for offset in range(0, days + 1, 2):
-        await ensure_partitions(pool, first_day + timedelta(days=offset), {"messages": 0})
     patients = max(1, messages // MESSAGES_PER_PATIENT)
     digests = [pseudonymizer.digest(PATIENT_AUTHORITY, patient_id(k)) for k in range(patients)]
     # The digest of message n's patient is digests[n % patients] (ordinality from 1).
     step_ms = days * 86_400_000 // messages
     start = datetime.combine(first_day, datetime.min.time(), UTC)
-    async with pool.acquire() as conn:
-        await conn.execute(
-            _MESSAGES,
-            int(start.timestamp() * 1000),
-            step_ms,
-            list(SENDERS),
-            list(TYPES),
-            messages,
-            digests,
-            patients,
-            timeout=3600,
-        )
-        await conn.execute(_DELIVERIES, list(RECIPIENTS), timeout=3600)
-        await conn.execute("VACUUM ANALYZE messages", timeout=3600)
-        await conn.execute("VACUUM ANALYZE deliveries", timeout=3600)
+    await store.seed_messages(
+        first_day=first_day,
+        days=days,
+        start_ms=int(start.timestamp() * 1000),
+        step_ms=step_ms,
+        senders=SENDERS,
+        types=TYPES,
+        messages=messages,
+        digests=digests,
+        recipients=RECIPIENTS,
+    )
     return Seeded(messages, patients, first_day, days, step_ms, time.perf_counter() - started)
 
 
@@ -251,42 +200,38 @@ async def serve_api(dsn: str, pseudonymizer: Pseudonymizer) -> AsyncIterator[tup
     """Serve the message API on a loopback port; yield its URL and an operator's API token."""
     from broker.app import mount
     from broker.console.role import build_console
-    from broker.console.users import UserStore
     from broker.context import Context
     from broker.directory import Directory
     from broker.health import Readiness
     from broker.http import HttpServer, bind, create_app
     from broker.settings import Settings
-    from broker.store import db
-    from broker.store.db import transaction
-    from broker.store.messages import MessageStore
+    from broker.store.stores import Stores
 
-    pool = await db.connect(dsn, 4)
-    ctx = Context(
-        settings=Settings(database_url=dsn, http_port=0, mllp_port=0),
-        pool=pool,
-        directory=Directory.empty(),
-        pseudonymizer=pseudonymizer,
-        messages=MessageStore(pool),
-        readiness=Readiness(),
-        producer=None,  # type: ignore[arg-type]  # the console never produces to Kafka
-        stop=asyncio.Event(),
-    )
-    console = build_console(ctx)
-    app = create_app(ctx.readiness)
-    mount(app, ctx)
-    server = HttpServer(app, bind("127.0.0.1", 0))
-    await server.start()
-    try:
-        name = "bench-operator"
-        if not await pool.fetchval("SELECT true FROM console_users WHERE name = $1", name):
-            await UserStore(pool).add(name, "operator", None, "bench")
-        async with transaction(pool) as conn:
-            token, _ = await console.auth.sessions.open(conn, name, "api")
-        yield f"http://127.0.0.1:{server.port}", token
-    finally:
-        await server.stop()
-        await pool.close()
+    settings = Settings(database_url=dsn, http_port=0, mllp_port=0)
+    async with Stores.open(dsn, settings, size=4) as stores:
+        ctx = Context(
+            settings=settings,
+            stores=stores,
+            directory=Directory.empty(),
+            pseudonymizer=pseudonymizer,
+            readiness=Readiness(),
+            producer=None,  # type: ignore[arg-type]  # the console never produces to Kafka
+            stop=asyncio.Event(),
+        )
+        console = build_console(ctx)
+        app = create_app(ctx.readiness)
+        mount(app, ctx)
+        server = HttpServer(app, bind("127.0.0.1", 0))
+        await server.start()
+        try:
+            name = "bench-operator"
+            if not await stores.bench().has_user(name):
+                await console.auth.users.add(name, "operator", None, "bench")
+            async with stores.accounts.transaction() as work:
+                token, _ = await console.auth.sessions.open(work, name, "api")
+            yield f"http://127.0.0.1:{server.port}", token
+        finally:
+            await server.stop()
 
 
 async def time_searches(url: str, token: str, plan: list[Search], repeat: int) -> dict[str, Timing]:
@@ -316,20 +261,16 @@ async def run(
     dsn: str, messages: int, days: int, repeat: int, baseline_repeat: int
 ) -> tuple[Seeded, dict[str, Timing], dict[str, Timing]]:
     """Seed the empty database ``dsn``, time the searches with and without indexes."""
-    from broker.store import db
-    from broker.store.migrate import migrate
+    from broker.settings import Settings
+    from broker.store.stores import Stores
 
     pseudonymizer = Pseudonymizer(b"bench-search-key" * 2)
-    pool = await db.connect(dsn, 2)
-    try:
-        await migrate(pool)
-        seeded = await seed(pool, pseudonymizer, messages=messages, days=days)
-        sample = await pool.fetch(
-            "SELECT id FROM messages TABLESAMPLE SYSTEM (1) LIMIT 1000", timeout=600
-        )
-    finally:
-        await pool.close()
-    plan = searches(seeded, [str(r["id"]) for r in sample] or [str(uuid.uuid4())])
+    async with Stores.open(dsn, Settings(database_url=dsn), size=2) as stores:
+        await stores.migrate()
+        bench = stores.bench()
+        seeded = await seed(bench, pseudonymizer, messages=messages, days=days)
+        sample = await bench.sample_message_ids(1000)
+    plan = searches(seeded, [str(i) for i in sample] or [str(uuid.uuid4())])
     async with serve_api(dsn, pseudonymizer) as (url, token):
         indexed = await time_searches(url, token, plan, repeat)
     # The same searches (their first runs) answered without indexes.

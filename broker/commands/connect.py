@@ -14,13 +14,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import asyncpg
-
 from broker.errors import ConfigError
 from broker.local import PG_DATABASE
 from broker.pseudonym import Pseudonymizer
 from broker.settings import Settings
-from broker.store import db
+from broker.store.stores import Stores
 
 
 def database_dsn(settings: Settings) -> str:
@@ -46,21 +44,18 @@ def _embedded_port(data_dir: Path) -> int | None:
 
 
 @asynccontextmanager
-async def store_pool(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
-    """Yield a small pool on the store; close it after."""
-    pool = await db.connect(database_dsn(settings), 2)
-    try:
-        yield pool
-    finally:
-        await pool.close()
+async def stores(settings: Settings) -> AsyncIterator[Stores]:
+    """Yield the stores over two connections; close them after."""
+    async with Stores.open(database_dsn(settings), settings, size=2) as opened:
+        yield opened
 
 
-async def pseudonymizer(settings: Settings, pool: asyncpg.Pool) -> Pseudonymizer:
+async def pseudonymizer(settings: Settings, found: Stores) -> Pseudonymizer:
     """Return the deployment's pseudonymizer (configured key, else the one kept in the store)."""
     key = (
         settings.pseudonym_key.get_secret_value().encode()
         if settings.pseudonym_key
-        else await db.fetch_secret(pool, "pseudonym_key", lambda: secrets.token_bytes(32))
+        else await found.secret("pseudonym_key", lambda: secrets.token_bytes(32))
     )
     return Pseudonymizer(key)
 

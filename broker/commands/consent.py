@@ -7,7 +7,7 @@ import asyncio
 import sys
 from typing import Any
 
-from broker.commands.connect import operator, pseudonymizer, store_pool
+from broker.commands.connect import operator, pseudonymizer, stores
 from broker.commands.options import add_store_options, settings_from
 from routing import consent
 
@@ -46,10 +46,10 @@ def _add(args: argparse.Namespace) -> int:
     settings = settings_from(args)
 
     async def run() -> tuple[str, int]:
-        async with store_pool(settings) as pool:
+        async with stores(settings) as found:
             return await consent.add(
-                pool,
-                await pseudonymizer(settings, pool),
+                found.consent,
+                await pseudonymizer(settings, found),
                 authority=args.authority,
                 value=args.value,
                 id_type=args.id_type,
@@ -68,10 +68,10 @@ def _remove(args: argparse.Namespace) -> int:
     settings = settings_from(args)
 
     async def run() -> bool:
-        async with store_pool(settings) as pool:
+        async with stores(settings) as found:
             return await consent.remove(
-                pool,
-                await pseudonymizer(settings, pool),
+                found.consent,
+                await pseudonymizer(settings, found),
                 authority=args.authority,
                 value=args.value,
                 actor=operator(),
@@ -88,8 +88,8 @@ def _list(args: argparse.Namespace) -> int:
     settings = settings_from(args)
 
     async def run() -> list[consent.Opposition]:
-        async with store_pool(settings) as pool:
-            return await consent.list_oppositions(pool)
+        async with stores(settings) as found:
+            return await consent.list_oppositions(found.consent)
 
     for item in asyncio.run(run()):
         sys.stdout.write(

@@ -8,11 +8,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from broker.commands.connect import operator, store_pool
+from broker.commands.connect import operator, stores
 from broker.commands.options import add_store_options, settings_from
 from broker.directory import load_directory
+from broker.directory_sync import summary_text
 from broker.errors import ConfigError
-from routing import directory_store
+from broker.store.directory import HistoryEntry, Version
 
 
 def register(commands: Any) -> None:
@@ -40,9 +41,9 @@ def _reload(args: argparse.Namespace) -> int:
         raise ConfigError("give the partner file with --config FILE (or CAREBROKER_CONFIG)")
     directory = load_directory(settings.config)  # refused here, before anything changes
 
-    async def apply() -> directory_store.Version | None:
-        async with store_pool(settings) as pool:
-            return await directory_store.store(pool, directory, actor=operator())
+    async def apply() -> Version | None:
+        async with stores(settings) as found:
+            return await found.directory.store(directory, actor=operator())
 
     stored = asyncio.run(apply())
     if stored is None:
@@ -50,7 +51,7 @@ def _reload(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(
             f"{settings.config}: stored as version {stored.version}; running processes apply "
-            f"it now ({directory_store.summary_text(stored.summary)})\n"
+            f"it now ({summary_text(stored.summary)})\n"
         )
     return 0
 
@@ -58,19 +59,13 @@ def _reload(args: argparse.Namespace) -> int:
 def _history(args: argparse.Namespace) -> int:
     settings = settings_from(args)
 
-    async def fetch() -> list[Any]:
-        async with store_pool(settings) as pool:
-            return list(
-                await pool.fetch(
-                    "SELECT version, loaded_at, loaded_by, source, summary FROM partner_directory"
-                    " ORDER BY version DESC LIMIT $1",
-                    args.limit,
-                )
-            )
+    async def fetch() -> list[HistoryEntry]:
+        async with stores(settings) as found:
+            return await found.directory.history(args.limit)
 
     for row in asyncio.run(fetch()):
         sys.stdout.write(
-            f"{row['version']:>5}  {row['loaded_at']:%Y-%m-%d %H:%M:%S%z}  {row['loaded_by']}"
-            f"  {row['source']}  {directory_store.summary_text(row['summary'])}\n"
+            f"{row.version:>5}  {row.loaded_at:%Y-%m-%d %H:%M:%S%z}  {row.loaded_by}"
+            f"  {row.source}  {summary_text(row.summary)}\n"
         )
     return 0

@@ -10,11 +10,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from broker.commands.connect import operator, store_pool
+from broker.commands.connect import operator, stores
 from broker.commands.options import add_store_options, settings_from
 from broker.directory import Directory, load_directory
 from broker.errors import ConfigError
-from routing import directory_store
 from routing.replay import DEAD_LETTERS, ReplayResult, Selection, replay
 
 
@@ -81,20 +80,19 @@ def _replay(args: argparse.Namespace) -> int:
         raise ConfigError("say what to replay: --message ID, --partner ID and/or --since TIME")
 
     async def run() -> ReplayResult:
-        async with store_pool(settings) as pool:
+        async with stores(settings) as found:
             directory: Directory
             if settings.config is not None:
                 directory = load_directory(settings.config)
             else:
-                stored = await directory_store.current(pool)
+                stored = await found.directory.current()
                 directory = stored.directory if stored else Directory.empty()
             return await replay(
-                pool,
+                found.routing,
                 directory,
                 selection,
                 actor=operator(),
                 topic_prefix=settings.kafka_topic_prefix,
-                outbox_shards=settings.outbox_shards,
             )
 
     result = asyncio.run(run())

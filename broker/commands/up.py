@@ -70,8 +70,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def _migrate(args: argparse.Namespace) -> int:
     from broker.errors import ConfigError
-    from broker.store import db, partitions
-    from broker.store.migrate import migrate
+    from broker.store.stores import Stores
 
     settings = settings_from(args)
     dsn = settings.database_dsn()
@@ -79,13 +78,10 @@ def _migrate(args: argparse.Namespace) -> int:
         raise ConfigError("CAREBROKER_DATABASE_URL (or --database-url) is required")
 
     async def apply() -> list[str]:
-        pool = await db.connect(dsn, 2)
-        try:
-            applied = await migrate(pool)
-            await partitions.ensure_partitions(pool)
+        async with Stores.open(dsn, settings, size=2) as stores:
+            applied = await stores.migrate()
+            await stores.partitions.ensure()
             return applied
-        finally:
-            await pool.close()
 
     applied = asyncio.run(apply())
     _announce(f"migrations applied: {', '.join(applied) or 'none (schema current)'}")

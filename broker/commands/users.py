@@ -21,18 +21,15 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import asyncpg
-
 from broker.commands.options import settings_from
-from broker.console.sessions import SessionStore
-from broker.console.users import USER_ROLES, UserError, UserStore, check_password
+from broker.console.sessions import Sessions
+from broker.console.users import USER_ROLES, UserError, Users, check_password
 from broker.errors import ConfigError
 from broker.events import AuditEvent
 from broker.local import PG_DATABASE, EmbeddedPostgres
 from broker.settings import Settings
-from broker.store import db, events
-from broker.store.db import transaction
-from broker.store.migrate import migrate
+from broker.store.accounts import AccountStore
+from broker.store.stores import Stores
 
 
 def register(commands: Any) -> None:
@@ -102,7 +99,7 @@ def _actor() -> str:
     return f"cli:{pwd.getpwuid(os.getuid()).pw_name}"
 
 
-Action = Callable[[argparse.Namespace, asyncpg.Pool, Settings], Awaitable[int]]
+Action = Callable[[argparse.Namespace, AccountStore, Settings], Awaitable[int]]
 
 
 def _run(action: Action) -> Callable[[argparse.Namespace], int]:
@@ -110,8 +107,8 @@ def _run(action: Action) -> Callable[[argparse.Namespace], int]:
         settings = settings_from(args)
 
         async def main() -> int:
-            async with _pool(settings) as pool:
-                return await action(args, pool, settings)
+            async with _stores(settings) as stores:
+                return await action(args, stores.accounts, settings)
 
         return asyncio.run(main())
 
@@ -119,7 +116,7 @@ def _run(action: Action) -> Callable[[argparse.Namespace], int]:
 
 
 @asynccontextmanager
-async def _pool(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
+async def _stores(settings: Settings) -> AsyncIterator[Stores]:
     """Open the configured database, or the data dir's embedded one, migrated."""
     dsn = settings.database_dsn()
     server: EmbeddedPostgres | None = None
@@ -136,12 +133,11 @@ async def _pool(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
             dsn = server.dsn
         else:
             dsn = f"postgresql://postgres@127.0.0.1:{port}/{PG_DATABASE}"
-    pool = await db.connect(dsn, 2)
     try:
-        await migrate(pool)
-        yield pool
+        async with Stores.open(dsn, settings, size=2) as stores:
+            await stores.migrate()
+            yield stores
     finally:
-        await pool.close()
         if server is not None:
             await server.stop()
 
@@ -158,48 +154,44 @@ def _running_port(data_dir: Path) -> int | None:
     return port
 
 
-async def _add(args: argparse.Namespace, pool: asyncpg.Pool, _: Settings) -> int:
+async def _add(args: argparse.Namespace, store: AccountStore, _: Settings) -> int:
     password = _read_password(args)
-    user = await UserStore(pool).add(args.name, args.role, password, _actor())
+    user = await Users(store).add(args.name, args.role, password, _actor())
     sys.stdout.write(f"user {user.name} added with role {user.role}\n")
     return 0
 
 
-async def _list(args: argparse.Namespace, pool: asyncpg.Pool, _: Settings) -> int:
-    for user in await UserStore(pool).list():
+async def _list(args: argparse.Namespace, store: AccountStore, _: Settings) -> int:
+    for user in await Users(store).list():
         state = "disabled" if user.disabled else "active"
         last = user.last_sign_in_at.isoformat(timespec="seconds") if user.last_sign_in_at else "-"
         sys.stdout.write(f"{user.name}\t{user.role}\t{state}\tlast sign-in {last}\n")
     return 0
 
 
-async def _password(args: argparse.Namespace, pool: asyncpg.Pool, _: Settings) -> int:
+async def _password(args: argparse.Namespace, store: AccountStore, _: Settings) -> int:
     password = _read_password(args)
-    await UserStore(pool).update(args.name, _actor(), password=password)
+    await Users(store).update(args.name, _actor(), password=password)
     sys.stdout.write(f"password of {args.name} set; their sessions are signed out\n")
     return 0
 
 
-async def _token(args: argparse.Namespace, pool: asyncpg.Pool, settings: Settings) -> int:
+async def _token(args: argparse.Namespace, store: AccountStore, settings: Settings) -> int:
     if args.days < 1:
         raise UserError("--days must be at least 1")
     console = settings.console
-    sessions = SessionStore(
-        pool,
+    sessions = Sessions(
+        store,
         idle_timeout_s=console.session_idle_timeout_s,
         lifetime_s=console.session_lifetime_s,
     )
-    async with transaction(pool) as conn:
-        known = await conn.fetchval(
-            "SELECT NOT disabled FROM console_users WHERE name = $1", args.name
-        )
-        if not known:
+    async with store.transaction() as work:
+        if not await work.users.is_active(args.name):
             raise UserError(f"no active user {args.name!r}")
         token, session = await sessions.open(
-            conn, args.name, "api", lifetime=timedelta(days=args.days), label=args.label
+            work, args.name, "api", lifetime=timedelta(days=args.days), label=args.label
         )
-        await events.record(
-            conn,
+        await work.audit.record(
             [
                 AuditEvent(
                     kind="user_changed",

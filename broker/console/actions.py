@@ -26,17 +26,14 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-import asyncpg
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, ConfigDict, Field
 
 from broker.console.auth import Operator
 from broker.console.deps import Ctx
-from broker.console.lookup import find_message
 from broker.context import Context
 from broker.events import AuditEvent
-from broker.store import events
-from broker.store.db import transaction
+from broker.store.console import ConsoleStore
 from routing.replay import Selection, replay
 
 REASON_CHARS = 500
@@ -94,16 +91,12 @@ async def replay_message(
     message_id: uuid.UUID, body: ReplayRequest, who: Operator, ctx: Ctx
 ) -> ReplayDone:
     """Put the message's deliveries back to pending (or route it again); audited."""
-    found = await find_message(
-        ctx.pool,
-        message_id,
-        "SELECT true FROM messages m WHERE m.id = $1"
-        " AND ($2::timestamptz IS NULL OR m.received_at = $2)",
-    )
+    async with ctx.stores.console.connection() as work:
+        found = await work.messages.exists(message_id)
     if not found:
         raise HTTPException(404, f"no message {message_id}")
     result = await replay(
-        ctx.pool,
+        ctx.stores.routing,
         ctx.directory,
         Selection(
             message_id=message_id,
@@ -113,17 +106,17 @@ async def replay_message(
         ),
         actor=who.actor,
         topic_prefix=ctx.settings.kafka_topic_prefix,
-        outbox_shards=ctx.settings.outbox_shards,
     )
     return ReplayDone(
         deliveries=result.deliveries, rerouted=result.rerouted, skipped=result.skipped
     )
 
 
-async def pauses(pool: asyncpg.Pool) -> dict[str, Pause]:
+async def pauses(store: ConsoleStore) -> dict[str, Pause]:
     """Return the paused partners by id."""
-    rows = await pool.fetch("SELECT recipient, reason, paused_by, paused_at FROM delivery_pauses")
-    return {r["recipient"]: Pause(**dict(r)) for r in rows}
+    async with store.connection() as work:
+        rows = await work.pauses.all()
+    return {r["recipient"]: Pause(**r) for r in rows}
 
 
 def _recipient(ctx: Context, partner: str) -> None:
@@ -142,19 +135,11 @@ def _recipient(ctx: Context, partner: str) -> None:
 async def pause_partner(partner: str, body: Reason, who: Operator, ctx: Ctx) -> PauseState:
     """Stop attempting deliveries to ``partner`` on every instance until resumed."""
     _recipient(ctx, partner)
-    async with transaction(ctx.pool) as conn:
-        row = await conn.fetchrow(
-            "INSERT INTO delivery_pauses (recipient, reason, paused_by) VALUES ($1, $2, $3)"
-            " ON CONFLICT (recipient) DO NOTHING"
-            " RETURNING recipient, reason, paused_by, paused_at",
-            partner,
-            body.reason,
-            who.actor,
-        )
+    async with ctx.stores.console.transaction() as work:
+        row = await work.pauses.add(partner, body.reason, who.actor)
         created = row is not None
         if created:
-            await events.record(
-                conn,
+            await work.audit.record(
                 [
                     AuditEvent(
                         kind="delivery_paused",
@@ -165,12 +150,9 @@ async def pause_partner(partner: str, body: Reason, who: Operator, ctx: Ctx) -> 
                 ],
             )
         else:
-            row = await conn.fetchrow(
-                "SELECT recipient, reason, paused_by, paused_at FROM delivery_pauses"
-                " WHERE recipient = $1",
-                partner,
-            )
-    return PauseState(recipient=partner, paused=Pause(**dict(row)), changed=created)
+            row = await work.pauses.get(partner)
+    assert row is not None  # paused now, by this request or before it
+    return PauseState(recipient=partner, paused=Pause(**row), changed=created)
 
 
 @router.post(
@@ -182,22 +164,18 @@ async def resume_partner(partner: str, body: Reason, who: Operator, ctx: Ctx) ->
     """Let every delivery instance attempt ``partner``'s lanes again, oldest first."""
     if ctx.directory.partner(partner) is None:
         raise HTTPException(404, f"no partner {partner} in the directory")
-    async with transaction(ctx.pool) as conn:
-        row = await conn.fetchrow(
-            "DELETE FROM delivery_pauses WHERE recipient = $1 RETURNING paused_at, paused_by",
-            partner,
-        )
+    async with ctx.stores.console.transaction() as work:
+        row = await work.pauses.remove(partner)
         if row is not None:
             detail: dict[str, str] = {"paused_by": row["paused_by"]}
             if body.reason:
                 detail["reason"] = body.reason
-            await events.record(
-                conn,
+            await work.audit.record(
                 [
                     AuditEvent(
                         kind="delivery_resumed", actor=who.actor, partner=partner, detail=detail
                     )
-                ],
+                ]
             )
     # The dispatchers look for ready lanes at least every second (IDLE_POLL_S):
     # no wake-up record is needed for the partner's queue to start moving.

@@ -24,7 +24,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import asyncpg
 from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -33,8 +32,7 @@ from broker.console.actions import REASON_CHARS
 from broker.console.auth import Operator, Principal, Viewer
 from broker.console.deps import Ctx
 from broker.events import AuditEvent
-from broker.store import events
-from broker.store.db import transaction
+from broker.store.alerts import AlertStore
 
 HISTORY_DAYS = 30
 HISTORY_MAX = 200
@@ -116,24 +114,17 @@ class Unsilence(BaseModel):
     reason: str = Field(default="", max_length=REASON_CHARS)
 
 
-async def silences(pool: asyncpg.Pool, now: datetime) -> list[Silence]:
+async def silences(store: AlertStore, now: datetime) -> list[Silence]:
     """Return the silences in force at ``now``."""
-    rows = await pool.fetch(
-        "SELECT name, subject, until, reason, silenced_by AS by, silenced_at AS at"
-        " FROM alert_silences WHERE until > $1 ORDER BY name, subject",
-        now,
-    )
-    return [Silence(**dict(r)) for r in rows]
+    async with store.connection() as work:
+        rows = await work.alerts.silences(now)
+    return [Silence(**r) for r in rows]
 
 
-async def history(pool: asyncpg.Pool, now: datetime) -> list[AlertChange]:
+async def history(store: AlertStore, now: datetime) -> list[AlertChange]:
     """Return the latest ``alert_changed`` events (partial index ``audit_alert_changes``)."""
-    rows = await pool.fetch(
-        "SELECT occurred_at, actor, partner, recipient, detail FROM audit"
-        " WHERE kind = 'alert_changed' AND day >= $1 ORDER BY day DESC, seq DESC LIMIT $2",
-        (now - timedelta(days=HISTORY_DAYS)).date(),
-        HISTORY_MAX,
-    )
+    async with store.connection() as work:
+        rows = await work.alerts.history((now - timedelta(days=HISTORY_DAYS)).date(), HISTORY_MAX)
     changes = []
     for r in rows:
         detail = dict(r["detail"])
@@ -156,16 +147,16 @@ async def alerts_state(request: Request, _: Viewer, ctx: Ctx) -> AlertsState:
     """Evaluate the alerts now (as ``GET /api/alerts``) and add what operators did."""
     now_alerts = await alerts_now(request)
     now = now_alerts.evaluated_at
+    store = ctx.stores.alerts
+    async with store.connection() as work:
+        acknowledged = await work.alerts.acknowledgements()
     acks = {
         (r["name"], r["subject"]): Acknowledgement(
             by=r["acknowledged_by"], at=r["acknowledged_at"], reason=r["acknowledge_reason"]
         )
-        for r in await ctx.pool.fetch(
-            "SELECT name, subject, acknowledged_by, acknowledged_at, acknowledge_reason"
-            " FROM alerts WHERE resolved_at IS NULL AND acknowledged_at IS NOT NULL"
-        )
+        for r in acknowledged
     }
-    quiet = await silences(ctx.pool, now)
+    quiet = await silences(store, now)
     by_key = {(s.name, s.subject): s for s in quiet}
     return AlertsState(
         evaluated_at=now,
@@ -178,7 +169,7 @@ async def alerts_state(request: Request, _: Viewer, ctx: Ctx) -> AlertsState:
             for a in now_alerts.alerts
         ],
         silences=quiet,
-        history=await history(ctx.pool, now),
+        history=await history(store, now),
     )
 
 
@@ -200,57 +191,31 @@ def _change(who: Principal, name: str, subject: str, action: str, **detail: Any)
 )
 async def acknowledge_alert(body: AlertRef, who: Operator, ctx: Ctx) -> Acknowledgement:
     """Mark the alert's current occurrence as seen; the first acknowledgement stands."""
-    async with transaction(ctx.pool) as conn:
-        row = await conn.fetchrow(
-            "UPDATE alerts SET acknowledged_at = now(), acknowledged_by = $3,"
-            " acknowledge_reason = $4"
-            " WHERE name = $1 AND subject = $2 AND resolved_at IS NULL"
-            " AND acknowledged_at IS NULL"
-            " RETURNING acknowledged_by AS by, acknowledged_at AS at, acknowledge_reason AS reason",
-            body.name,
-            body.subject,
-            who.actor,
-            body.reason,
-        )
+    key = (body.name, body.subject)
+    async with ctx.stores.alerts.transaction() as work:
+        row = await work.alerts.acknowledge(key, who.actor, body.reason)
         if row is not None:
-            await events.record(
-                conn, [_change(who, body.name, body.subject, "acknowledged", reason=body.reason)]
+            await work.audit.record(
+                [_change(who, body.name, body.subject, "acknowledged", reason=body.reason)]
             )
-            return Acknowledgement(**dict(row))
-        row = await conn.fetchrow(
-            "SELECT acknowledged_by AS by, acknowledged_at AS at, acknowledge_reason AS reason"
-            " FROM alerts WHERE name = $1 AND subject = $2 AND resolved_at IS NULL",
-            body.name,
-            body.subject,
-        )
+            return Acknowledgement(**row)
+        row = await work.alerts.acknowledgement(key)
     if row is None:
         raise HTTPException(
             404,
             f"no {body.name} alert about {body.subject} is recorded as firing (the audit role "
             "records alerts every alert_interval_s; it may have resolved meanwhile)",
         )
-    return Acknowledgement(**dict(row))
+    return Acknowledgement(**row)
 
 
 @router.post("/silence", summary="Silence an alert for some hours (operator; audited)")
 async def silence_alert(body: SilenceRequest, who: Operator, ctx: Ctx) -> Silence:
     """Silence the alert until now + ``hours`` (replacing a silence in force)."""
     until = datetime.now(UTC) + timedelta(hours=body.hours)
-    async with transaction(ctx.pool) as conn:
-        row = await conn.fetchrow(
-            "INSERT INTO alert_silences (name, subject, until, reason, silenced_by)"
-            " VALUES ($1, $2, $3, $4, $5)"
-            " ON CONFLICT (name, subject) DO UPDATE SET until = EXCLUDED.until,"
-            " reason = EXCLUDED.reason, silenced_by = EXCLUDED.silenced_by, silenced_at = now()"
-            " RETURNING name, subject, until, reason, silenced_by AS by, silenced_at AS at",
-            body.name,
-            body.subject,
-            until,
-            body.reason,
-            who.actor,
-        )
-        await events.record(
-            conn,
+    async with ctx.stores.alerts.transaction() as work:
+        row = await work.alerts.silence((body.name, body.subject), until, body.reason, who.actor)
+        await work.audit.record(
             [
                 _change(
                     who,
@@ -262,22 +227,15 @@ async def silence_alert(body: SilenceRequest, who: Operator, ctx: Ctx) -> Silenc
                 )
             ],
         )
-    return Silence(**dict(row))
+    return Silence(**row)
 
 
 @router.post("/unsilence", summary="End an alert's silence (operator; audited)")
 async def unsilence_alert(body: Unsilence, who: Operator, ctx: Ctx) -> list[Silence]:
     """End the silence now; return the silences still in force."""
-    async with transaction(ctx.pool) as conn:
-        ended = await conn.fetchval(
-            "DELETE FROM alert_silences WHERE name = $1 AND subject = $2 AND until > now()"
-            " RETURNING true",
-            body.name,
-            body.subject,
-        )
+    async with ctx.stores.alerts.transaction() as work:
+        ended = await work.alerts.unsilence((body.name, body.subject))
         if ended:
             extra = {"reason": body.reason} if body.reason else {}
-            await events.record(
-                conn, [_change(who, body.name, body.subject, "unsilenced", **extra)]
-            )
-    return await silences(ctx.pool, datetime.now(UTC))
+            await work.audit.record([_change(who, body.name, body.subject, "unsilenced", **extra)])
+    return await silences(ctx.stores.alerts, datetime.now(UTC))

@@ -32,7 +32,6 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-import asyncpg
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -42,10 +41,7 @@ from broker.console.users import UserRole, has_role
 from broker.context import Context
 from broker.errors import StoreUnavailableError
 from broker.events import AuditEvent
-from broker.ids import id_time
 from broker.store import audit, search
-from broker.store import events as audit_events
-from broker.store.db import transaction
 
 MessageStatus = Literal["accepted", "rejected", "routed", "unroutable", "blocked"]
 DeliveryStatus = Literal["pending", "delivered", "failed", "dead", "blocked"]
@@ -255,13 +251,12 @@ async def _search(who: Principal, ctx: Context, request: SearchFilters) -> Messa
     except search.CursorError as exc:
         raise HTTPException(422, str(exc)) from exc
     try:
-        async with transaction(ctx.pool) as conn:
-            page = await search.find(conn, filters, limit, after)
-            deliveries = await search.deliveries_of(conn, [r["id"] for r in page.rows])
+        async with ctx.stores.console.transaction() as work:
+            page, deliveries = await work.messages.search(filters, limit, after)
             if patient is not None:
                 # In the search's transaction: no patient search without its audit record.
-                await audit_events.record(
-                    conn, [_patient_searched(who, patient[0], filters, len(page.rows), after)]
+                await work.audit.record(
+                    [_patient_searched(who, patient[0], filters, len(page.rows), after)]
                 )
     except StoreUnavailableError as exc:
         raise HTTPException(503, str(exc)) from exc
@@ -326,32 +321,13 @@ def _patient_searched(
 )
 async def get_message(message_id: uuid.UUID, _: Viewer, ctx: Ctx) -> MessageDetail:
     """Return a message's status and every delivery of it (metadata only)."""
-    pool = ctx.pool
-    row = None
-    if message_id.version == 7:  # carebroker's ids carry their time: one partition to read
-        row = await pool.fetchrow(
-            "SELECT id, received_at, channel, format, sender, control_id, message_type,"
-            " version, status, reason, updated_at FROM messages"
-            " WHERE id = $1 AND received_at = $2",
-            message_id,
-            id_time(message_id),
-        )
-    if row is None:  # an id not made by carebroker, or a clock anomaly: search all
-        row = await pool.fetchrow(
-            "SELECT id, received_at, channel, format, sender, control_id, message_type,"
-            " version, status, reason, updated_at FROM messages WHERE id = $1",
-            message_id,
-        )
-    if row is None:
-        raise HTTPException(404, f"no message {message_id}")
-    deliveries = await pool.fetch(
-        "SELECT id, recipient, status, attempts, last_error, rules, reasons, ack_code, flags,"
-        " next_attempt_at, delivered_at, flagged_at IS NOT NULL AS flagged, replays,"
-        " created_at, updated_at FROM deliveries WHERE message_id = $1"
-        " ORDER BY created_at, recipient",
-        message_id,
-    )
-    return MessageDetail(**dict(row), deliveries=[_delivery(d) for d in deliveries])
+    async with ctx.stores.console.connection() as work:
+        # carebroker's ids carry their time: one partition to read, else all of them.
+        row = await work.messages.summary(message_id)
+        if row is None:
+            raise HTTPException(404, f"no message {message_id}")
+        deliveries = await work.messages.deliveries(message_id)
+    return MessageDetail(**row, deliveries=[_delivery(d) for d in deliveries])
 
 
 @router.get(
@@ -366,21 +342,13 @@ async def get_timeline(message_id: uuid.UUID, _: Viewer, ctx: Ctx) -> Timeline:
     (retention), so a timeline is answered as long as events exist.
     """
     # One snapshot: an event the writer moves meanwhile is seen once, chained or pending.
-    async with ctx.pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
-        chained = await audit.timeline(conn, message_id)
-        pending = await audit.pending_timeline(conn, message_id)
-        known = chained or pending or await _message_exists(conn, message_id)
+    chained, pending, known = await ctx.stores.audit.message_timeline(message_id)
     if not known:
         raise HTTPException(404, f"no message {message_id}")
     return Timeline(
         message_id=message_id,
         events=[_chained(r) for r in chained] + [_pending(e) for e in pending],
     )
-
-
-async def _message_exists(conn: asyncpg.Connection, message_id: uuid.UUID) -> bool:
-    found = await conn.fetchval("SELECT true FROM messages WHERE id = $1", message_id)
-    return bool(found)
 
 
 def _chained(row: audit.Row) -> TimelineEvent:
@@ -414,7 +382,7 @@ def _pending(fields: dict[str, Any]) -> TimelineEvent:
     )
 
 
-def _delivery(row: asyncpg.Record) -> Delivery:
+def _delivery(row: dict[str, Any]) -> Delivery:
     data: dict[str, Any] = dict(row)
     reasons = data.pop("reasons") or []
     rules = list(data.pop("rules") or [])

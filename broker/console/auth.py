@@ -32,18 +32,16 @@ from datetime import datetime
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-import asyncpg
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, Security
 from fastapi.security import APIKeyCookie, APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 
 from broker.console.deps import console
-from broker.console.sessions import Session, SessionStore
+from broker.console.sessions import Session, Sessions
 from broker.console.settings import ConsoleSettings
-from broker.console.users import SignInError, UserRole, UserStore, has_role
+from broker.console.users import SignInError, UserRole, Users, has_role
 from broker.events import AuditEvent
-from broker.store import events
-from broker.store.db import transaction
+from broker.store.accounts import AccountStore
 
 COOKIE = "carebroker_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -83,14 +81,14 @@ class Principal:
 class Authenticator:
     """Users and sessions of one process, built once by the console role."""
 
-    def __init__(self, pool: asyncpg.Pool, settings: ConsoleSettings) -> None:
-        self.pool = pool
+    def __init__(self, store: AccountStore, settings: ConsoleSettings) -> None:
+        self.store = store
         self.settings = settings
-        self.users = UserStore(
-            pool, max_failures=settings.sign_in_max_failures, lockout_s=settings.sign_in_lockout_s
+        self.users = Users(
+            store, max_failures=settings.sign_in_max_failures, lockout_s=settings.sign_in_lockout_s
         )
-        self.sessions = SessionStore(
-            pool,
+        self.sessions = Sessions(
+            store,
             idle_timeout_s=settings.session_idle_timeout_s,
             lifetime_s=settings.session_lifetime_s,
         )
@@ -233,8 +231,8 @@ async def sign_in(
         user = await auth.users.verify(body.name, body.password, via=body.client)
     except SignInError as exc:
         raise HTTPException(401, str(exc)) from exc
-    async with transaction(auth.pool) as conn:
-        token, session = await auth.sessions.open(conn, user.name, body.client)
+    async with auth.store.transaction() as work:
+        token, session = await auth.sessions.open(work, user.name, body.client)
     if body.client == "cli":
         return _info(session, token)
     auth.set_cookie(response, token)
@@ -254,10 +252,9 @@ async def sign_out(
     auth: Auth,
 ) -> None:
     """End the current session (an API token is revoked by this too)."""
-    async with transaction(auth.pool) as conn:
-        await auth.sessions.revoke(conn, who.session.id)
-        await events.record(
-            conn,
+    async with auth.store.transaction() as work:
+        await work.sessions.revoke(who.session.id)
+        await work.audit.record(
             [
                 AuditEvent(
                     kind="user_changed",

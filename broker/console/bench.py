@@ -28,16 +28,14 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import asyncpg
-
 from broker.console.alert_actions import history as alert_history
 from broker.console.dead_letters import dead_letter_page
 from broker.console.flows import compute
 from broker.console.partners import health as partner_health
 from broker.directory import Directory, DirectoryFile, Partner
-from broker.store import audit, db
-from broker.store.migrate import migrate
-from broker.store.partitions import ensure_partitions
+from broker.settings import Settings
+from broker.store.seed import BenchStore, scratch_database
+from broker.store.stores import Stores
 
 SENDERS = ["chu-montpellier", "labo-sud", "clinique-est", "labo-ouest", "chu-nimes"]
 RECIPIENTS = ["cabinet-dupont", "maison-sante-nord", "chu-montpellier", "cabinet-martin"]
@@ -86,7 +84,7 @@ def _directory() -> Directory:
     return Directory(DirectoryFile(partners=partners))
 
 
-async def load(pool: asyncpg.Pool, count: int, now: datetime) -> None:
+async def load(store: BenchStore, count: int, now: datetime) -> None:
     """Fill messages and deliveries with ``count`` rows each over the last 24 hours."""
     rng = random.Random(7)  # noqa: S311 - synthetic test data, not a secret
     messages: list[tuple[Any, ...]] = []
@@ -136,55 +134,45 @@ async def load(pool: asyncpg.Pool, count: int, now: datetime) -> None:
                 delivered_at if status == "delivered" else None,
             )
         )
-    async with pool.acquire() as conn:
-        await conn.copy_records_to_table(
-            "messages",
-            records=messages,
-            columns=[
-                "id",
-                "received_at",
-                "channel",
-                "format",
-                "sender",
-                "control_id",
-                "message_type",
-                "status",
-                "size",
-            ],
-        )
-        await conn.copy_records_to_table(
-            "deliveries",
-            records=deliveries,
-            columns=[
-                "id",
-                "message_id",
-                "message_received_at",
-                "recipient",
-                "lane",
-                "partition",
-                "status",
-                "attempts",
-                "last_error",
-                "created_at",
-                "updated_at",
-                "delivered_at",
-            ],
-        )
-        rows = _audit_rows(messages)
-        # COPY has no binary jsonb encoder: the few events with a detail go in by INSERT.
-        plain = [r[:-3] + r[-2:] for r in rows if r[5] != "alert_changed"]
-        await conn.copy_records_to_table(
-            "audit", records=plain, columns=[c for c in AUDIT_COLUMNS if c != "detail"]
-        )
-        await conn.executemany(
-            "INSERT INTO audit (day, seq, event_id, occurred_at, recorded_at, kind, actor,"
-            " outcome, message_id, detail, prev_hash, hash)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-            [r for r in rows if r[5] == "alert_changed"],
-        )
-        await conn.execute("VACUUM ANALYZE messages")
-        await conn.execute("VACUUM ANALYZE deliveries")
-        await conn.execute("VACUUM ANALYZE audit")
+    await store.copy(
+        "messages",
+        [
+            "id",
+            "received_at",
+            "channel",
+            "format",
+            "sender",
+            "control_id",
+            "message_type",
+            "status",
+            "size",
+        ],
+        messages,
+    )
+    await store.copy(
+        "deliveries",
+        [
+            "id",
+            "message_id",
+            "message_received_at",
+            "recipient",
+            "lane",
+            "partition",
+            "status",
+            "attempts",
+            "last_error",
+            "created_at",
+            "updated_at",
+            "delivered_at",
+        ],
+        deliveries,
+    )
+    rows = _audit_rows(messages)
+    # COPY has no binary jsonb encoder: the few events with a detail go in by INSERT.
+    plain = [r[:-3] + r[-2:] for r in rows if r[5] != "alert_changed"]
+    await store.copy("audit", [c for c in AUDIT_COLUMNS if c != "detail"], plain)
+    await store.insert_audit_rows([r for r in rows if r[5] == "alert_changed"])
+    await store.analyze(["messages", "deliveries", "audit"], vacuum=True)
 
 
 AUDIT_COLUMNS = [
@@ -249,61 +237,47 @@ async def best_of(repeat: int, action: Callable[[], Awaitable[object]]) -> float
 
 async def run(admin_dsn: str, count: int, repeat: int) -> dict[str, float]:
     """Create a database, load it, time with and without the console indexes, drop it."""
-    name = f"cbbench_{uuid.uuid4().hex[:8]}"
-    conn = await asyncpg.connect(admin_dsn)
-    await conn.execute(f'CREATE DATABASE "{name}"')
-    await conn.close()
-    base, _, _ = admin_dsn.rpartition("/")
-    pool = await db.connect(f"{base}/{name}", 4)
-    try:
-        await migrate(pool)
-        await ensure_partitions(pool)
+    async with (
+        scratch_database(admin_dsn, "cbbench") as dsn,
+        Stores.open(dsn, Settings(database_url=dsn), size=4) as stores,
+    ):
+        await stores.migrate()
+        await stores.partitions.ensure()
+        bench = stores.bench()
         now = datetime.now(UTC)
         start = time.perf_counter()
-        await load(pool, count, now)
+        await load(bench, count, now)
         loaded_s = time.perf_counter() - start
         directory = _directory()
         ids = list(directory.partners)
-        message_id = await pool.fetchval(
-            "SELECT message_id FROM audit WHERE message_id IS NOT NULL ORDER BY day, seq"
-            " OFFSET $1 LIMIT 1",
-            count,
-        )
+        message_id = await bench.audited_message(count)
+        assert message_id is not None  # three events per message were loaded
 
         async def flows() -> object:
-            return await compute(pool, directory)
+            return await compute(stores.console, directory)
 
         async def health() -> object:
-            return await partner_health(pool, ids)
+            return await partner_health(stores.console, ids)
 
         async def dead_letters() -> object:
-            return await dead_letter_page(pool, None, None, 100)
+            return await dead_letter_page(stores.console, None, None, 100)
 
         async def alerts() -> object:
-            return await alert_history(pool, now)
+            return await alert_history(stores.alerts, now)
 
         async def timeline() -> object:
-            return await audit.timeline(pool, message_id)
+            return await stores.audit.message_timeline(message_id)
 
         timed = {"flows": flows, "health": health, "dead_letters": dead_letters}
         timed |= {"alert_history": alerts, "timeline": timeline}
         result = {"load_s": loaded_s}
         for what, action in timed.items():
             result[f"{what}_ms"] = await best_of(repeat, action)
-        async with pool.acquire() as conn:
-            for index in CONSOLE_INDEXES:
-                await conn.execute(f'DROP INDEX "{index}"')
-            await conn.execute("ANALYZE messages")
-            await conn.execute("ANALYZE deliveries")
-            await conn.execute("ANALYZE audit")
+        await bench.drop_indexes(CONSOLE_INDEXES)
+        await bench.analyze(["messages", "deliveries", "audit"])
         for what, action in timed.items():
             result[f"{what}_baseline_ms"] = await best_of(repeat, action)
         return result
-    finally:
-        await pool.close()
-        conn = await asyncpg.connect(admin_dsn)
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.close()
 
 
 def main(argv: list[str] | None = None) -> int:

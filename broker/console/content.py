@@ -21,19 +21,16 @@ import json
 import uuid
 from typing import Any, Literal
 
-import asyncpg
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, ConfigDict, Field
 
 from adapters.hl7v2 import charset
 from broker.console.auth import Operator, Principal
 from broker.console.deps import Ctx
-from broker.console.lookup import find_message
 from broker.console.structure import LabelledSegment, label_message
 from broker.errors import MessageError
 from broker.events import AuditEvent
-from broker.store import events
-from broker.store.db import transaction
+from broker.store.audit import AuditStore
 
 # A page cannot usefully show more; the rest stays in the store, untouched.
 DISPLAY_MAX_CHARS = 2 * 1024 * 1024
@@ -138,9 +135,8 @@ def _codec_of(content_type: str) -> str | None:
     return value.strip()
 
 
-async def _viewed(pool: asyncpg.Pool, who: Principal, event: dict[str, Any]) -> None:
-    async with transaction(pool) as conn:
-        await events.record(conn, [AuditEvent(kind="content_viewed", actor=who.actor, **event)])
+async def _viewed(store: AuditStore, who: Principal, event: dict[str, Any]) -> None:
+    await store.record([AuditEvent(kind="content_viewed", actor=who.actor, **event)])
 
 
 @router.get(
@@ -150,21 +146,15 @@ async def _viewed(pool: asyncpg.Pool, who: Principal, event: dict[str, Any]) -> 
 )
 async def message_content(message_id: uuid.UUID, who: Operator, ctx: Ctx) -> MessageContent:
     """Return the original bytes as the sender sent them, and record who looked."""
-    row = await find_message(
-        ctx.pool,
-        message_id,
-        "SELECT m.id, m.control_id, m.sender, m.charset, p.data, p.truncated"
-        " FROM messages m LEFT JOIN payloads p"
-        " ON p.message_id = m.id AND p.received_at = m.received_at"
-        " WHERE m.id = $1 AND ($2::timestamptz IS NULL OR m.received_at = $2)",
-    )
+    async with ctx.stores.console.connection() as work:
+        row = await work.messages.original(message_id)
     if row is None:
         raise HTTPException(404, f"no message {message_id}")
     if row["data"] is None:
         raise HTTPException(404, f"the content of {message_id} is gone (payload retention)")
     content = read_content(row["data"], row["truncated"], row["charset"])
     await _viewed(
-        ctx.pool,
+        ctx.stores.audit,
         who,
         {
             "message_id": message_id,
@@ -185,18 +175,14 @@ async def delivery_content(
     message_id: uuid.UUID, delivery_id: uuid.UUID, who: Operator, ctx: Ctx
 ) -> DeliveryContent:
     """Return the translated output sent to one recipient and its last answer; audited."""
-    row = await ctx.pool.fetchrow(
-        "SELECT id, message_id, recipient, status, ack_code, control_id, content_type,"
-        " payload, response FROM deliveries WHERE id = $1 AND message_id = $2",
-        delivery_id,
-        message_id,
-    )
+    async with ctx.stores.console.connection() as work:
+        row = await work.messages.delivery_content(message_id, delivery_id)
     if row is None:
         raise HTTPException(404, f"no delivery {delivery_id} of message {message_id}")
     sent = row["payload"]
     answer = row["response"]
     await _viewed(
-        ctx.pool,
+        ctx.stores.audit,
         who,
         {
             "message_id": message_id,

@@ -28,7 +28,6 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-import asyncpg
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -36,8 +35,7 @@ from broker.console.actions import REASON_CHARS
 from broker.console.auth import Operator, Viewer
 from broker.console.deps import Ctx
 from broker.events import AuditEvent
-from broker.store import events
-from broker.store.db import transaction
+from broker.store.console import ConsoleStore
 from routing.replay import DEAD_LETTERS, Selection, replay
 
 BULK_MAX = 1000
@@ -110,28 +108,15 @@ def _uncursor(text: str) -> tuple[datetime, uuid.UUID]:
 
 
 async def dead_letter_page(
-    pool: asyncpg.Pool,
+    store: ConsoleStore,
     recipient: str | None,
     after: tuple[datetime, uuid.UUID] | None,
     limit: int,
 ) -> DeadLetters:
     """Return one page of dead letters not discarded (index ``deliveries_dead_letters``)."""
-    rows = await pool.fetch(
-        "SELECT d.id, d.message_id, d.control_id, m.message_type, m.sender, d.recipient,"
-        " d.status, d.attempts, d.ack_code, d.last_error, d.message_received_at AS received_at,"
-        " d.updated_at AS failed_at, d.replays"
-        " FROM deliveries d LEFT JOIN messages m"
-        " ON m.id = d.message_id AND m.received_at = d.message_received_at"
-        " WHERE d.status IN ('failed', 'dead') AND d.discarded_at IS NULL"
-        " AND ($1::text IS NULL OR d.recipient = $1)"
-        " AND ($2::timestamptz IS NULL OR (d.updated_at, d.id) < ($2, $3::uuid))"
-        " ORDER BY d.updated_at DESC, d.id DESC LIMIT $4",
-        recipient,
-        after[0] if after else None,
-        after[1] if after else None,
-        limit + 1,
-    )
-    page = [DeadLetter(**{**dict(r), "message_type": r["message_type"] or ""}) for r in rows]
+    async with store.connection() as work:
+        rows = await work.dead_letters.page(recipient, after, limit + 1)
+    page = [DeadLetter(**{**r, "message_type": r["message_type"] or ""}) for r in rows]
     more = len(page) > limit
     page = page[:limit]
     return DeadLetters(
@@ -149,14 +134,16 @@ async def list_dead_letters(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> DeadLetters:
     """Return dead letters not discarded, newest first."""
-    return await dead_letter_page(ctx.pool, recipient, _uncursor(before) if before else None, limit)
+    return await dead_letter_page(
+        ctx.stores.console, recipient, _uncursor(before) if before else None, limit
+    )
 
 
 @router.post("/retry", summary="Retry dead letters (operator; audited)")
 async def retry_dead_letters(body: Choice, who: Operator, ctx: Ctx) -> Done:
     """Put the chosen dead letters back to pending with a fresh attempt budget."""
     result = await replay(
-        ctx.pool,
+        ctx.stores.routing,
         ctx.directory,
         Selection(
             delivery_ids=body.delivery_ids,
@@ -166,7 +153,6 @@ async def retry_dead_letters(body: Choice, who: Operator, ctx: Ctx) -> Done:
         ),
         actor=who.actor,
         topic_prefix=ctx.settings.kafka_topic_prefix,
-        outbox_shards=ctx.settings.outbox_shards,
     )
     return Done(changed=result.deliveries, skipped=result.skipped)
 
@@ -175,20 +161,9 @@ async def retry_dead_letters(body: Choice, who: Operator, ctx: Ctx) -> Done:
 async def discard_dead_letters(body: Choice, who: Operator, ctx: Ctx) -> Done:
     """Take the chosen dead letters out of the queue; their status and answer stay."""
     reason = body.reason.strip()
-    async with transaction(ctx.pool) as conn:
-        rows = await conn.fetch(
-            "UPDATE deliveries SET discarded_at = now(), discarded_by = $3, discard_reason = $4"
-            " WHERE status IN ('failed', 'dead') AND discarded_at IS NULL"
-            " AND (cardinality($1::uuid[]) = 0 OR id = ANY($1::uuid[]))"
-            " AND ($2::text IS NULL OR recipient = $2)"
-            " RETURNING id, message_id, control_id, recipient, status",
-            body.delivery_ids,
-            body.recipient,
-            who.actor,
-            reason,
-        )
-        await events.record(
-            conn,
+    async with ctx.stores.console.transaction() as work:
+        rows = await work.dead_letters.discard(body.delivery_ids, body.recipient, who.actor, reason)
+        await work.audit.record(
             [
                 AuditEvent(
                     kind="dead_letter_discarded",

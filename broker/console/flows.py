@@ -21,13 +21,13 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-import asyncpg
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from broker.console.auth import Viewer
 from broker.console.deps import Ctx
 from broker.directory import Directory
+from broker.store.console import ConsoleStore, Traffic
 
 MINUTES = 60
 RECENT = 5  # minutes in the "last minutes" columns
@@ -105,68 +105,17 @@ def _bucket(series: dict[str, list[int]], key: str, ago: int, count: int) -> Non
         series.setdefault(key, [0] * MINUTES)[MINUTES - 1 - ago] += count
 
 
-async def compute(pool: asyncpg.Pool, directory: Directory, now: datetime | None = None) -> Flows:
+async def compute(store: ConsoleStore, directory: Directory, now: datetime | None = None) -> Flows:
     """Read the last hour's traffic and the current queues."""
     now = now or datetime.now(UTC)
-    since = now - timedelta(minutes=MINUTES)
-    async with pool.acquire() as conn:
-        received = await conn.fetch(
-            "SELECT coalesce(sender, '') AS partner,"
-            " floor(extract(epoch FROM $1 - received_at) / 60)::int AS ago,"
-            " count(*) AS n, count(*) FILTER (WHERE status = 'rejected') AS rejected"
-            " FROM messages WHERE received_at > $2 AND received_at <= $1 GROUP BY 1, 2",
-            now,
-            since,
-        )
-        delivered = await conn.fetch(
-            "SELECT recipient, floor(extract(epoch FROM $1 - delivered_at) / 60)::int AS ago,"
-            " count(*) AS n FROM deliveries WHERE delivered_at > $2 AND delivered_at <= $1"
-            " GROUP BY 1, 2",
-            now,
-            since,
-        )
-        latency = await conn.fetch(
-            "SELECT recipient,"
-            " percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM"
-            " delivered_at - message_received_at)) AS p50,"
-            " percentile_cont(0.95) WITHIN GROUP (ORDER BY extract(epoch FROM"
-            " delivered_at - message_received_at)) AS p95"
-            " FROM deliveries WHERE delivered_at > $2 AND delivered_at <= $1 GROUP BY 1",
-            now,
-            since,
-        )
-        failed = await conn.fetch(
-            "SELECT recipient, floor(extract(epoch FROM $1 - updated_at) / 60)::int AS ago,"
-            " count(*) AS n FROM deliveries WHERE status IN ('failed', 'dead')"
-            " AND updated_at > $2 AND updated_at <= $1 GROUP BY 1, 2",
-            now,
-            since,
-        )
-        # A dead letter an operator discarded is neither queued nor dead any more.
-        queued = await conn.fetch(
-            "SELECT recipient, count(*) AS n, min(message_received_at) AS oldest"
-            " FROM deliveries WHERE status IN ('pending', 'failed') AND discarded_at IS NULL"
-            " GROUP BY 1"
-        )
-        dead = await conn.fetch(
-            "SELECT recipient, count(*) AS n FROM deliveries WHERE status = 'dead'"
-            " AND discarded_at IS NULL GROUP BY 1"
-        )
-        paused = {r["recipient"] for r in await conn.fetch("SELECT recipient FROM delivery_pauses")}
-    return _assemble(now, directory, received, delivered, latency, failed, queued, dead, paused)
+    async with store.connection() as work:
+        traffic = await work.traffic.last_hour(now, now - timedelta(minutes=MINUTES))
+    return _assemble(now, directory, traffic)
 
 
-def _assemble(
-    now: datetime,
-    directory: Directory,
-    received: list[asyncpg.Record],
-    delivered: list[asyncpg.Record],
-    latency: list[asyncpg.Record],
-    failed: list[asyncpg.Record],
-    queued: list[asyncpg.Record],
-    dead: list[asyncpg.Record],
-    paused: set[str],
-) -> Flows:
+def _assemble(now: datetime, directory: Directory, traffic: Traffic) -> Flows:
+    received, delivered, latency = traffic.received, traffic.delivered, traffic.latency
+    failed, queued, dead, paused = traffic.failed, traffic.queued, traffic.dead, traffic.paused
     per_minute: dict[str, list[int]] = {}
     for r in received:
         _bucket(per_minute, f"in:{r['partner']}", r["ago"], r["n"])
@@ -275,13 +224,13 @@ class FlowsCache:
         self._lock = asyncio.Lock()
         self._value: tuple[float, str, Flows] | None = None
 
-    async def get(self, pool: asyncpg.Pool, directory: Directory) -> Flows:
+    async def get(self, store: ConsoleStore, directory: Directory) -> Flows:
         """Return fresh-enough flows for this directory."""
         async with self._lock:
             cached = self._value
             if cached and cached[1] == directory.digest and time.monotonic() - cached[0] < self.ttl:
                 return cached[2]
-            flows = await compute(pool, directory)
+            flows = await compute(store, directory)
             self._value = (time.monotonic(), directory.digest, flows)
             return flows
 
@@ -296,4 +245,4 @@ async def flows(
 ) -> Flows:
     """Return the flows page's data; viewers may read it (counts and ids only)."""
     assert ctx.console is not None  # context() checked it
-    return await ctx.console.flows.get(ctx.pool, ctx.directory)
+    return await ctx.console.flows.get(ctx.stores.console, ctx.directory)

@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-import asyncpg
 import httpx
 import jwt
 from fastapi import APIRouter, Request
@@ -38,8 +37,7 @@ from broker.console.settings import ConsoleSettings
 from broker.console.users import NAME, USER_ROLES, UserRole
 from broker.errors import PermanentError
 from broker.events import AuditEvent
-from broker.store import events
-from broker.store.db import transaction
+from broker.store.accounts import AccountWork
 
 log = logging.getLogger(__name__)
 
@@ -225,18 +223,9 @@ async def oidc_start(request: Request, next: str | None = None) -> Response:
     except OidcError as exc:
         return _back_to_login(str(exc))
     state, nonce, verifier = (secrets.token_urlsafe(32) for _ in range(3))
-    async with transaction(auth.pool) as conn:
-        await conn.execute(
-            "DELETE FROM console_oidc_logins WHERE created_at < now() - make_interval(secs => $1)",
-            LOGIN_TTL_S,
-        )
-        await conn.execute(
-            "INSERT INTO console_oidc_logins (state_sha256, nonce, verifier, next)"
-            " VALUES ($1, $2, $3, $4)",
-            hashlib.sha256(state.encode()).digest(),
-            nonce,
-            verifier,
-            safe_next(next),
+    async with auth.store.transaction() as work:
+        await work.logins.start(
+            hashlib.sha256(state.encode()).digest(), nonce, verifier, safe_next(next), LOGIN_TTL_S
         )
     response = RedirectResponse(
         client.authorize_url(
@@ -272,18 +261,13 @@ async def oidc_callback(
     cookie = request.cookies.get(STATE_COOKIE)
     if error or not code or not state or not cookie or not secrets.compare_digest(cookie, state):
         return _back_to_login(f"provider error {error}" if error else "state")
-    async with transaction(auth.pool) as conn:
-        login = await conn.fetchrow(
-            "DELETE FROM console_oidc_logins WHERE state_sha256 = $1"
-            " AND created_at > now() - make_interval(secs => $2) RETURNING nonce, verifier, next",
-            hashlib.sha256(state.encode()).digest(),
-            LOGIN_TTL_S,
-        )
+    async with auth.store.transaction() as work:
+        login = await work.logins.take(hashlib.sha256(state.encode()).digest(), LOGIN_TTL_S)
     if login is None:
         return _back_to_login("state unknown or expired")
     try:
         claims = await client.claims(
-            code, _redirect_uri(request, auth.settings), login["verifier"], login["nonce"]
+            code, _redirect_uri(request, auth.settings), login.verifier, login.nonce
         )
     except OidcError as exc:
         return _back_to_login(str(exc))
@@ -293,12 +277,11 @@ async def oidc_callback(
     if reason is None and role is None:
         reason = "no role"
     token = ""
-    async with transaction(auth.pool) as conn:
+    async with auth.store.transaction() as work:
         if reason is None and role is not None:
-            reason, token = await _sign_in(conn, auth, name, role, claimed, claims)
+            reason, token = await _sign_in(work, auth, name, role, claimed, claims)
         if reason is not None:
-            await events.record(
-                conn,
+            await work.audit.record(
                 [
                     AuditEvent(
                         kind="user_changed",
@@ -310,14 +293,14 @@ async def oidc_callback(
             )
     if reason is not None:
         return _back_to_login(reason)
-    response = RedirectResponse(login["next"], status_code=303)
+    response = RedirectResponse(login.next, status_code=303)
     response.delete_cookie(STATE_COOKIE, path="/console/oidc")
     auth.set_cookie(response, token)
     return response
 
 
 async def _sign_in(
-    conn: asyncpg.Connection,
+    work: AccountWork,
     auth: Authenticator,
     name: str,
     role: UserRole,
@@ -329,22 +312,12 @@ async def _sign_in(
     A role claim sets the role of an existing user; the default role only
     applies to users carebroker does not know yet.
     """
-    row = await conn.fetchrow(
-        "INSERT INTO console_users (name, role) VALUES ($1, $2)"
-        " ON CONFLICT (name) DO UPDATE SET updated_at = now(),"
-        " role = CASE WHEN $3 THEN EXCLUDED.role ELSE console_users.role END"
-        " WHERE NOT console_users.disabled"
-        " RETURNING (xmax = 0) AS created",
-        name,
-        role,
-        claimed,
-    )
-    if row is None:
+    created = await work.users.upsert_external(name, role, claimed)
+    if created is None:
         return "disabled", ""
-    await conn.execute("UPDATE console_users SET last_sign_in_at = now() WHERE name = $1", name)
-    token, _ = await auth.sessions.open(conn, name, "browser")
+    token, _ = await auth.sessions.open(work, name, "browser")
     audit = []
-    if row["created"]:
+    if created:
         audit.append(
             AuditEvent(
                 kind="user_changed",
@@ -359,5 +332,5 @@ async def _sign_in(
             detail={"action": "signed_in", "via": "oidc", "subject": str(claims.get("sub"))},
         )
     )
-    await events.record(conn, audit)
+    await work.audit.record(audit)
     return None, token

@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-import asyncpg
 from cryptography import x509
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, Field
@@ -25,8 +24,7 @@ from broker.console.flows import Inbound, Outbound
 from broker.directory import Partner
 from broker.errors import ConfigError
 from broker.events import AuditEvent
-from broker.store import events
-from broker.store.db import transaction
+from broker.store.console import ConsoleStore
 
 ERROR_CHARS = 300  # the page shows the start of a partner's last error
 
@@ -130,20 +128,10 @@ def _accepts(partner: Partner) -> str:
     return " ".join(p for p in (accepts.format, accepts.version, accepts.charset) if p)
 
 
-async def health(pool: asyncpg.Pool, ids: list[str]) -> dict[str, Health]:
+async def health(store: ConsoleStore, ids: list[str]) -> dict[str, Health]:
     """Return last contact and last error of each partner id, from the store."""
-    rows = await pool.fetch(
-        "SELECT p,"
-        " (SELECT max(received_at) FROM messages WHERE sender = p) AS last_received_at,"
-        " (SELECT max(delivered_at) FROM deliveries WHERE recipient = p"
-        "  AND delivered_at IS NOT NULL) AS last_delivered_at,"
-        " e.last_error, e.updated_at AS last_error_at"
-        " FROM unnest($1::text[]) AS p"
-        " LEFT JOIN LATERAL (SELECT last_error, updated_at FROM deliveries"
-        "  WHERE recipient = p AND last_error IS NOT NULL"
-        "  ORDER BY updated_at DESC LIMIT 1) e ON true",
-        ids,
-    )
+    async with store.connection() as work:
+        rows = await work.traffic.health(ids)
     found = {}
     for r in rows:
         error = r["last_error"]
@@ -164,11 +152,11 @@ async def list_partners(
     """Return every partner of the loaded directory."""
     assert ctx.console is not None  # context() checked it
     directory = ctx.directory
-    flows = await ctx.console.flows.get(ctx.pool, directory)
+    flows = await ctx.console.flows.get(ctx.stores.console, directory)
     inbound = {i.partner: i for i in flows.inbound}
     outbound = {o.partner: o for o in flows.outbound}
-    found = await health(ctx.pool, list(directory.partners))
-    paused = await pauses(ctx.pool)
+    found = await health(ctx.stores.console, list(directory.partners))
+    paused = await pauses(ctx.stores.console)
     views = []
     for partner in directory.partners.values():
         cert_path = _client_certificate(partner)
@@ -217,24 +205,22 @@ async def reload_partners(
     if not changed:
         # Nothing was stored (refused, or the same file): the operator's action
         # is still audited, with its outcome.
-        async with transaction(ctx.pool) as conn:
-            await events.record(
-                conn,
-                [
-                    AuditEvent(
-                        kind="partners_reloaded",
-                        actor=who.actor,
-                        outcome=outcome,
-                        detail={
-                            "source": directory.source,
-                            "digest": directory.digest,
-                            "partners": len(directory.partners),
-                            "changed": False,
-                            **({"error": problem} if problem else {}),
-                        },
-                    )
-                ],
-            )
+        await ctx.stores.audit.record(
+            [
+                AuditEvent(
+                    kind="partners_reloaded",
+                    actor=who.actor,
+                    outcome=outcome,
+                    detail={
+                        "source": directory.source,
+                        "digest": directory.digest,
+                        "partners": len(directory.partners),
+                        "changed": False,
+                        **({"error": problem} if problem else {}),
+                    },
+                )
+            ]
+        )
     if problem is not None:
         raise HTTPException(422, problem)
     return Reloaded(

@@ -21,7 +21,7 @@ from broker.console import (
 )
 from broker.console.deps import Console
 from broker.context import Context, TaskRole
-from broker.store.db import UNAVAILABLE
+from broker.errors import StoreUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ def build_console(ctx: Context) -> Console:
     settings = ctx.settings.console
     ctx.console = Console(
         settings=settings,
-        auth=auth.Authenticator(ctx.pool, settings),
+        auth=auth.Authenticator(ctx.stores.accounts, settings),
         flows=flows.FlowsCache(settings.flows_cache_s),
         oidc=oidc.OidcClient(settings)
         if settings.oidc_issuer and settings.oidc_client_id
@@ -68,7 +68,7 @@ class ConsoleRole(TaskRole):
     async def run(self, ctx: Context) -> None:
         assert ctx.console is not None
         while not ctx.stop.is_set():
-            with contextlib.suppress(*UNAVAILABLE):
+            with contextlib.suppress(StoreUnavailableError):
                 purged = await ctx.console.auth.sessions.purge()
                 if purged:
                     log.info("ended sessions purged", extra={"count": purged})

@@ -15,15 +15,13 @@ import re
 from datetime import datetime
 from typing import Literal, get_args
 
-import asyncpg
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from pydantic import BaseModel
 
 from broker.errors import PermanentError
 from broker.events import AuditEvent
-from broker.store import events
-from broker.store.db import transaction
+from broker.store.accounts import AccountStore, Credentials, UserRow
 
 UserRole = Literal["viewer", "operator", "admin"]
 USER_ROLES: tuple[UserRole, ...] = get_args(UserRole)
@@ -62,6 +60,11 @@ class ConsoleUser(BaseModel):
     created_at: datetime
     last_sign_in_at: datetime | None
 
+    @classmethod
+    def of(cls, row: UserRow) -> ConsoleUser:
+        """Return the API view of a stored user."""
+        return cls.model_validate(row, from_attributes=True)
+
 
 def check_password(password: str) -> None:
     """Refuse passwords too short to resist guessing (NIST SP 800-63B §5.1.1.2: length first)."""
@@ -93,11 +96,11 @@ async def _verify(stored: str, password: str) -> bool:
     return await asyncio.to_thread(check)
 
 
-class UserStore:
-    """Console users in PostgreSQL (``console_users``)."""
+class Users:
+    """Console users: names, roles, passwords (hashed here), sign-in with a lockout."""
 
-    def __init__(self, pool: asyncpg.Pool, *, max_failures: int = 5, lockout_s: int = 900) -> None:
-        self.pool = pool
+    def __init__(self, store: AccountStore, *, max_failures: int = 5, lockout_s: int = 900) -> None:
+        self.store = store
         self.max_failures = max_failures
         self.lockout_s = lockout_s
 
@@ -109,22 +112,12 @@ class UserStore:
                 "(at most 63, starting with a letter or digit)"
             )
         hashed = await _checked(role, password)
-        async with transaction(self.pool) as conn:
-            row = await conn.fetchrow(
-                "INSERT INTO console_users (name, role, password_hash) VALUES ($1, $2, $3)"
-                " ON CONFLICT (name) DO NOTHING"
-                " RETURNING name, role, disabled, created_at, last_sign_in_at",
-                name,
-                role,
-                hashed,
-            )
+        async with self.store.transaction() as work:
+            row = await work.users.add(name, role, hashed)
             if row is None:
                 raise UserError(f"user {name!r} already exists")
-            await events.record(
-                conn,
-                [_event(actor, name, {"action": "created", "role": role})],
-            )
-        return ConsoleUser(**dict(row))
+            await work.audit.record([_event(actor, name, {"action": "created", "role": role})])
+        return ConsoleUser.of(row)
 
     async def update(
         self,
@@ -137,26 +130,12 @@ class UserStore:
     ) -> ConsoleUser:
         """Change a user's role, state or password; disabling signs the user out everywhere."""
         hashed = await _checked(role, password)
-        async with transaction(self.pool) as conn:
-            row = await conn.fetchrow(
-                "UPDATE console_users SET role = coalesce($2, role),"
-                " disabled = coalesce($3, disabled), password_hash = coalesce($4, password_hash),"
-                " failed_sign_ins = CASE WHEN $4::text IS NULL THEN failed_sign_ins ELSE 0 END,"
-                " updated_at = now() WHERE name = $1"
-                " RETURNING name, role, disabled, created_at, last_sign_in_at",
-                name,
-                role,
-                disabled,
-                hashed,
-            )
+        async with self.store.transaction() as work:
+            row = await work.users.update(name, role=role, disabled=disabled, password_hash=hashed)
             if row is None:
                 raise UserError(f"no user {name!r}")
             if disabled or password is not None:
-                await conn.execute(
-                    "UPDATE console_sessions SET revoked_at = now()"
-                    " WHERE user_name = $1 AND revoked_at IS NULL",
-                    name,
-                )
+                await work.sessions.revoke_all(name)
             changes: dict[str, object] = {"action": "updated"}
             if role is not None:
                 changes["role"] = role
@@ -164,16 +143,14 @@ class UserStore:
                 changes["disabled"] = disabled
             if password is not None:
                 changes["password_changed"] = True
-            await events.record(conn, [_event(actor, name, changes)])
-        return ConsoleUser(**dict(row))
+            await work.audit.record([_event(actor, name, changes)])
+        return ConsoleUser.of(row)
 
     async def list(self) -> list[ConsoleUser]:
         """Return every user, by name."""
-        rows = await self.pool.fetch(
-            "SELECT name, role, disabled, created_at, last_sign_in_at"
-            " FROM console_users ORDER BY name"
-        )
-        return [ConsoleUser(**dict(r)) for r in rows]
+        async with self.store.connection() as work:
+            rows = await work.users.list()
+        return [ConsoleUser.of(r) for r in rows]
 
     async def verify(self, name: str, password: str, via: str) -> ConsoleUser:
         """Check a password and audit the attempt; raise SignInError when refused.
@@ -183,32 +160,17 @@ class UserStore:
         authentication cheat sheet: account lockout), which bounds online guessing.
         The refusal is raised after the commit, so its audit event is kept.
         """
-        async with transaction(self.pool) as conn:
-            row = await conn.fetchrow(
-                "SELECT disabled, password_hash, failed_sign_ins,"
-                " failed_since > now() - make_interval(secs => $2) AS recent"
-                " FROM console_users WHERE name = $1 FOR UPDATE",
-                name,
-                self.lockout_s,
-            )
-            stored: str | None = row["password_hash"] if row else None
+        async with self.store.transaction() as work:
+            row = await work.users.credentials(name, self.lockout_s)
+            stored: str | None = row.password_hash if row else None
             good = await _verify(stored or _DUMMY_HASH, password) and stored is not None
             reason = _refusal(row, good, self.max_failures)
             if reason == "password":
-                await conn.execute(
-                    "UPDATE console_users SET"
-                    " failed_sign_ins = CASE WHEN failed_since > now() -"
-                    " make_interval(secs => $2) THEN failed_sign_ins + 1 ELSE 1 END,"
-                    " failed_since = CASE WHEN failed_since > now() -"
-                    " make_interval(secs => $2) THEN failed_since ELSE now() END"
-                    " WHERE name = $1",
-                    name,
-                    self.lockout_s,
-                )
+                await work.users.count_failure(name, self.lockout_s)
             if reason is not None:
                 # An unknown name is not recorded: people type passwords into it.
                 actor = "anonymous" if row is None else f"user:{name}"
-                await events.record(conn, [_sign_in_event(actor, reason, via)])
+                await work.audit.record([_sign_in_event(actor, reason, via)])
         if reason is not None:
             raise SignInError(reason)
         assert stored is not None  # a good password implies a stored hash
@@ -216,33 +178,26 @@ class UserStore:
 
     async def _signed_in(self, name: str, password: str, stored: str, via: str) -> ConsoleUser:
         rehash = await _hash(password) if _hasher.check_needs_rehash(stored) else None
-        async with transaction(self.pool) as conn:
-            row = await conn.fetchrow(
-                "UPDATE console_users SET last_sign_in_at = now(), failed_sign_ins = 0,"
-                " failed_since = NULL, password_hash = coalesce($2, password_hash)"
-                " WHERE name = $1 RETURNING name, role, disabled, created_at, last_sign_in_at",
-                name,
-                rehash,
-            )
-            await events.record(
-                conn,
+        async with self.store.transaction() as work:
+            row = await work.users.signed_in(name, rehash)
+            await work.audit.record(
                 [
                     AuditEvent(
                         kind="user_changed",
                         actor=f"user:{name}",
                         detail={"action": "signed_in", "via": via},
                     )
-                ],
+                ]
             )
-        return ConsoleUser(**dict(row))
+        return ConsoleUser.of(row)
 
 
-def _refusal(row: asyncpg.Record | None, good: bool, max_failures: int) -> str | None:
+def _refusal(row: Credentials | None, good: bool, max_failures: int) -> str | None:
     if row is None:
         return "unknown_user"
-    if row["recent"] and row["failed_sign_ins"] >= max_failures:
+    if row.recent and row.failed_sign_ins >= max_failures:
         return "locked"
-    if row["disabled"]:
+    if row.disabled:
         return "disabled"
     return None if good else "password"
 

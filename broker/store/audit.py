@@ -29,13 +29,14 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-import asyncpg
 import orjson
 
 from broker import redact
+from broker.events import AuditEvent
 from broker.ids import id_time
 from broker.redact import label
-from broker.store.db import transaction
+from broker.store import events as pending_events
+from broker.store.db import Connection, Pool, Record, connection, transaction
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +89,7 @@ class Row:
     hash: bytes
 
     @classmethod
-    def from_record(cls, record: asyncpg.Record) -> Row:
+    def from_record(cls, record: Record) -> Row:
         """Build a row from a ``SELECT * FROM audit`` record."""
         return cls(**{name: record[name] for name in cls.__dataclass_fields__})
 
@@ -174,7 +175,7 @@ class AuditWriter:
 
     def __init__(
         self,
-        pool: asyncpg.Pool,
+        pool: Pool,
         batch: int = BATCH,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
@@ -241,7 +242,7 @@ class AuditWriter:
 
 
 async def _insert(
-    conn: asyncpg.Connection,
+    conn: Connection,
     day: date,
     recorded_at: datetime,
     rows: Sequence[tuple[int, dict[str, Any], bytes, bytes]],
@@ -274,7 +275,7 @@ async def _insert(
     )
 
 
-async def _count(conn: asyncpg.Connection, events: Sequence[dict[str, Any]]) -> None:
+async def _count(conn: Connection, events: Sequence[dict[str, Any]]) -> None:
     """Add the batch to the counters /metrics shows, in the chaining transaction."""
     counted = [e for e in events if e["kind"] in _COUNTED]
     if not counted:
@@ -329,7 +330,7 @@ async def _count(conn: asyncpg.Connection, events: Sequence[dict[str, Any]]) -> 
         )
 
 
-async def _message_types(conn: asyncpg.Connection, ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
+async def _message_types(conn: Connection, ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
     if not ids:
         return {}
     unique = list(dict.fromkeys(ids))
@@ -341,6 +342,16 @@ async def _message_types(conn: asyncpg.Connection, ids: list[uuid.UUID]) -> dict
         [id_time(i) for i in unique],
     )
     return {r["id"]: r["message_type"] for r in rows}
+
+
+async def _fetch(pool: Pool | Connection, query: str, *args: Any) -> list[Record]:
+    """Run a read on a pool (a connection borrowed, errors translated) or a caller's connection."""
+    if not isinstance(pool, Pool):
+        rows: list[Record] = await pool.fetch(query, *args)
+        return rows
+    async with connection(pool) as conn:
+        found: list[Record] = await conn.fetch(query, *args)
+        return found
 
 
 # --- verification -----------------------------------------------------------------
@@ -375,7 +386,7 @@ class Verified:
 
 
 async def verify(
-    pool: asyncpg.Pool, since: date | None = None, retained_from: date | None = None
+    pool: Pool, since: date | None = None, retained_from: date | None = None
 ) -> Verified:
     """Walk every chain from ``since`` (a day; all days when None) and stop at the first break.
 
@@ -388,7 +399,7 @@ async def verify(
     unless they are on or after ``retained_from`` (the first day retention
     keeps); any other missing day is a break.
     """
-    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+    async with transaction(pool, "repeatable_read", readonly=True) as conn:
         heads = {
             r["day"]: (r["seq"], bytes(r["hash"]))
             for r in await conn.fetch("SELECT day, seq, hash FROM audit_heads ORDER BY day")
@@ -445,28 +456,29 @@ def _check(row: Row, last_seq: int, expected: bytes) -> Break | None:
 
 
 async def read(
-    pool: asyncpg.Pool,
+    pool: Pool,
     *,
     since: datetime | None = None,
     after: tuple[date, int] | None = None,
     limit: int = 1000,
 ) -> list[Row]:
     """Return chained events in chain order, from ``since`` or strictly after ``after``."""
-    records = await pool.fetch(
-        "SELECT * FROM audit"
-        " WHERE ($1::timestamptz IS NULL OR (day >= ($1 AT TIME ZONE 'UTC')::date"
-        "   AND recorded_at >= $1))"
-        " AND ($2::date IS NULL OR (day, seq) > ($2, $3::bigint))"
-        " ORDER BY day, seq LIMIT $4",
-        since,
-        after[0] if after else None,
-        after[1] if after else 0,
-        limit,
-    )
+    async with connection(pool) as conn:
+        records = await conn.fetch(
+            "SELECT * FROM audit"
+            " WHERE ($1::timestamptz IS NULL OR (day >= ($1 AT TIME ZONE 'UTC')::date"
+            "   AND recorded_at >= $1))"
+            " AND ($2::date IS NULL OR (day, seq) > ($2, $3::bigint))"
+            " ORDER BY day, seq LIMIT $4",
+            since,
+            after[0] if after else None,
+            after[1] if after else 0,
+            limit,
+        )
     return [Row.from_record(r) for r in records]
 
 
-async def timeline(pool: asyncpg.Pool | asyncpg.Connection, message_id: uuid.UUID) -> list[Row]:
+async def timeline(pool: Pool | Connection, message_id: uuid.UUID) -> list[Row]:
     """Return one message's events in the order they were chained (index ``audit_message``).
 
     A message's events are chained on or after the day it was accepted (its
@@ -474,7 +486,8 @@ async def timeline(pool: asyncpg.Pool | asyncpg.Connection, message_id: uuid.UUI
     covers clocks that disagree around midnight.
     """
     first_day = id_time(message_id).date() - timedelta(days=1) if message_id.version == 7 else None
-    records = await pool.fetch(
+    records = await _fetch(
+        pool,
         "SELECT * FROM audit WHERE message_id = $1 AND ($2::date IS NULL OR day >= $2)"
         " ORDER BY day, seq",
         message_id,
@@ -483,17 +496,87 @@ async def timeline(pool: asyncpg.Pool | asyncpg.Connection, message_id: uuid.UUI
     return [Row.from_record(r) for r in records]
 
 
-async def pending_timeline(
-    pool: asyncpg.Pool | asyncpg.Connection, message_id: uuid.UUID
-) -> list[dict[str, Any]]:
+async def pending_timeline(pool: Pool | Connection, message_id: uuid.UUID) -> list[dict[str, Any]]:
     """Return one message's events recorded but not chained yet, in recording order, as columns.
 
     ``audit_pending`` has no index on the message: it takes a row on every
     hop and the writer empties it continuously, so this reads a backlog that
     is small while the ``audit`` role runs (``carebroker_audit_pending``).
     """
-    records = await pool.fetch(
+    records = await _fetch(
+        pool,
         "SELECT event FROM audit_pending WHERE event->>'message_id' = $1 ORDER BY id",
         str(message_id),
     )
     return [_fields(r["event"]) for r in records]
+
+
+CURSOR_SYSLOG = "syslog"
+
+
+class AuditStore:
+    """The audit trail as roles and operators use it: chain, verify, read, follow, record."""
+
+    def __init__(self, pool: Pool) -> None:
+        self.pool = pool
+
+    def writer(
+        self, batch: int = BATCH, clock: Callable[[], datetime] | None = None
+    ) -> AuditWriter:
+        """Return a writer that chains ``audit_pending`` in batches of ``batch``."""
+        return AuditWriter(self.pool, batch, clock)
+
+    async def verify(
+        self, since: date | None = None, retained_from: date | None = None
+    ) -> Verified:
+        """Walk the chains from ``since`` and report the first break (:func:`verify`)."""
+        return await verify(self.pool, since, retained_from)
+
+    async def read(
+        self,
+        *,
+        since: datetime | None = None,
+        after: tuple[date, int] | None = None,
+        limit: int = 1000,
+    ) -> list[Row]:
+        """Return chained events in chain order (:func:`read`)."""
+        return await read(self.pool, since=since, after=after, limit=limit)
+
+    async def message_timeline(
+        self, message_id: uuid.UUID
+    ) -> tuple[list[Row], list[dict[str, Any]], bool]:
+        """Return a message's chained events, its pending ones, and whether the message exists.
+
+        In one REPEATABLE READ snapshot: an event the writer moves meanwhile
+        is seen once, chained or pending.
+        """
+        async with transaction(self.pool, "repeatable_read", readonly=True) as conn:
+            chained = await timeline(conn, message_id)
+            pending = await pending_timeline(conn, message_id)
+            exists = bool(chained or pending) or bool(
+                await conn.fetchval("SELECT true FROM messages WHERE id = $1", message_id)
+            )
+        return chained, pending, exists
+
+    async def position(self, name: str) -> tuple[date, int] | None:
+        """Return where a follower of the chain (``syslog``) stands: its last (day, seq)."""
+        async with connection(self.pool) as conn:
+            row = await conn.fetchrow("SELECT day, seq FROM audit_cursors WHERE name = $1", name)
+        return (row["day"], row["seq"]) if row else None
+
+    async def advance(self, name: str, day: date, seq: int) -> None:
+        """Move a follower's position to (day, seq), once what is before it was sent."""
+        async with connection(self.pool) as conn:
+            await conn.execute(
+                "INSERT INTO audit_cursors (name, day, seq) VALUES ($1, $2, $3)"
+                " ON CONFLICT (name) DO UPDATE SET day = EXCLUDED.day, seq = EXCLUDED.seq,"
+                " updated_at = now()",
+                name,
+                day,
+                seq,
+            )
+
+    async def record(self, recorded: Sequence[AuditEvent]) -> None:
+        """Record events in a transaction of their own (an action that changes nothing else)."""
+        async with transaction(self.pool) as conn:
+            await pending_events.record(conn, recorded)

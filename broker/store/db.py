@@ -1,25 +1,54 @@
 """Connect to PostgreSQL and translate its failures once, at this boundary.
 
-Everything above this module sees :class:`StoreUnavailableError` (retry later;
-answer AR / 503) or :class:`ServiceUnreachableError` (at start-up), never an
-asyncpg or OSError exception.
+Every statement carebroker runs goes through :func:`transaction` or
+:func:`connection` (or, for a session that listens, :func:`listening`), and
+each of them turns whatever asyncpg or the socket raised into the error tree
+of ``broker/errors.py``:
+
+- :class:`StoreUnavailableError` (transient: the server is not there, the
+  connection broke, too many connections, a statement was cancelled): retry
+  later; answer AR / 503;
+- :class:`StoreRefusedError` (permanent: a constraint, bad data, a missing
+  privilege or table): the same statement would fail again; with the
+  subclasses :class:`StorePrivilegeError` and :class:`SchemaMissingError`;
+- :class:`ServiceUnreachableError` when a pool cannot be opened at start-up.
+
+Nothing above ``broker/store/`` imports asyncpg (``tests/unit/test_layers.py``
+holds it). Messages name the error class and SQLSTATE, never the server's
+text, which can quote values (design invariant 6).
+
+A process holds one :class:`Database`: the general pool every role shares,
+and the ingress pool, a few connections reserved for MLLP and FHIR ingress
+(``database_ingress_pool_size``) so that no console, API, router or delivery
+load can keep a sender waiting for its ACK (issue 13).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import asyncpg
 import orjson
+from asyncpg.exceptions import _base as asyncpg_base
 
-from broker.errors import ServiceUnreachableError, StoreUnavailableError
+from broker.errors import (
+    BrokerError,
+    SchemaMissingError,
+    ServiceUnreachableError,
+    StorePrivilegeError,
+    StoreRefusedError,
+    StoreUnavailableError,
+)
 
 Pool = asyncpg.Pool
 Connection = asyncpg.Connection
+Record = asyncpg.Record
+Isolation = Literal["read_committed", "repeatable_read", "serializable"]
 
 # Errors that mean "the store is not there or not usable right now".
 UNAVAILABLE: tuple[type[Exception], ...] = (
@@ -38,6 +67,23 @@ UNAVAILABLE: tuple[type[Exception], ...] = (
 )
 
 
+def translate(exc: BaseException) -> BrokerError | None:
+    """Return the carebroker error for an exception PostgreSQL or its socket raised, else None."""
+    if isinstance(exc, asyncpg_base.DataError):
+        # Client side: an argument asyncpg cannot encode. Before InterfaceError,
+        # which it derives from: retrying would not help.
+        return StoreRefusedError(f"store refused an argument: {type(exc).__name__}")
+    if isinstance(exc, UNAVAILABLE):
+        return StoreUnavailableError(f"message store unavailable: {_reason(exc)}")
+    if isinstance(exc, asyncpg.exceptions.InsufficientPrivilegeError):
+        return StorePrivilegeError(f"the database role may not do this: {_reason(exc)}")
+    if isinstance(exc, asyncpg.exceptions.UndefinedTableError):
+        return SchemaMissingError(f"no carebroker schema in this database: {_reason(exc)}")
+    if isinstance(exc, asyncpg.PostgresError):
+        return StoreRefusedError(f"store refused a statement: {_reason(exc)}")
+    return None
+
+
 def describe_dsn(dsn: str) -> str:
     """Return ``host:port/database`` of a DSN, without user or password, for messages."""
     parts = urlsplit(dsn)
@@ -47,6 +93,14 @@ def describe_dsn(dsn: str) -> str:
     port = parts.port or 5432
     database = parts.path.lstrip("/") or "(default)"
     return f"{host}:{port}/{database}"
+
+
+def with_database(dsn: str, database: str) -> str:
+    """Return ``dsn`` naming another database on the same server."""
+    base, _, query = dsn.partition("?")
+    scheme, _, rest = base.partition("://")
+    host = rest.split("/", 1)[0]
+    return f"{scheme}://{host}/{database}" + (f"?{query}" if query else "")
 
 
 def _dumps(value: Any) -> str:
@@ -70,12 +124,14 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     """
 
 
-async def connect(dsn: str, size: int = 10, timeout: float = 10.0) -> asyncpg.Pool:
+async def connect(
+    dsn: str, size: int = 10, timeout: float = 10.0, *, min_size: int | None = None
+) -> asyncpg.Pool:
     """Open a connection pool; raise ServiceUnreachableError naming where it tried."""
     try:
         pool = await asyncpg.create_pool(
             dsn,
-            min_size=min(2, size),
+            min_size=min(2, size) if min_size is None else min_size,
             max_size=size,
             timeout=timeout,
             command_timeout=60,
@@ -91,6 +147,40 @@ async def connect(dsn: str, size: int = 10, timeout: float = 10.0) -> asyncpg.Po
     return pool
 
 
+class Database:
+    """The PostgreSQL connections of one process: the general pool and ingress's own.
+
+    ``ingress`` is a separate pool opened whole at start (``min_size`` =
+    ``max_size``): its connections exist before a flood of console sign-ins or
+    a router backlog can take every connection the server allows, and nothing
+    but the ingress stores (MLLP, FHIR) borrows them. Without ingress roles in
+    the process, or with one shared pool (tests), ``ingress`` is ``general``.
+    """
+
+    def __init__(self, general: asyncpg.Pool, ingress: asyncpg.Pool | None = None) -> None:
+        self.general = general
+        self.ingress = ingress if ingress is not None else general
+
+    @classmethod
+    async def open(cls, dsn: str, size: int = 10, ingress_size: int = 0) -> Database:
+        """Open the general pool, and an ingress pool of ``ingress_size`` when above 0."""
+        general = await connect(dsn, size)
+        if ingress_size <= 0:
+            return cls(general)
+        try:
+            ingress = await connect(dsn, ingress_size, min_size=ingress_size)
+        except BaseException:
+            await general.close()
+            raise
+        return cls(general, ingress)
+
+    async def close(self) -> None:
+        """Close both pools (waiting for connections in use to come back)."""
+        if self.ingress is not self.general:
+            await self.ingress.close()
+        await self.general.close()
+
+
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused"
@@ -104,13 +194,57 @@ def _reason(exc: BaseException) -> str:
 
 
 @asynccontextmanager
-async def transaction(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
-    """Yield a connection inside a transaction; store failures become StoreUnavailableError."""
+async def transaction(
+    pool: asyncpg.Pool, isolation: Isolation | None = None, *, readonly: bool = False
+) -> AsyncIterator[asyncpg.Connection]:
+    """Yield a connection inside a transaction; every store failure is translated."""
     try:
-        async with pool.acquire() as conn, conn.transaction():
+        async with (
+            pool.acquire() as conn,
+            conn.transaction(isolation=isolation, readonly=readonly),
+        ):
             yield conn
-    except UNAVAILABLE as exc:
-        raise StoreUnavailableError(f"message store unavailable: {_reason(exc)}") from exc
+    except (*UNAVAILABLE, asyncpg.PostgresError) as exc:
+        raise _translated(exc) from exc
+
+
+@asynccontextmanager
+async def connection(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
+    """Yield a pooled connection without a transaction (reads, one statement each)."""
+    try:
+        async with pool.acquire() as conn:
+            yield conn
+    except (*UNAVAILABLE, asyncpg.PostgresError) as exc:
+        raise _translated(exc) from exc
+
+
+@asynccontextmanager
+async def listening(
+    pool: asyncpg.Pool, channel: str, callback: Callable[..., object]
+) -> AsyncIterator[asyncpg.Connection]:
+    """Hold a connection that LISTENs on ``channel`` (calling ``callback``) until exit.
+
+    The connection goes back to the pool without its LISTEN and advisory
+    locks (the pool does not reset sessions, see ``_keep_session``).
+    """
+    try:
+        async with pool.acquire() as conn:
+            await conn.add_listener(channel, callback)
+            try:
+                yield conn
+            finally:
+                # A connection that is gone took its session (and LISTEN) with it.
+                with contextlib.suppress(*UNAVAILABLE):
+                    await conn.remove_listener(channel, callback)
+                    await conn.execute("SELECT pg_advisory_unlock_all()")
+    except (*UNAVAILABLE, asyncpg.PostgresError) as exc:
+        raise _translated(exc) from exc
+
+
+def _translated(exc: BaseException) -> BrokerError:
+    translated = translate(exc)
+    assert translated is not None  # only called for the exceptions translate knows
+    return translated
 
 
 async def ping(pool: asyncpg.Pool, timeout: float = 2.0) -> bool:
@@ -124,9 +258,9 @@ async def ping(pool: asyncpg.Pool, timeout: float = 2.0) -> bool:
     return True
 
 
-async def fetch_secret(pool: asyncpg.Pool, name: str, generate: Any) -> bytes:
+async def fetch_secret(pool: asyncpg.Pool, name: str, generate: Callable[[], bytes]) -> bytes:
     """Return a broker-generated secret, creating it once (race-free across instances)."""
-    async with pool.acquire() as conn:
+    async with connection(pool) as conn:
         await conn.execute(
             "INSERT INTO broker_secrets (name, value) VALUES ($1, $2) ON CONFLICT DO NOTHING",
             name,
@@ -134,3 +268,52 @@ async def fetch_secret(pool: asyncpg.Pool, name: str, generate: Any) -> bytes:
         )
         value: bytes = await conn.fetchval("SELECT value FROM broker_secrets WHERE name = $1", name)
     return value
+
+
+# --- the server: databases for tests, benches and the embedded PostgreSQL ---------------
+
+
+async def is_up(dsn: str, timeout: float = 2.0) -> bool:
+    """Tell whether a server accepts a connection at ``dsn`` now."""
+    try:
+        conn = await asyncpg.connect(dsn, timeout=timeout)
+    except (*UNAVAILABLE, asyncpg.PostgresError):
+        return False
+    await conn.close()
+    return True
+
+
+async def create_database(admin_dsn: str, name: str, *, template: str | None = None) -> None:
+    """Create database ``name`` (a copy of ``template`` if given) on ``admin_dsn``'s server."""
+    statement = f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else "")
+    await _admin(admin_dsn, statement)
+
+
+async def ensure_database(admin_dsn: str, name: str) -> None:
+    """Create database ``name`` unless it exists."""
+    try:
+        conn = await asyncpg.connect(admin_dsn)
+        try:
+            exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+            if not exists:
+                await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+    except (*UNAVAILABLE, asyncpg.PostgresError) as exc:
+        raise _translated(exc) from exc
+
+
+async def drop_database(admin_dsn: str, name: str) -> None:
+    """Drop database ``name`` if it exists, closing its sessions."""
+    await _admin(admin_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def _admin(admin_dsn: str, statement: str) -> None:
+    try:
+        conn = await asyncpg.connect(admin_dsn)
+        try:
+            await conn.execute(statement)
+        finally:
+            await conn.close()
+    except (*UNAVAILABLE, asyncpg.PostgresError) as exc:
+        raise _translated(exc) from exc

@@ -25,7 +25,7 @@ from broker.events import AuditEvent
 from broker.ids import id_time
 from broker.store import events as audit_events
 from broker.store import outbox
-from broker.store.db import transaction
+from broker.store.db import connection, transaction
 
 REJECTED_PAYLOAD_CAP = 1024 * 1024  # bytes of a refused frame kept for operators
 LINKS_MAX = 128  # span links of one group commit to the traces it serves
@@ -352,22 +352,24 @@ class MessageStore:
 
     async def get(self, message_id: uuid.UUID) -> dict[str, Any] | None:
         """Return one message's metadata (no payload), or None."""
-        row = await self.pool.fetchrow(
-            "SELECT id, received_at, channel, format, sender, sending_application,"
-            " sending_facility, control_id, message_type, version, status, reason, batch_id,"
-            " charset, size, updated_at FROM messages WHERE id = $1 AND received_at = $2",
-            message_id,
-            id_time(message_id),
-        )
+        async with connection(self.pool) as conn:
+            row = await conn.fetchrow(
+                "SELECT id, received_at, channel, format, sender, sending_application,"
+                " sending_facility, control_id, message_type, version, status, reason, batch_id,"
+                " charset, size, updated_at FROM messages WHERE id = $1 AND received_at = $2",
+                message_id,
+                id_time(message_id),
+            )
         return dict(row) if row else None
 
     async def payload(self, message_id: uuid.UUID) -> bytes | None:
         """Return the original bytes of a message, or None when gone (retention)."""
-        data: bytes | None = await self.pool.fetchval(
-            "SELECT data FROM payloads WHERE message_id = $1 AND received_at = $2",
-            message_id,
-            id_time(message_id),
-        )
+        async with connection(self.pool) as conn:
+            data: bytes | None = await conn.fetchval(
+                "SELECT data FROM payloads WHERE message_id = $1 AND received_at = $2",
+                message_id,
+                id_time(message_id),
+            )
         return data
 
 

@@ -15,6 +15,8 @@ from importlib import resources
 
 import asyncpg
 
+from broker.store.db import connection
+
 log = logging.getLogger(__name__)
 
 _LOCK_KEY = 0x63617265  # "care": the advisory lock all migration runners share
@@ -47,7 +49,7 @@ def available() -> list[Migration]:
 async def migrate(pool: asyncpg.Pool) -> list[str]:
     """Apply pending migrations; return the names applied by this call."""
     applied_now: list[str] = []
-    async with pool.acquire() as conn:
+    async with connection(pool) as conn:
         await conn.execute("SELECT pg_advisory_lock($1)", _LOCK_KEY)
         try:
             await conn.execute(

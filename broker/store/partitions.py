@@ -16,6 +16,8 @@ from datetime import UTC, date, datetime, timedelta
 
 import asyncpg
 
+from broker.store.db import connection
+
 log = logging.getLogger(__name__)
 
 # table -> days of partitions created ahead of today
@@ -33,7 +35,7 @@ async def ensure_partitions(
     """Create missing daily partitions from yesterday to ``ahead`` days on; return how many."""
     today = today or datetime.now(UTC).date()
     created = 0
-    async with pool.acquire() as conn:
+    async with connection(pool) as conn:
         for table, ahead in (tables or PARTITIONED).items():
             existing = await _existing(conn, table)
             for offset in range(-1, ahead + 1):
@@ -87,7 +89,7 @@ async def _existing(conn: asyncpg.Connection, table: str) -> set[str]:
 
 async def partitions_before(pool: asyncpg.Pool, table: str, cutoff: date) -> list[str]:
     """Return the daily partitions of ``table`` whose whole day is before ``cutoff``."""
-    async with pool.acquire() as conn:
+    async with connection(pool) as conn:
         names = sorted(await _existing(conn, table))
     return [
         name
@@ -100,8 +102,27 @@ async def partitions_before(pool: asyncpg.Pool, table: str, cutoff: date) -> lis
 async def drop_partitions_before(pool: asyncpg.Pool, table: str, cutoff: date) -> list[str]:
     """Drop the daily partitions of ``table`` whose whole day is before ``cutoff``."""
     dropped = []
-    async with pool.acquire() as conn:
+    async with connection(pool) as conn:
         for name in await partitions_before(pool, table, cutoff):
             await conn.execute(f'DROP TABLE IF EXISTS "{name}"')
             dropped.append(name)
     return dropped
+
+
+class PartitionStore:
+    """Daily partitions: created ahead, and dropped whole by retention."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    async def ensure(self, today: date | None = None) -> int:
+        """Create missing daily partitions ahead; return how many (:func:`ensure_partitions`)."""
+        return await ensure_partitions(self.pool, today)
+
+    async def before(self, table: str, cutoff: date) -> list[str]:
+        """Return the partitions of ``table`` whose whole day is before ``cutoff``."""
+        return await partitions_before(self.pool, table, cutoff)
+
+    async def drop_before(self, table: str, cutoff: date) -> list[str]:
+        """Drop the partitions of ``table`` whose whole day is before ``cutoff``."""
+        return await drop_partitions_before(self.pool, table, cutoff)

@@ -12,6 +12,7 @@ from broker.envelope import Envelope
 from broker.relay import Relay, republish_unrouted
 from broker.settings import Settings
 from broker.store.messages import Accepted, MessageStore
+from broker.store.outbox import OutboxStore
 from tests.conftest import wait_for
 from tests.integration.test_store import envelope
 
@@ -48,7 +49,7 @@ async def test_accepted_messages_reach_kafka_in_order_per_key(
     producer = kafka.Producer(settings)
     await producer.start()
     stop = asyncio.Event()
-    relay = Relay(pool, producer, settings.outbox_shards)
+    relay = Relay(OutboxStore(pool, settings.outbox_shards), producer)
     task = asyncio.create_task(relay.run(stop))
     try:
         got = await _consume(settings, 50)
@@ -89,7 +90,9 @@ async def test_republish_unrouted_requeues_what_the_router_has_not_taken(
     await store.accept([Accepted(e, b"A") for e in envs])
     await pool.execute("DELETE FROM outbox")
     await pool.execute("UPDATE messages SET status = 'routed' WHERE control_id = 'R0'")
-    count = await republish_unrouted(pool, settings.kafka_topic_prefix, settings.outbox_shards)
+    count = await republish_unrouted(
+        OutboxStore(pool, settings.outbox_shards), settings.kafka_topic_prefix
+    )
     assert count == 2
     rows = await pool.fetch("SELECT value FROM outbox ORDER BY id")
     again = [Envelope.model_validate_json(r["value"]) for r in rows]

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from datetime import UTC, datetime
 
 import asyncpg
+import pytest
 
 from broker.envelope import Envelope
+from broker.errors import StoreRefusedError
 from broker.ids import new_id_at
 from broker.store import db
 from broker.store.messages import Accepted, MessageStore, Rejected
@@ -96,7 +97,7 @@ async def test_store_down_means_nothing_half_stored(pool: asyncpg.Pool, database
     env = envelope("C4")
     # Break the transaction half way: payloads refuses the insert.
     await pool.execute("ALTER TABLE payloads ADD CONSTRAINT no_rows CHECK (false) NOT VALID")
-    with contextlib.suppress(asyncpg.PostgresError):
+    with pytest.raises(StoreRefusedError):
         await store.accept([Accepted(env, b"A")])
     assert await pool.fetchval("SELECT count(*) FROM messages") == 0
     assert await pool.fetchval("SELECT count(*) FROM ingress_keys") == 0

@@ -9,6 +9,7 @@ from datetime import date
 import asyncpg
 import pytest
 
+from broker.errors import StoreRefusedError
 from broker.store import audit, partitions
 from broker.store.audit import AuditWriter
 from tests.integration.audit.conftest import accept, at, cli, hops, reject
@@ -202,7 +203,7 @@ async def test_chains_link_across_days_and_survive_retention(pool: asyncpg.Pool)
 async def test_a_failed_batch_is_retried_not_lost(pool: asyncpg.Pool) -> None:
     await accept(pool, "C1", "C2")
     await pool.execute("ALTER TABLE audit_heads ADD CONSTRAINT refuse CHECK (false) NOT VALID")
-    with pytest.raises(asyncpg.CheckViolationError):
+    with pytest.raises(StoreRefusedError, match="CheckViolationError"):
         await AuditWriter(pool).drain()
     assert await pool.fetchval("SELECT count(*) FROM audit_pending") == 2
     assert await pool.fetchval("SELECT count(*) FROM audit") == 0

@@ -10,6 +10,7 @@ from broker import retention
 from broker.settings import Settings
 from broker.store import audit, partitions
 from broker.store.audit import AuditWriter
+from broker.store.partitions import PartitionStore
 from tests.integration.audit.conftest import accept, at, cli
 
 SETTINGS = Settings(retention_payload_days=30, retention_message_days=180, retention_audit_days=365)
@@ -38,15 +39,17 @@ async def test_each_kind_goes_when_its_retention_ends(pool: asyncpg.Pool) -> Non
     def count(table: str) -> object:
         return pool.fetchval(f"SELECT count(*) FROM {table} WHERE received_at < '2026-02-01'")
 
-    dry = await retention.apply(pool, SETTINGS, today=date(2026, 3, 1), dry_run=True)
+    dry = await retention.apply(
+        PartitionStore(pool), SETTINGS, today=date(2026, 3, 1), dry_run=True
+    )
     assert "payloads_p20260110" in dry["payloads"] and dry["messages"] == dry["audit"] == []
     assert await count("payloads") == 1  # a dry run drops nothing
 
-    dropped = await retention.apply(pool, SETTINGS, today=date(2026, 3, 1))
+    dropped = await retention.apply(PartitionStore(pool), SETTINGS, today=date(2026, 3, 1))
     assert dropped["payloads"] == [f"payloads_p202601{d:02d}" for d in range(9, 14)]
     assert await count("payloads") == 0 and await count("messages") == 1
 
-    dropped = await retention.apply(pool, SETTINGS, today=date(2026, 8, 1))
+    dropped = await retention.apply(PartitionStore(pool), SETTINGS, today=date(2026, 8, 1))
     assert "messages_p20260110" in dropped["messages"] and dropped["audit"] == []
     assert await count("messages") == 0
     assert await pool.fetchval("SELECT count(*) FROM audit WHERE day = '2026-01-10'") == 1
@@ -55,7 +58,7 @@ async def test_each_kind_goes_when_its_retention_ends(pool: asyncpg.Pool) -> Non
     await partitions.ensure_partitions(pool, today=date(2026, 6, 1))
     await accept(pool, "C-later")
     await AuditWriter(pool, clock=lambda: at("2026-06-01")).drain_all()
-    dropped = await retention.apply(pool, SETTINGS, today=date(2027, 1, 11))
+    dropped = await retention.apply(PartitionStore(pool), SETTINGS, today=date(2027, 1, 11))
     assert "audit_p20260110" in dropped["audit"]
     assert await pool.fetchval("SELECT count(*) FROM audit WHERE day = '2026-01-10'") == 0
     # What is left still verifies: its first link is checked against the kept head.

@@ -15,7 +15,7 @@ from broker.audit_syslog import SyslogSender
 from broker.local import free_port
 from broker.settings import Settings
 from broker.store import audit
-from broker.store.audit import AuditWriter
+from broker.store.audit import AuditStore, AuditWriter
 from tests.certs import self_signed_certificate
 from tests.conftest import wait_for
 from tests.integration.audit.conftest import accept
@@ -77,7 +77,7 @@ async def test_events_wait_while_the_repository_is_down_then_all_arrive_in_order
     repo, settings = repository
     await accept(pool, "C1", "C2", "C3")
     await AuditWriter(pool).drain_all()
-    sender = SyslogSender(pool, settings)
+    sender = SyslogSender(AuditStore(pool), settings)
     with pytest.raises(ConnectionRefusedError):  # nobody listens yet
         await sender.send_pending()
     assert await sender.position() is None  # nothing confirmed, nothing skipped
@@ -111,7 +111,7 @@ async def test_the_sender_catches_up_by_itself(
     repo, settings = repository
     await accept(pool, "C1", "C2")
     await AuditWriter(pool).drain_all()
-    sender = SyslogSender(pool, settings)
+    sender = SyslogSender(AuditStore(pool), settings)
     stop = asyncio.Event()
     task = asyncio.create_task(sender.run(stop, interval=0.05))
     await asyncio.sleep(0.3)  # it tries, fails, backs off
@@ -133,7 +133,7 @@ async def test_a_repository_with_an_untrusted_certificate_gets_nothing(
     await accept(pool, "C1")
     await AuditWriter(pool).drain_all()
     sender = SyslogSender(
-        pool,
+        AuditStore(pool),
         Settings(
             audit_syslog_host="127.0.0.1", audit_syslog_port=repo.port, audit_syslog_ca=other_ca
         ),

@@ -22,16 +22,16 @@ import pytest
 from broker.app import mount
 from broker.console.role import build_console
 from broker.console.settings import ConsoleSettings
-from broker.console.users import UserStore
+from broker.console.users import Users
 from broker.context import Context
 from broker.directory import load_directory
+from broker.directory_sync import DirectorySync
 from broker.health import Readiness
 from broker.http import create_app
 from broker.pseudonym import Pseudonymizer
 from broker.settings import Settings
-from broker.store.messages import MessageStore
-from routing.directory_store import DirectorySync
-from routing.directory_store import store as store_directory
+from broker.store.db import Database
+from broker.store.stores import Stores
 from tests.conftest import REPO
 
 PARTNERS = REPO / "tests" / "data" / "partners.yaml"
@@ -58,10 +58,9 @@ def build(
         settings=Settings(
             database_url=database_url, config=config, http_port=0, mllp_port=0, console=settings
         ),
-        pool=pool,
+        stores=Stores.over(Database(pool)),
         directory=load_directory(config),
         pseudonymizer=Pseudonymizer(b"k" * 32),
-        messages=MessageStore(pool),
         readiness=Readiness(),
         producer=None,  # type: ignore[arg-type]  # the console never produces to Kafka
         stop=asyncio.Event(),
@@ -77,7 +76,7 @@ def build(
 async def console(database_url: str, pool: asyncpg.Pool, tmp_path: Path) -> Console:
     built = build(database_url, pool, tmp_path, ConsoleSettings(flows_cache_s=0))
     # As at start-up: the process's file is the stored current version.
-    await store_directory(pool, built.ctx.directory, actor="startup")
+    await built.ctx.stores.directory.store(built.ctx.directory, actor="startup")
     return built
 
 
@@ -91,7 +90,7 @@ async def client(console: Console) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 async def users(pool: asyncpg.Pool) -> dict[str, str]:
     """One user per role, all with PASSWORD; returns name -> role."""
-    store = UserStore(pool)
+    store = Users(Stores.over(Database(pool)).accounts)
     made = {"vera": "viewer", "otto": "operator", "ada": "admin"}
     for name, role in made.items():
         await store.add(name, role, PASSWORD, "test")  # type: ignore[arg-type]

@@ -189,18 +189,20 @@ async def test_dead_letters_are_listed_retried_and_discarded_with_a_reason(
     outbound = {o["partner"]: o for o in flows["outbound"]}
     assert outbound["cabinet-dupont"]["dead"] == 0 and outbound["chu-montpellier"]["dead"] == 1
     facts = await alerts.gather(
-        pool, console.ctx.directory, Settings(), watching_since=row["created_at"]
+        console.ctx.stores.alerts,
+        console.ctx.directory,
+        Settings(),
+        watching_since=row["created_at"],
     )
     assert facts.dead == {"chu-montpellier": 1}
 
     # A replay by partner leaves the discarded one alone; by id brings it back.
     broad = await replay(
-        pool,
+        console.ctx.stores.routing,
         console.ctx.directory,
         Selection(partner="cabinet-dupont"),
         actor="user:cli",
         topic_prefix="",
-        outbox_shards=1,
     )
     assert broad.deliveries == 0
     assert broad.skipped == [f"{expired}: discarded by an operator"]

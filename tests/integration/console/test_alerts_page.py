@@ -21,7 +21,7 @@ async def as_operator(client: httpx.AsyncClient) -> dict[str, str]:
 async def monitor(console: Console) -> list[alerts.Alert]:
     """Run the audit role's alert check once, as it does every alert_interval_s."""
     check = alerts.AlertMonitor(
-        console.ctx.pool, lambda: console.ctx.directory, console.ctx.settings
+        console.ctx.stores.alerts, lambda: console.ctx.directory, console.ctx.settings
     )
     return await check.check()
 

@@ -8,8 +8,8 @@ import asyncpg
 import httpx
 
 from broker.console.auth import COOKIE
-from broker.console.sessions import SessionStore
-from broker.store.db import transaction
+from broker.console.sessions import Sessions
+from broker.store.accounts import AccountStore
 from tests.integration.console.conftest import PASSWORD, audit, cli_token, sign_in
 
 
@@ -163,9 +163,10 @@ async def test_cli_token_is_a_bearer_token_not_a_cookie(
 async def test_api_tokens_have_no_idle_timeout(
     client: httpx.AsyncClient, users: dict[str, str], pool: asyncpg.Pool
 ) -> None:
-    sessions = SessionStore(pool, idle_timeout_s=60, lifetime_s=300)
-    async with transaction(pool) as conn:
-        token, _ = await sessions.open(conn, "vera", "api", lifetime=timedelta(days=90))
+    accounts = AccountStore(pool)
+    sessions = Sessions(accounts, idle_timeout_s=60, lifetime_s=300)
+    async with accounts.transaction() as work:
+        token, _ = await sessions.open(work, "vera", "api", lifetime=timedelta(days=90))
     await pool.execute("UPDATE console_sessions SET last_seen_at = now() - interval '30 days'")
     response = await client.get("/api/flows", headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 200

@@ -24,7 +24,7 @@ ACK_AE = (
 async def store(console: Console, raw: bytes = ORU) -> Envelope:
     """Accept a message from labo-sud as MLLP ingress does."""
     made = envelope(raw, "labo-sud", console.ctx.pseudonymizer)
-    await console.ctx.messages.accept([Accepted(made, b"ACK")])
+    await console.ctx.stores.messages.accept([Accepted(made, b"ACK")])
     return made
 
 
@@ -75,7 +75,9 @@ async def test_an_operator_reads_the_original_with_named_fields_and_is_audited(
     assert field(segments, "MSH-2")["value"] == "^~\\&"
     assert original["text"].startswith("MSH|^~\\&|LIS|LABO-SUD")
 
-    viewed = [e for e in await audit(console.ctx.pool) if e["kind"] == "content_viewed"]
+    viewed = [
+        e for e in await audit(console.ctx.stores.database.general) if e["kind"] == "content_viewed"
+    ]
     assert len(viewed) == 1
     assert viewed[0]["actor"] == "user:otto"
     assert viewed[0]["message_id"] == str(message.message_id)

@@ -99,8 +99,9 @@ async def test_flows_are_shared_between_pollers_within_the_cache_time(
     from broker.console.flows import FlowsCache
 
     cache = FlowsCache(ttl=60)
-    first = await cache.get(pool, console.ctx.directory)
+    store = console.ctx.stores.console
+    first = await cache.get(store, console.ctx.directory)
     await add_message(pool, "labo-sud")
-    assert (await cache.get(pool, console.ctx.directory)) is first
-    fresh = await FlowsCache(ttl=0).get(pool, console.ctx.directory)
+    assert (await cache.get(store, console.ctx.directory)) is first
+    fresh = await FlowsCache(ttl=0).get(store, console.ctx.directory)
     assert fresh.totals.received_1h == first.totals.received_1h + 1

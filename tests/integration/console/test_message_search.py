@@ -35,7 +35,7 @@ INS = "1.2.250.1.213.1.4.8"  # INS-NIR
 async def store(console: Console, raw: bytes, sender: str = "labo-sud") -> Envelope:
     """Accept a message as ingress does; return its envelope."""
     env = envelope(raw, sender, console.ctx.pseudonymizer)
-    await console.ctx.messages.accept([Accepted(env, b"ACK")])
+    await console.ctx.stores.messages.accept([Accepted(env, b"ACK")])
     return env
 
 

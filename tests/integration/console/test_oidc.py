@@ -21,8 +21,9 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from broker.console.auth import COOKIE
 from broker.console.settings import ConsoleSettings
-from broker.console.users import UserStore
+from broker.console.users import Users
 from broker.http import HttpServer, bind
+from broker.store.accounts import AccountStore
 from tests.integration.console.conftest import Console, audit, build
 
 CLIENT_ID, CLIENT_SECRET = "carebroker", "s3cret-of-the-client"
@@ -164,7 +165,7 @@ async def test_a_new_user_signs_in_with_the_role_the_provider_gives(
 async def test_the_highest_known_role_of_a_list_wins_and_updates_the_user(
     client: httpx.AsyncClient, provider: TinyProvider, pool: asyncpg.Pool
 ) -> None:
-    await UserStore(pool).add("paul", "viewer", "a long password", "test")
+    await Users(AccountStore(pool)).add("paul", "viewer", "a long password", "test")
     provider.claims = {"preferred_username": "paul", "carebroker_role": ["auditor", "admin"]}
     await single_sign_on(client)
     assert (await client.get("/api/session")).json()["role"] == "admin"
@@ -179,8 +180,8 @@ async def test_refusals_send_back_to_sign_in_with_a_message(
     page = await client.get("/console/login?error=sso")
     assert "Single sign-on did not succeed" in page.text
 
-    await UserStore(pool).add("gone", "admin", "a long password", "test")
-    await UserStore(pool).update("gone", "test", disabled=True)
+    await Users(AccountStore(pool)).add("gone", "admin", "a long password", "test")
+    await Users(AccountStore(pool)).update("gone", "test", disabled=True)
     provider.claims = {"preferred_username": "gone", "carebroker_role": "admin"}
     assert await single_sign_on(client) == "/console/login?error=sso"
     refused = [e for e in await audit(pool) if e["detail"].get("action") == "sign_in_refused"]

@@ -9,6 +9,7 @@ import asyncpg
 from broker import kafka
 from broker.relay import Relay
 from broker.settings import Settings
+from broker.store.outbox import OutboxStore
 from tests.conftest import REPO, wait_for
 from tests.integration.mllp.conftest import StartListener, msa, parse_answer
 from tests.integration.mllp.kafka_records import accepted_records
@@ -24,7 +25,9 @@ async def test_resend_is_answered_identically_and_published_once(
     producer = kafka.Producer(settings)
     await producer.start()
     stop = asyncio.Event()
-    relay = asyncio.create_task(Relay(pool, producer, settings.outbox_shards).run(stop))
+    relay = asyncio.create_task(
+        Relay(OutboxStore(pool, settings.outbox_shards), producer).run(stop)
+    )
     try:
         first = await listener.send(ORU)
         await wait_for(lambda: pool.fetchval("SELECT count(*) = 0 FROM outbox"), timeout=20)

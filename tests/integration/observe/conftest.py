@@ -19,6 +19,8 @@ from broker import alerts, metrics, telemetry
 from broker.directory import Directory
 from broker.settings import Settings
 from broker.store import db
+from broker.store.db import Database
+from broker.store.stores import Stores
 from tests.integration.routing.conftest import Pipeline
 from tests.sinks import partner_sinks
 
@@ -57,7 +59,9 @@ async def http_get(
     """GET ``path`` from an app serving /metrics and /api/alerts, set up as broker.app does."""
     app = FastAPI()
     app.state.context = SimpleNamespace(
-        pool=pool, settings=settings or Settings(), directory=directory or Directory.empty()
+        stores=Stores.over(Database(pool)),
+        settings=settings or Settings(),
+        directory=directory or Directory.empty(),
     )
     app.state.lag_probe = lag
     for router in (*metrics.ROUTERS, *alerts.ROUTERS):

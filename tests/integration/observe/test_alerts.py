@@ -12,6 +12,7 @@ from broker import alerts
 from broker.directory import parse_directory
 from broker.settings import Settings
 from broker.store import audit
+from broker.store.alerts import AlertStore
 from broker.store.audit import AuditWriter
 from tests.certs import self_signed_certificate
 from tests.integration.audit.conftest import accept
@@ -68,7 +69,7 @@ async def test_alerts_fire_show_and_resolve_once_each(pool: asyncpg.Pool, tmp_pa
     settings = Settings(
         alert_queue_age_minutes=5, mllp_tls_cert=soon, audit_syslog_ca=tmp_path / "missing.pem"
     )
-    monitor = alerts.AlertMonitor(pool, lambda: DIRECTORY, settings)
+    monitor = alerts.AlertMonitor(AlertStore(pool), lambda: DIRECTORY, settings)
     monitor.started = datetime.now(UTC) - timedelta(minutes=2)
     await accept(pool, "C1", sender="labo-sud")  # labo-sud sent recently: not silent
     await insert_delivery(pool, "cabinet-dupont", "pending", timedelta(minutes=6))

@@ -18,6 +18,7 @@ from broker import kafka, telemetry, topics
 from broker.relay import Relay
 from broker.settings import Settings
 from broker.store.messages import Accepted, MessageStore
+from broker.store.outbox import OutboxStore
 from tests.conftest import wait_for
 from tests.integration.observe.conftest import Flowing, Telemetry
 from tests.integration.test_store import envelope
@@ -29,7 +30,7 @@ async def _relay_and_consume(settings: Settings, pool: asyncpg.Pool, count: int)
     producer = kafka.Producer(settings)
     await producer.start()
     stop = asyncio.Event()
-    task = asyncio.create_task(Relay(pool, producer, settings.outbox_shards).run(stop))
+    task = asyncio.create_task(Relay(OutboxStore(pool, settings.outbox_shards), producer).run(stop))
     consumer = AIOKafkaConsumer(
         topics.ACCEPTED.full_name(settings.kafka_topic_prefix),
         **kafka.client_options(settings),

@@ -25,20 +25,22 @@ import pytest
 
 from broker import kafka
 from broker.app import mount, role_service
-from broker.console.sessions import SessionStore
-from broker.console.users import UserRole, UserStore
+from broker.console.sessions import Sessions
+from broker.console.users import UserRole, Users
 from broker.context import Context, RoleService
 from broker.directory import load_directory
+from broker.directory_sync import DirectorySync
 from broker.envelope import Envelope
 from broker.health import Readiness
 from broker.http import HttpServer, bind, create_app
 from broker.pseudonym import Pseudonymizer
 from broker.settings import Settings
 from broker.store import db
-from broker.store.db import transaction
-from broker.store.messages import Accepted, MessageStore
-from routing.delivery import Head, load_heads, scan_heads
-from routing.directory_store import DirectorySync
+from broker.store.db import Database
+from broker.store.messages import Accepted
+from broker.store.routing import PgRoutingStore
+from broker.store.stores import Stores
+from broker.store.work import Head
 from tests.conftest import wait_for
 from tests.messages import DATA, envelope
 from tests.sinks import FhirSink, MllpSink, partner_sinks
@@ -116,7 +118,7 @@ class Pipeline:
     async def accept(self, *items: tuple[bytes, str]) -> list[Envelope]:
         """Store messages as ingress does (raw bytes, sender partner id); return envelopes."""
         envelopes = [envelope(raw, sender, self.ctx.pseudonymizer) for raw, sender in items]
-        await self.ctx.messages.accept([Accepted(e, b"ACK") for e in envelopes])
+        await self.ctx.stores.messages.accept([Accepted(e, b"ACK") for e in envelopes])
         return envelopes
 
     async def deliveries(self, message_id: uuid.UUID) -> dict[str, dict[str, Any]]:
@@ -137,7 +139,7 @@ class Pipeline:
         await wait_for(done, timeout=timeout)
 
     async def message_status(self, message_id: uuid.UUID) -> str:
-        row = await self.ctx.messages.get(message_id)
+        row = await self.ctx.stores.messages.get(message_id)
         assert row is not None
         return str(row["status"])
 
@@ -156,10 +158,11 @@ class Pipeline:
 
 async def api_token(pool: asyncpg.Pool, name: str, role: UserRole) -> str:
     """Add a console user and return an API token of theirs (``carebroker users token``)."""
-    await UserStore(pool).add(name, role, None, "test")
-    sessions = SessionStore(pool, idle_timeout_s=1800, lifetime_s=3600)
-    async with transaction(pool) as conn:
-        token, _ = await sessions.open(conn, name, "api")
+    accounts = Stores.over(Database(pool)).accounts
+    await Users(accounts).add(name, role, None, "test")
+    sessions = Sessions(accounts, idle_timeout_s=1800, lifetime_s=3600)
+    async with accounts.transaction() as work:
+        token, _ = await sessions.open(work, name, "api")
     return token
 
 
@@ -183,16 +186,18 @@ async def start_pipeline(
     producer = kafka.Producer(settings)
     await producer.start()
     readiness = Readiness("postgresql", "kafka")
+    stores = Stores.over(
+        Database(pool),
+        topic_prefix=settings.kafka_topic_prefix,
+        outbox_shards=settings.outbox_shards,
+    )
     ctx = Context(
         settings=settings,
-        pool=pool,
+        stores=stores,
         directory=load_directory(partners),
         # The deployment's key, as `carebroker consent` reads it from the store.
         pseudonymizer=Pseudonymizer(
-            await db.fetch_secret(pool, "pseudonym_key", lambda: secrets.token_bytes(32))
-        ),
-        messages=MessageStore(
-            pool, topic_prefix=settings.kafka_topic_prefix, outbox_shards=settings.outbox_shards
+            await stores.secret("pseudonym_key", lambda: secrets.token_bytes(32))
         ),
         readiness=readiness,
         producer=producer,
@@ -300,6 +305,6 @@ async def ready_heads(
     limit: int,
 ) -> list[Head]:
     """What an exhaustive dispatch pass would attempt now: ready heads, oldest first."""
-    async with pool.acquire() as conn:
-        heads = await scan_heads(conn, partitions, busy_lanes, open_circuits)
-        return await load_heads(conn, [h.id for h in heads if h.wait_s == 0][:limit])
+    async with PgRoutingStore(pool).connection() as work:
+        heads = await work.deliveries.scan_heads(partitions, busy_lanes, open_circuits, 20000)
+        return await work.deliveries.load_heads([h.id for h in heads if h.wait_s == 0][:limit])

@@ -20,7 +20,7 @@ from adapters.hl7v2.ack import read_answer
 from adapters.hl7v2.er7 import Message
 from broker.directory import load_directory
 from broker.envelope import Envelope
-from broker.store.db import transaction
+from broker.store.routing import PgRoutingStore, PgWork
 from routing import app_ack
 from routing.delivery import Dispatcher
 from tests.conftest import wait_for
@@ -167,11 +167,11 @@ async def test_two_instances_finishing_the_last_deliveries_at_once_queue_one_ack
     directory = load_directory(DATA / "partners.yaml")
     env: Envelope = envelope(enhanced(ORU, "LS-RACE-1").replace(b"|LABO-SUD|", b"|CHU-MTP|"))
     env = env.model_copy(update={"sender": "chu-montpellier"})
-    lanes = app_ack.Lanes("t.deliveries", 4, 2)
-    async with transaction(pool) as conn:
-        await app_ack.expect(conn, [env], {})
+    lanes = app_ack.Lanes("t.deliveries", 4)
+    async with PgRoutingStore(pool).transaction() as work:
+        await app_ack.expect(work, [env], {})
         for recipient in ("cabinet-dupont", "maison-sante-nord"):
-            await conn.execute(
+            await work.conn.execute(
                 "INSERT INTO deliveries (id, message_id, message_received_at, recipient, lane,"
                 " partition, status) VALUES ($1, $2, $3, $4, $4, 0, 'pending')",
                 uuid.uuid4(),
@@ -189,9 +189,10 @@ async def test_two_instances_finishing_the_last_deliveries_at_once_queue_one_ack
                 "UPDATE deliveries SET status = 'delivered' WHERE recipient = $1", recipient
             )
         # The first sees the other delivery still pending: nothing to send yet, row locked.
-        assert await app_ack.settle(first, [env.message_id], directory, lanes, actor="t") == []
+        settled = app_ack.settle(PgWork(first, 2), [env.message_id], directory, lanes, actor="t")
+        assert await settled == []
         racing = asyncio.create_task(
-            app_ack.settle(second, [env.message_id], directory, lanes, actor="t")
+            app_ack.settle(PgWork(second, 2), [env.message_id], directory, lanes, actor="t")
         )
         await asyncio.sleep(0.3)
         assert not racing.done()  # waits for the first to commit
@@ -225,16 +226,17 @@ async def test_an_ack_whose_deliveries_ended_elsewhere_is_decided_by_the_sweep(
     directory = load_directory(DATA / "partners.yaml")
     env = envelope(enhanced(REF, "CD-SWEEP-1"), "cabinet-dupont")
     env = env.model_copy(update={"received_at": env.received_at - timedelta(minutes=2)})
-    async with transaction(pool) as conn:
-        await app_ack.expect(conn, [env], {})
-        await conn.execute(
+    store = PgRoutingStore(pool, outbox_shards=2)
+    async with store.transaction() as work:
+        await app_ack.expect(work, [env], {})
+        await work.conn.execute(
             "INSERT INTO deliveries (id, message_id, message_received_at, recipient, lane,"
             " partition, status) VALUES ($1, $2, $3, 'chu-montpellier', 'l', 0, 'blocked')",
             uuid.uuid4(),
             env.message_id,
             env.received_at,
         )
-    dispatcher = Dispatcher(pool, lambda: directory, acks=app_ack.Lanes("t.deliveries", 4, 2))
+    dispatcher = Dispatcher(store, lambda: directory, acks=app_ack.Lanes("t.deliveries", 4))
     assert await dispatcher.settle_stale_app_acks() == 1
     row = await pool.fetchrow("SELECT status, code FROM app_acks")
     assert tuple(row) == ("queued", "AA")  # blocked by an opposition: nothing to correct

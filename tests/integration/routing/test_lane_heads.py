@@ -18,7 +18,8 @@ import asyncpg
 import pytest
 
 from broker.ids import new_id
-from routing.delivery import LaneHead, probe_heads, scan_heads
+from broker.store.routing import PgRoutingStore
+from broker.store.work import LaneHead
 from tests.integration.routing.conftest import ready_heads
 
 START = datetime(2026, 11, 28, 8, 0, tzinfo=UTC)
@@ -123,14 +124,14 @@ async def test_probing_named_lanes_finds_the_heads_an_exhaustive_scan_finds(
     ]
     assert expected  # the backlog leaves work to do
 
-    async with pool.acquire() as conn:
-        scanned = await scan_heads(conn, partitions, busy, open_circuits)
+    async with PgRoutingStore(pool).connection() as work:
+        scanned = await work.deliveries.scan_heads(partitions, busy, open_circuits, 20000)
         named = [
             (r["partition"], r["lane"])
             for r in rows
             if r["partition"] in partitions and r["lane"] not in busy
         ]
-        probed = await probe_heads(conn, list(dict.fromkeys(named)), open_circuits)
+        probed = await work.deliveries.probe_heads(list(dict.fromkeys(named)), open_circuits)
 
     assert described(scanned) == expected
     assert described(probed) == expected
@@ -151,8 +152,10 @@ async def test_a_waiting_head_holds_its_lane_and_posted_mailbox_rows_hold_none(
     other = row("gp-a/p2", at[7])
     await add_rows(pool, [waiting, *behind, posted, after_posted, other])
 
-    async with pool.acquire() as conn:
-        probed = await probe_heads(conn, [(0, "gp-a/p1"), (0, "gp-m/p1"), (0, "gp-a/p2")], [])
+    async with PgRoutingStore(pool).connection() as work:
+        probed = await work.deliveries.probe_heads(
+            [(0, "gp-a/p1"), (0, "gp-m/p1"), (0, "gp-a/p2")], []
+        )
     assert described(probed) == [
         (waiting["id"], True),
         (after_posted["id"], False),

@@ -16,8 +16,7 @@ import asyncpg
 import pytest
 
 from broker.settings import Settings
-from routing.delivery import DeliveryRole
-from routing.router import RouterRole
+from routing.roles import DeliveryRole, RouterRole
 from tests.conftest import wait_for
 from tests.integration.routing.conftest import Pipeline, start_pipeline, stop_pipeline
 from tests.messages import ORU, variant

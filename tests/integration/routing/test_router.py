@@ -8,13 +8,16 @@ import pytest
 from broker import telemetry
 from broker.directory import load_directory
 from broker.store.messages import Accepted, MessageStore
+from broker.store.routing import PgRoutingStore
 from routing.router import Router, lane_of, partition_of
 from tests.messages import DATA, ORU, REF, envelope, variant
 
 
 async def test_a_redelivered_batch_changes_nothing(pool: asyncpg.Pool) -> None:
     directory = load_directory(DATA / "partners.yaml")
-    router = Router(pool, directory, topic_prefix="t.", partitions=4, outbox_shards=2)
+    router = Router(
+        PgRoutingStore(pool, outbox_shards=2), directory, topic_prefix="t.", partitions=4
+    )
     envs = [envelope(variant(ORU, "R-1", "PA")), envelope(REF, "cabinet-dupont")]
     await MessageStore(pool, topic_prefix="t.").accept([Accepted(e, b"A") for e in envs])
     await pool.execute("DELETE FROM outbox")
@@ -65,7 +68,9 @@ async def test_one_wake_up_per_partition_touched_however_many_deliveries(
     """
     monkeypatch.setattr(telemetry, "is_recording", lambda: tracing)
     directory = load_directory(DATA / "partners.yaml")
-    router = Router(pool, directory, topic_prefix="t.", partitions=4, outbox_shards=2)
+    router = Router(
+        PgRoutingStore(pool, outbox_shards=2), directory, topic_prefix="t.", partitions=4
+    )
     envs = [envelope(variant(ORU, f"W-{n}", f"PAT-{n}")) for n in range(40)]
     await MessageStore(pool, topic_prefix="t.").accept([Accepted(e, b"A") for e in envs])
     await pool.execute("DELETE FROM outbox")
@@ -100,7 +105,11 @@ async def test_the_lanes_of_a_committed_batch_are_told_to_this_process(
     told: list[list[tuple[int, str]]] = []
     directory = load_directory(DATA / "partners.yaml")
     router = Router(
-        pool, directory, topic_prefix="t.", partitions=4, outbox_shards=2, on_routed=told.append
+        PgRoutingStore(pool, outbox_shards=2),
+        directory,
+        topic_prefix="t.",
+        partitions=4,
+        on_routed=told.append,
     )
     envs = [envelope(variant(ORU, f"T-{n}", f"P{n}")) for n in range(3)]
     await MessageStore(pool, topic_prefix="t.").accept([Accepted(e, b"A") for e in envs])

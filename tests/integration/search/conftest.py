@@ -15,9 +15,11 @@ import asyncpg
 import pytest
 
 from broker.commands.bench_search import Seeded, seed
-from broker.console.users import UserStore
+from broker.console.users import Users
 from broker.pseudonym import Pseudonymizer
 from broker.store import db
+from broker.store.accounts import AccountStore
+from broker.store.seed import BenchStore
 from tests.conftest import scratch_database
 
 MESSAGES = 1_000_000
@@ -41,8 +43,8 @@ async def million(pg_admin_dsn: str, template_db: str) -> AsyncIterator[Million]
     async with scratch_database(pg_admin_dsn, template_db, prefix="cbsearch") as dsn:
         pool = await db.connect(dsn, 4)
         try:
-            seeded = await seed(pool, PSEUDONYMIZER, messages=MESSAGES, days=DAYS)
-            await UserStore(pool).add("otto", "operator", "correct horse battery", "test")
+            seeded = await seed(BenchStore(pool), PSEUDONYMIZER, messages=MESSAGES, days=DAYS)
+            await Users(AccountStore(pool)).add("otto", "operator", "correct horse battery", "test")
             yield Million(dsn, pool, seeded)
         finally:
             await pool.close()
