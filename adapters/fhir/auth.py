@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from adapters.translate.fhir_to_v2 import Resources
+from adapters.fhir.resources import Resources
 from broker.directory import Directory, Partner
 
 Json = dict[str, Any]

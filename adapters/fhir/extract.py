@@ -33,8 +33,8 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+from adapters.fhir.resources import Resources
 from adapters.hl7v2.extract import INS_OIDS, ordering_key
-from adapters.translate.fhir_to_v2 import Resources
 from adapters.translate.v2_orders import RESULT_COPIES_TO_URL
 from adapters.translate.v2_patient import IDENTITY_RELIABILITY_URL
 from broker.envelope import Envelope, Identity, PatientKey, ProviderRef

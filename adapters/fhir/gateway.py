@@ -39,8 +39,8 @@ from opentelemetry.trace import Span
 from adapters.fhir import auth, extract
 from adapters.fhir.capability import CREATE_TYPES, capability_statement
 from adapters.fhir.outcome import FHIR_JSON, encode, information, outcome
+from adapters.fhir.resources import Resources
 from adapters.fhir.validate import FhirValidationError, Issue, parse_json, validate
-from adapters.translate.fhir_to_v2 import Resources
 from broker import redact, telemetry
 from broker.directory import Directory, Partner
 from broker.errors import StoreUnavailableError
