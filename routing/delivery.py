@@ -43,26 +43,22 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import UTC, datetime
 
 import orjson
-from opentelemetry.trace import StatusCode
 
-from broker import telemetry
 from broker.directory import Directory, MailboxEndpoint, Partner, RetryPolicy
 from broker.errors import StoreRefusedError, StoreUnavailableError
 from broker.events import AuditEvent
 from broker.store.work import Head, LaneHead, OutcomeUpdate, RoutingStore
 from routing import app_ack
-from routing.retry import CircuitBreaker, backoff, is_exhausted
+from routing.endpoints import Endpoint, Result
+from routing.outcomes import ACTOR, decide, delivery_id
 from routing.subscriber import REVOKE_WAIT_S
-from routing.transports import Outcome, Outgoing, Transport, transport_for
+from routing.transports import Outcome, Transport, transport_for
 
 log = logging.getLogger(__name__)
 
-ACTOR = "delivery"
 MAX_IN_FLIGHT = 2000
 FETCH_MAX = 500
 WRITE_MAX = 1000
@@ -72,89 +68,6 @@ SCAN_S = 2.0  # how often every lane's head is looked for, whatever the wake-ups
 SCAN_MAX = 20000  # lane heads one exhaustive pass reads
 SWEEP_S = 30.0
 STALE_ACKS_MAX = 500
-
-
-@dataclass
-class _Result:
-    head: Head
-    outcome: Outcome | None  # None: not attempted (circuit opened meanwhile)
-
-
-class _Endpoint:
-    """One partner endpoint: its transport, its queue, its workers, its circuit breaker.
-
-    ``may_send`` is asked again when a worker takes a head off the queue: a head
-    queued before its partition was revoked (or the process began to stop) is
-    handed back unsent, since another instance may own its lane by now.
-    """
-
-    def __init__(
-        self,
-        partner: Partner,
-        results: asyncio.Queue[_Result],
-        may_send: Callable[[Head], bool],
-        transport: Transport,
-    ) -> None:
-        self.partner = partner
-        self.may_send = may_send
-        self.transport = transport
-        self.protocol = partner.endpoint.type if partner.endpoint else "none"
-        policy = partner.endpoint.retry if partner.endpoint else RetryPolicy()
-        self.breaker = CircuitBreaker(policy.circuit_failures, policy.circuit_open_s)
-        self.queue: asyncio.Queue[Head | None] = asyncio.Queue()
-        self.results = results
-        self.workers = [
-            asyncio.create_task(self._work(), name=f"deliver-{partner.id}-{i}")
-            for i in range(self.transport.concurrency)
-        ]
-
-    async def _work(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            head = await self.queue.get()
-            if head is None:
-                return
-            if self.breaker.state == "open" or not self.may_send(head):
-                await self.results.put(_Result(head, None))
-                continue
-            item = Outgoing(
-                head.id,
-                head.message_id,
-                head.control_id,
-                head.recipient,
-                head.content_type,
-                head.payload,
-                expect_answer=head.kind != app_ack.KIND,
-            )
-            with telemetry.deliver_span(
-                head.recipient, self.protocol, head.trace, _span_attributes(head)
-            ) as span:
-                try:
-                    outcome = await self.transport.send(item)
-                except Exception:  # a transport bug must not kill the worker
-                    # Transports turn partner failures into outcomes; anything raised
-                    # here is carebroker's own fault: retry, and say so in the logs.
-                    log.exception("delivery: transport failed", extra={"partner": self.partner.id})
-                    outcome = Outcome("retry", "internal-error", "carebroker transport error")
-                span.set_attribute("carebroker.outcome", outcome.status)
-                span.set_attribute("carebroker.ack_code", outcome.ack_code)
-                if outcome.status in ("retry", "failed"):
-                    span.set_status(StatusCode.ERROR, outcome.ack_code)
-            if outcome.endpoint_answered:
-                self.breaker.succeeded()
-            elif self.breaker.failed(loop.time()):
-                log.warning(
-                    "delivery: circuit opened",
-                    extra={"partner": self.partner.id, "for_s": self.breaker.open_for_s},
-                )
-            await self.results.put(_Result(head, outcome))
-
-    async def retire(self) -> None:
-        """Finish what is queued, then stop the workers and close the transport."""
-        for _ in self.workers:
-            self.queue.put_nowait(None)
-        await asyncio.gather(*self.workers, return_exceptions=True)
-        await self.transport.close()
 
 
 class Dispatcher:
@@ -176,8 +89,8 @@ class Dispatcher:
         self.acks = acks  # where application ACKs owed to senders are queued
         self.owned: set[int] = set()
         self.in_flight: dict[str, Head] = {}
-        self.endpoints: dict[str, _Endpoint] = {}
-        self.results: asyncio.Queue[_Result] = asyncio.Queue()
+        self.endpoints: dict[str, Endpoint] = {}
+        self.results: asyncio.Queue[Result] = asyncio.Queue()
         self.delivered = 0
         # Lanes to look at on the next pass (an insertion-ordered set): named by
         # wake-up records, released by the writer, or whose waiting head is due.
@@ -347,7 +260,7 @@ class Dispatcher:
             if endpoint is None:
                 self.in_flight[head.lane] = head
                 await self.results.put(
-                    _Result(
+                    Result(
                         head,
                         Outcome(
                             "retry",
@@ -364,7 +277,7 @@ class Dispatcher:
             count += 1
         return count
 
-    async def _endpoint(self, directory: Directory, recipient: str) -> _Endpoint | None:
+    async def _endpoint(self, directory: Directory, recipient: str) -> Endpoint | None:
         partner = directory.partner(recipient)
         current = self.endpoints.get(recipient)
         if partner is None or partner.endpoint is None:
@@ -375,7 +288,7 @@ class Dispatcher:
             # The directory changed this partner: finish with the old settings, then swap.
             retired = self.endpoints.pop(recipient)
             self._tasks.append(asyncio.create_task(retired.retire()))
-        fresh = _Endpoint(partner, self.results, self.may_send, self.transports(partner))
+        fresh = Endpoint(partner, self.results, self.may_send, self.transports(partner))
         self.endpoints[recipient] = fresh
         return fresh
 
@@ -406,7 +319,7 @@ class Dispatcher:
             # Each released lane's next delivery (or its head again, if it waits).
             self.wake((r.head.partition, r.head.lane) for r in batch)
 
-    async def _record_one_by_one(self, batch: list[_Result]) -> None:
+    async def _record_one_by_one(self, batch: list[Result]) -> None:
         """Record outcomes singly after PostgreSQL refused a batch; release what still fails.
 
         A delivery whose outcome cannot be written stays pending and is attempted
@@ -422,7 +335,7 @@ class Dispatcher:
                     extra={"delivery_id": str(result.head.id)},
                 )
 
-    async def record(self, batch: list[_Result]) -> None:
+    async def record(self, batch: list[Result]) -> None:
         """Write a batch of outcomes and their audit events in one unit of work."""
         directory = self.directory()
         now = self.now()
@@ -437,7 +350,7 @@ class Dispatcher:
                 if partner is not None and partner.endpoint
                 else RetryPolicy()
             )
-            update, produced = _decide(result.head, result.outcome, policy, now)
+            update, produced = decide(result.head, result.outcome, policy, now)
             updates.append(update)
             audit.extend(produced)
         if not updates:
@@ -445,7 +358,7 @@ class Dispatcher:
         async with self.store.transaction() as work:
             changed = await work.deliveries.record_outcomes(updates)
             written = {c.id for c in changed}
-            recorded = [e for e in audit if _delivery_id(e) in written]
+            recorded = [e for e in audit if delivery_id(e) in written]
             if self.acks is not None:
                 # A sender in enhanced mode (MSH-16 AL/ER/SU) is owed an application
                 # ACK once every delivery of its message is final: decided here, in
@@ -511,106 +424,6 @@ class Dispatcher:
         if rows:
             log.warning("delivery: mailbox messages unacknowledged", extra={"count": len(rows)})
         return len(rows)
-
-
-def _delivery_id(event: AuditEvent) -> uuid.UUID | None:
-    value = event.detail.get("delivery_id")
-    return uuid.UUID(value) if value else None
-
-
-def _msa1(head: Head) -> str:
-    """Return MSA-1 of an application ACK carebroker sends (for its audit event)."""
-    at = head.payload.find(b"\rMSA")
-    return head.payload[at + 5 : at + 7].decode("ascii", "replace") if at >= 0 else ""
-
-
-def _span_attributes(head: Head) -> dict[str, Any]:
-    """Return the ids of one delivery attempt for its span (never content)."""
-    return {
-        "messaging.message.id": str(head.message_id),
-        "messaging.message.body.size": len(head.payload),
-        "carebroker.delivery_id": str(head.id),
-        "carebroker.control_id": head.control_id,
-        "carebroker.delivery_kind": head.kind,
-        "carebroker.attempt": head.attempts + 1,
-    }
-
-
-def _decide(
-    head: Head, outcome: Outcome, policy: RetryPolicy, now: datetime
-) -> tuple[OutcomeUpdate, list[AuditEvent]]:
-    """Return the row update and audit events for one outcome (the delivery state machine)."""
-    attempts = head.attempts + 1
-    base = {
-        "delivery_id": str(head.id),
-        "attempt": attempts,
-        "ack_code": outcome.ack_code,
-    }
-
-    def event(kind: Any, outcome_level: Any = "success", **extra: Any) -> AuditEvent:
-        return AuditEvent(
-            kind=kind,
-            actor=ACTOR,
-            outcome=outcome_level,
-            message_id=head.message_id,
-            control_id=head.control_id or None,
-            recipient=head.recipient,
-            detail={**base, **extra},
-        )
-
-    if head.kind == app_ack.KIND:
-        base["app_ack"] = True
-    if outcome.status == "delivered":
-        written = OutcomeUpdate(
-            head.id,
-            "delivered",
-            response=outcome.response,
-            ack_code=outcome.ack_code,
-            delivered_at=now,
-        )
-        if head.kind == app_ack.KIND:
-            return written, [event("app_ack_sent", sent=True, acknowledgement=_msa1(head))]
-        return written, [event("delivered")]
-    if outcome.status == "posted":
-        return (
-            OutcomeUpdate(head.id, "pending", ack_code=outcome.ack_code, posted_at=now),
-            [event("delivery_attempted", via="mailbox")],
-        )
-    if outcome.status == "failed":
-        return (
-            OutcomeUpdate(
-                head.id,
-                "failed",
-                error=outcome.error,
-                response=outcome.response,
-                ack_code=outcome.ack_code,
-            ),
-            [
-                event("failed", "serious_failure", reason=outcome.error),
-                event("dead_lettered", "serious_failure", reason=outcome.error),
-            ],
-        )
-    exhausted = is_exhausted(policy, attempts, head.since, now)
-    if exhausted is not None:
-        reason = f"{outcome.error}; {exhausted}"
-        return (
-            OutcomeUpdate(
-                head.id, "dead", error=reason, response=outcome.response, ack_code=outcome.ack_code
-            ),
-            [event("dead_lettered", "serious_failure", reason=reason)],
-        )
-    retry_at = now + timedelta(seconds=backoff(policy, attempts))
-    return (
-        OutcomeUpdate(
-            head.id,
-            "pending",
-            next_attempt_at=retry_at,
-            error=outcome.error,
-            response=outcome.response,
-            ack_code=outcome.ack_code,
-        ),
-        [event("retried", "minor_failure", reason=outcome.error, retry_at=retry_at.isoformat())],
-    )
 
 
 def lanes_named(partition: int, value: bytes) -> list[tuple[int, str]] | None:
