@@ -16,6 +16,7 @@ import orjson
 import pytest
 import yaml
 
+from broker import telemetry
 from broker.directory import Directory, Partner, parse_directory
 from broker.envelope import Envelope
 from broker.events import AuditEvent
@@ -163,7 +164,11 @@ async def settled(store: MemoryStore, recipient: str, statuses: set[str], count:
 # --- routing decisions ---------------------------------------------------------------------
 
 
-async def test_a_batch_is_routed_to_each_recipient_in_its_patient_lane(store: MemoryStore) -> None:
+async def test_a_batch_is_routed_to_each_recipient_in_its_patient_lane(
+    store: MemoryStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Without tracing (whatever an earlier test configured): one wake-up per partition.
+    monkeypatch.setattr(telemetry, "is_recording", lambda: False)
     found = directory()
     a1, a2, b1 = result("R-1", "P1"), result("R-2", "P1"), result("R-3", "P2")
     raw = variant(ORU, "R-4", "P3")
