@@ -398,7 +398,9 @@ def _response_message(
                         if "eventCoding" in header
                         else {"eventUri": header.get("eventUri", "")}
                     ),
-                    "destination": [{k: v for k, v in source.items() if k in ("name", "endpoint")}],
+                    "destination": [
+                        {k: v for k, v in source.items() if k in ("name", "endpoint", "_endpoint")}
+                    ],
                     "source": {"name": "carebroker", "endpoint": _base(gateway, request)},
                     "response": {
                         "identifier": quoted,

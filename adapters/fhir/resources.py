@@ -60,6 +60,15 @@ class Resources:
             return {"name": [{"text": reference["display"]}]}
         return None
 
+    def practitioner(self, reference: Json | None) -> Json | None:
+        """Resolve a reference to a person only: a Practitioner, or a PractitionerRole's one."""
+        found = self.resolve(reference)
+        if found is not None and found.get("resourceType") == "PractitionerRole":
+            found = self.resolve(found.get("practitioner"))
+        if found is not None and found.get("resourceType") in ("Organization", "Location"):
+            return None
+        return found
+
     def person(self, reference: Json | None) -> Json | None:
         """Resolve a reference to a Practitioner, following PractitionerRole.practitioner."""
         found = self.resolve(reference)

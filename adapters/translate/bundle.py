@@ -35,6 +35,7 @@ class BundleBuilder:
         self.seed = seed
         self.entries: list[Json] = []
         self._shared: dict[str, str] = {}
+        self._by_ref: dict[str, Json] = {}
 
     def make_id(self, key: str) -> str:
         """Return the stable id of the resource ``key`` names within this message."""
@@ -45,7 +46,13 @@ class BundleBuilder:
         resource_id = self.make_id(key)
         resource["id"] = resource_id
         self.entries.append(resource)
-        return f"urn:uuid:{resource_id}"
+        reference = f"urn:uuid:{resource_id}"
+        self._by_ref[reference] = resource
+        return reference
+
+    def find(self, reference: str) -> Json | None:
+        """Return the resource added under a ``urn:uuid:`` reference, or None."""
+        return self._by_ref.get(reference)
 
     def add_shared(self, resource: Json, identity: str) -> str:
         """Add a resource once per ``identity`` (e.g. its identifier); return its reference."""

@@ -34,7 +34,7 @@ from adapters.fhir.resources import Resources
 from adapters.hl7v2 import charset as charsets
 from adapters.hl7v2.er7 import DEFAULT_ENCODING, FieldValue, encode_segment
 from adapters.translate import concept_maps as maps
-from adapters.translate.datatypes import fhir_to_dtm, system_to_hd
+from adapters.translate.datatypes import ORIGINAL_TEXT_URL, fhir_to_dtm, system_to_hd
 from adapters.translate.v2_orders import PLN_SYSTEMS, RESULT_COPIES_TO_URL, VALUE_ATTACHMENT_URL
 from adapters.translate.v2_patient import IDENTITY_RELIABILITY_URL
 from adapters.translate.vocabulary import code_system_name, ed_type
@@ -287,6 +287,34 @@ def dtm(value: Any) -> str:
     return fhir_to_dtm(str(value)) if value else ""
 
 
+def original_text(element: Any) -> str:
+    """Return the v2 form an ``_element`` kept (originalText extension), or ""."""
+    if not isinstance(element, dict):
+        return ""
+    for extension in element.get("extension", []) or []:
+        if extension.get("url") == ORIGINAL_TEXT_URL:
+            return str(extension.get("valueString", ""))
+    return ""
+
+
+def dtm_at(parent: Json | None, name: str) -> str:
+    """The DTM for ``parent[name]``: as the v2 sender wrote it when carebroker kept that form.
+
+    A v2 time without an offset, or without seconds, gains both in FHIR; its
+    v2 form is kept beside it, so the round trip gives back what was sent.
+    """
+    if not parent or not parent.get(name):
+        return ""
+    return fhir_to_dtm(str(parent[name]), original_text(parent.get("_" + name)))
+
+
+def _effective(resource: Json, prefix: str = "effective") -> str:
+    """The DTM of ``effectiveDateTime`` or ``effectivePeriod.start``."""
+    if resource.get(prefix + "DateTime"):
+        return dtm_at(resource, prefix + "DateTime")
+    return dtm_at(resource.get(prefix + "Period"), "start")
+
+
 def number(value: Any) -> str:
     """A FHIR decimal -> NM, keeping its digits."""
     if isinstance(value, Decimal):
@@ -437,10 +465,12 @@ def _patient_of(
 
 def _patient(writer: _Writer, resources: Resources, patient: Json) -> None:
     """Patient -> PID, generalPractitioner -> PD1-4."""
-    birth = patient.get("birthDate", "")
+    birth = dtm_at(patient, "birthDate")
     for extension in (patient.get("_birthDate") or {}).get("extension", []) or []:
         if extension.get("url", "").endswith("patient-birthTime"):
-            birth = extension.get("valueDateTime", birth)
+            birth = fhir_to_dtm(
+                str(extension.get("valueDateTime", "")), original_text(patient.get("_birthDate"))
+            )
     statuses = [
         inner.get("valueCoding", {}).get("code", "")
         for extension in patient.get("extension", []) or []
@@ -455,17 +485,21 @@ def _patient(writer: _Writer, resources: Resources, patient: Json) -> None:
         for i in identifiers
         if not i.get("system") and _first_coding(i.get("type")).get("code") in ("SB", "SS")
     ]
+    licences = [i for i in identifiers if _first_coding(i.get("type")).get("code") == "DL"]
     fields: dict[int, FieldValue] = {
         1: "1",
-        3: [cx(i) for i in identifiers if i not in ssn] or None,
+        3: [cx(i) for i in identifiers if i not in ssn and i not in licences] or None,
         19: ssn[0]["value"] if ssn else None,
+        20: _trim((licences[0]["value"], "", dtm((licences[0].get("period") or {}).get("end"))))
+        if licences
+        else None,
         5: [xpn(n) for n in patient.get("name", []) or [] if n.get("use") != "nickname"] or None,
         9: [xpn(n) for n in patient.get("name", []) or [] if n.get("use") == "nickname"] or None,
-        7: dtm(birth),
+        7: birth,
         8: _SEX.get(patient.get("gender", ""), ""),
         11: [xad(a) for a in patient.get("address", []) or []] or None,
         13: [xtn(t) for t in patient.get("telecom", []) or []] or None,
-        29: dtm(patient.get("deceasedDateTime")),
+        29: dtm_at(patient, "deceasedDateTime"),
         30: "Y"
         if patient.get("deceasedBoolean") is True or patient.get("deceasedDateTime")
         else ("N" if patient.get("deceasedBoolean") is False else None),
@@ -501,8 +535,8 @@ def _visit(writer: _Writer, resources: Resources, encounter: Json | None) -> Non
             9: by_type.get("CON") or None,
             17: by_type.get("ADM") or None,
             19: cx(visit) if visit else None,
-            44: dtm(period.get("start")),
-            45: dtm(period.get("end")),
+            44: dtm_at(period, "start"),
+            45: dtm_at(period, "end"),
         },
     )
 
@@ -564,7 +598,7 @@ def _order_group(
     request = resources.resolve(next(iter(report.get("basedOn", []) or []), None)) or {}
     placer = _identifier_of_type(report, "PLAC") or _identifier_of_type(request, "PLAC")
     filler = _identifier_of_type(report, "FILL") or _identifier_of_type(request, "FILL")
-    orderer = xcn(resources.person(request.get("requester")))
+    orderer = xcn(resources.practitioner(request.get("requester")))
     writer.add(
         "ORC",
         {
@@ -572,7 +606,7 @@ def _order_group(
             2: ei(placer),
             3: ei(filler),
             5: _ORDER_STATUS.get(request.get("status", ""), ""),
-            9: dtm(request.get("authoredOn")),
+            9: dtm_at(request, "authoredOn"),
             12: orderer,
         },
     )
@@ -596,10 +630,10 @@ def _order_group(
             2: ei(placer),
             3: ei(filler),
             4: cwe(code, writer.modern),
-            7: dtm(effective),
-            8: dtm((report.get("effectivePeriod") or {}).get("end")),
+            7: _effective(report) or dtm(effective),
+            8: dtm_at(report.get("effectivePeriod"), "end"),
             16: orderer,
-            22: dtm(report.get("issued")),
+            22: dtm_at(report, "issued"),
             24: category,
             25: _status_code(report, _RESULT_STATUS, "HL70123") if report else "",
             28: [c for c in copies if c] or None,
@@ -700,7 +734,7 @@ def _observation(writer: _Writer, resources: Resources, observation: Json, set_i
         8: [_first_coding(i).get("code", "") for i in observation.get("interpretation", []) or []]
         or None,
         11: _status_code(observation, _OBSERVATION_STATUS, "HL70085"),
-        14: dtm(effective),
+        14: _effective(observation) or dtm(effective),
         16: [p for p in people if p] or None,
         17: cwe(observation.get("method"), writer.modern),
         21: ei(next(iter(observation.get("identifier", []) or []), None))
@@ -807,8 +841,12 @@ def _specimen(writer: _Writer, specimen: Json | None, index: int) -> None:
             1: str(index),
             2: ids,
             4: cwe(specimen.get("type")),
-            17: dtm(collected),
-            18: dtm(specimen.get("receivedTime")),
+            17: (
+                dtm_at(collection, "collectedDateTime")
+                or dtm_at(collection.get("collectedPeriod"), "start")
+            )
+            or dtm(collected),
+            18: dtm_at(specimen, "receivedTime"),
         },
     )
 
@@ -837,8 +875,8 @@ def _referral(writer: _Writer, resources: Resources) -> None:
             2: _PRIORITY.get(request.get("priority", "") or task.get("priority", ""), ""),
             3: cwe(categories[0], writer.modern) if categories else None,
             6: ei(placer),
-            7: dtm(request.get("authoredOn") or task.get("authoredOn")),
-            8: dtm((request.get("occurrencePeriod") or {}).get("end")),
+            7: dtm_at(request, "authoredOn") or dtm_at(task, "authoredOn"),
+            8: dtm_at(request.get("occurrencePeriod"), "end"),
             10: [cwe(r, writer.modern) for r in request.get("reasonCode", []) or []] or None,
             11: ei(_identifier_of_type(request, "FILL")),
         },
@@ -915,7 +953,7 @@ def _lab_order(writer: _Writer, resources: Resources) -> None:
         placer = _identifier_of_type(request, "PLAC") or next(
             iter(request.get("identifier", []) or []), None
         )
-        orderer = xcn(resources.person(request.get("requester")))
+        orderer = xcn(resources.practitioner(request.get("requester")))
         writer.add(
             "ORC",
             {
@@ -923,7 +961,7 @@ def _lab_order(writer: _Writer, resources: Resources) -> None:
                 2: ei(placer),
                 3: ei(_identifier_of_type(request, "FILL")),
                 5: _ORDER_STATUS.get(request.get("status", ""), ""),
-                9: dtm(request.get("authoredOn")),
+                9: dtm_at(request, "authoredOn"),
                 12: orderer,
             },
         )
@@ -945,8 +983,10 @@ def _lab_order(writer: _Writer, resources: Resources) -> None:
                 "TQ1",
                 {
                     1: "1",
-                    7: dtm(start),
-                    8: dtm(period.get("end")),
+                    7: dtm_at(period, "start")
+                    or dtm_at(request, "occurrenceDateTime")
+                    or dtm(start),
+                    8: dtm_at(period, "end"),
                     9: _PRIORITY.get(request.get("priority", ""), ""),
                 },
             )

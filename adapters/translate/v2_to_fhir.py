@@ -2,10 +2,11 @@
 
 The IG's message maps (../shared/corpus/mappings/v2-to-fhir/messages/) say
 which segment becomes which resource; its segment maps say field by field how.
-carebroker follows them for ADT (A01, A02, A03, A04, A08, A28, A31, A40),
-ORU^R01, REF^I12, OML^O21, ORM^O01, MDM^T02 and SIU^S12, reading the message
-segment by segment with the lazy ER7 reader and keeping the group context
-(the current order, report, observation) the way the message structures nest.
+carebroker reads the message segment by segment with the lazy ER7 reader and
+keeps the group context (the patient, the visit, the current order, report,
+observation, specimen, document, appointment) the way the message structures
+nest, so one set of segment handlers serves every message type: ADT, BAR,
+DFT, ORU, OUL, OML, ORM, OMG, RDE, REF, RRI, MDM, SIU, VXU.
 
 The result is a Bundle of type ``message`` (MSH[Bundle], MSH[MessageHeader]):
 MessageHeader first, with event, source, destination and focus, then the
@@ -21,42 +22,52 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from adapters.hl7v2.er7 import NULL, Message, Segment
-from adapters.translate import concept_maps as maps
-from adapters.translate.bundle import BundleBuilder, party_identity, validate_bundle
+from adapters.translate.bundle import BundleBuilder, validate_bundle
 from adapters.translate.datatypes import (
     Clock,
     Json,
-    dtm,
+    dtm_exact,
     first,
-    hd_system,
+    hd_uri,
     instant,
     now_instant,
-    organization_hd,
     prune,
     text,
+    time_extension,
 )
-from adapters.translate.vocabulary import V2_0003
 from broker.errors import MessageError
 
 UNMAPPED_URL = "urn:carebroker:fhir:unmapped-v2"
+# Message types the IG's message maps (or carebroker's family reading) cover; any
+# other type is still translated segment by segment, with a warning.
 SUPPORTED = frozenset(
     {
-        "ADT^A01",
-        "ADT^A02",
-        "ADT^A03",
-        "ADT^A04",
-        "ADT^A08",
-        "ADT^A28",
-        "ADT^A31",
-        "ADT^A40",
+        *(f"ADT^A{n:02d}" for n in (*range(1, 14), 28, 31, 40)),
+        "ADT^A15",
+        "ADT^A25",
+        "ADT^A27",
+        "ADT^A29",
+        "ADT^A45",
+        "ADT^A60",
+        "BAR^P01",
+        "DFT^P03",
         "ORU^R01",
-        "REF^I12",
+        "OUL^R22",
+        "OUL^R24",
         "OML^O21",
         "ORM^O01",
-        "MDM^T02",
-        "SIU^S12",
+        "OMG^O19",
+        "RDE^O11",
+        "REF^I12",
+        "REF^I13",
+        "REF^I14",
+        "RRI^I12",
+        *(f"MDM^T{n:02d}" for n in range(1, 12)),
+        *(f"SIU^S{n}" for n in range(12, 27)),
+        "VXU^V04",
     }
 )
 
@@ -76,6 +87,7 @@ class Order:
 
     request: Json
     request_ref: str
+    orc: Segment | None = None
     report: Json | None = None
     report_ref: str = ""
     has_obr: bool = False
@@ -96,15 +108,30 @@ class Context:
     patient_ref: str = ""
     encounter: Json | None = None
     encounter_ref: str = ""
+    account_ref: str = ""
+    coverage: Json | None = None
     order: Order | None = None
     observation: Json | None = None
+    observation_ref: str = ""
+    specimen: Json | None = None
+    specimen_ref: str = ""
     referral: Json | None = None
     referral_ref: str = ""
     task: Json | None = None
     document: Json | None = None
+    document_ref: str = ""
     documents: list[Json] = field(default_factory=list)
     appointment: Json | None = None
+    immunization: Json | None = None
+    medication_request: Json | None = None
+    prescription: Json | None = None
+    service_request: Json | None = None
+    episode: Json | None = None
+    linkage: Json | None = None
+    procedure: Json | None = None
+    subscriber: Json | None = None
     note_target: Json | None = None
+    scope: str = "message"
     focus: list[str] = field(default_factory=list)
     needs_subject: list[tuple[Json, str]] = field(default_factory=list)
     index: int = 0
@@ -116,16 +143,32 @@ class Context:
         """Return a FHIR dateTime for a v2 time, reporting an invalid one by location."""
         if not value:
             return None
-        result = dtm(value, self.clock)
+        result, _ = dtm_exact(value, self.clock)
         if result is None:
             self.problems.append(f"{location} is not a valid date/time; left out")
         return result
 
-    def party(self, resource: Json | None) -> str:
-        """Add a Practitioner/Organization once per identity; return its reference or ""."""
-        if resource is None:
-            return ""
-        return self.builder.add_shared(resource, party_identity(resource))
+    def set_time(self, resource: Json, element: str, value: str, location: str) -> str | None:
+        """Set ``element`` to a v2 time, keeping the v2 form when FHIR needed to add to it.
+
+        A time sent without an offset (or without seconds) gains them in FHIR;
+        the originalText extension on the element keeps what the sender wrote,
+        so FHIR -> v2 gives back exactly that (precision and lack of offset).
+        """
+        if not value:
+            return None
+        result, widened = dtm_exact(value, self.clock)
+        if result is None:
+            self.problems.append(f"{location} is not a valid date/time; left out")
+            return None
+        resource[element] = result
+        if widened:
+            resource["_" + element] = time_extension(value.split("^")[0].strip())
+        return result
+
+    def add(self, resource: Json, key: str) -> str:
+        """Add a resource; return its reference."""
+        return self.builder.add(resource, key)
 
     def about_patient(self, resource: Json, element: str = "subject") -> None:
         """Point ``element`` of a resource at the patient, now or when PID is read."""
@@ -133,6 +176,37 @@ class Context:
 
 
 Handler = Callable[[Context, Segment], set[int]]
+_HANDLERS: dict[str, Handler] = {}
+
+
+def _handlers() -> dict[str, Handler]:
+    """Return the segment handlers, imported once (the modules import this one)."""
+    if not _HANDLERS:
+        from adapters.translate import (
+            v2_documents,
+            v2_finance,
+            v2_header,
+            v2_orders,
+            v2_patient,
+            v2_pharmacy,
+            v2_results,
+            v2_scheduling,
+            v2_visit,
+        )
+
+        for module in (
+            v2_header,
+            v2_patient,
+            v2_visit,
+            v2_finance,
+            v2_orders,
+            v2_results,
+            v2_pharmacy,
+            v2_documents,
+            v2_scheduling,
+        ):
+            _HANDLERS.update(module.HANDLERS)
+    return _HANDLERS
 
 
 def convert(
@@ -145,15 +219,13 @@ def convert(
     """Translate one HL7 v2 message; raise MessageError when it cannot be translated.
 
     ``timezone`` is the sender's zone (IANA name or ``+hh:mm``) for times sent
-    without an offset; ``recorded`` the Provenance time (default: now).
+    without an offset; ``recorded`` the Provenance time (default: now);
+    ``validate`` runs fhir.resources validation of the result (the caller may
+    sample it: :mod:`adapters.translate.sampling`).
     """
-    from adapters.translate import v2_documents, v2_orders, v2_patient
+    from adapters.translate import v2_header
 
-    handlers: dict[str, Handler] = {
-        **v2_patient.HANDLERS,
-        **v2_orders.HANDLERS,
-        **v2_documents.HANDLERS,
-    }
+    handlers = _handlers()
     msh = message.msh
     message_type = message.message_type
     family, _, trigger = message_type.partition("^")
@@ -168,36 +240,41 @@ def convert(
         builder=BundleBuilder("|".join((msh.get(3), msh.get(4), message.control_id, msh.get(7)))),
         clock=Clock(timezone, offset),
     )
-    header = _message_header(ctx, msh)
-    header_ref = f"urn:uuid:{header['id']}"
+    header = v2_header.message_header(ctx, msh)
     if message_type not in SUPPORTED:
         ctx.problems.append(f"{message_type} has no carebroker mapping; generic translation")
+    unmapped = ctx.unmapped
     for index, segment in enumerate(message.segments):
-        if segment.name in ("MSH", "SFT"):
+        if index == 0:
             continue
         handler = handlers.get(segment.name)
         if handler is None:
-            ctx.unmapped[f"{segment.name} segment"] += 1
+            unmapped[f"{segment.name} segment"] += 1
             continue
         ctx.index = index
         used = handler(ctx, segment)
-        _report_unmapped(ctx, segment, used, index)
-    _finish(ctx, header)
+        fields = segment.fields
+        for n in range(1, len(fields)):
+            raw = fields[n]
+            if raw and n not in used and raw != NULL and raw.strip():
+                unmapped[f"{segment.name}-{n}"] += 1
+    v2_header.finish(ctx, header)
     if ctx.clock.guessed:
         ctx.problems.append("times without an offset were read as UTC (no MSH-7 offset)")
     warnings = ctx.problems + [
         f"{where} not mapped" + (f" ({count}x)" if count > 1 else "")
-        for where, count in ctx.unmapped.items()
+        for where, count in unmapped.items()
     ]
-    provenance = _provenance(ctx, header_ref, recorded or now_instant(), warnings)
+    provenance = _provenance(ctx, f"urn:uuid:{header['id']}", recorded or now_instant(), warnings)
     entries = [header, *ctx.builder.entries, provenance]
     bundle: Json = {
         "resourceType": "Bundle",
         "id": ctx.builder.make_id("Bundle"),
-        "meta": {"profile": []},
         "type": "message",
         "identifier": {
-            "system": header["source"].get("endpoint", "urn:ietf:rfc:3986"),
+            "system": header["source"].get("endpoint")
+            or hd_uri(first(msh, 3))
+            or "urn:ietf:rfc:3986",
             "value": message.control_id,
         },
         "timestamp": instant(ctx.time(msh7, "MSH-7")),
@@ -215,131 +292,6 @@ def convert(
     if validate:
         validate_bundle(bundle)
     return Conversion(bundle=bundle, warnings=warnings, message_type=message_type)
-
-
-def _report_unmapped(ctx: Context, segment: Segment, used: set[int], index: int) -> None:
-    for n, raw in enumerate(segment.fields):
-        if n == 0 or n in used or not raw.strip() or raw == NULL:
-            continue
-        ctx.unmapped[f"{segment.name}-{n}"] += 1
-
-
-def _message_header(ctx: Context, msh: Segment) -> Json:
-    """MSH (+ first SFT) -> MessageHeader (MSH[MessageHeader], SFT[MessageHeader])."""
-    application = first(msh, 3)
-    source_endpoint = (
-        hd_system(application.c(1), application.c(2), application.c(3)) if application else ""
-    )
-    receiving = first(msh, 5)
-    sender = organization_hd(first(msh, 4))
-    receiver = organization_hd(first(msh, 6))
-    sft = ctx.message.segment("SFT")
-    code = ctx.trigger
-    source: Json = {
-        "name": application.c(1) if application else "",
-        "software": text(sft, 3),
-        "version": text(sft, 2),
-        **_endpoint(source_endpoint),
-    }
-    destination: Json = {
-        "name": receiving.c(1) if receiving else "",
-        **_endpoint(hd_system(receiving.c(1), receiving.c(2), receiving.c(3)) if receiving else ""),
-        "receiver": {"reference": ctx.party(receiver)} if receiver else None,
-    }
-    processing = text(msh, 11)
-    header: Json = {
-        "resourceType": "MessageHeader",
-        "id": ctx.builder.make_id("MessageHeader"),
-        "meta": {
-            "tag": [
-                {
-                    "system": maps.PROCESSING_ID[processing][2],
-                    "code": processing,
-                    "display": maps.PROCESSING_ID[processing][1],
-                }
-            ]
-            if processing in maps.PROCESSING_ID
-            else []
-        },
-        "eventCoding": {
-            "system": V2_0003,
-            "code": code,
-            "display": msh.get(9).replace(msh.enc.subcomponent, "^"),
-        },
-        "source": source,
-        "destination": [destination],
-        "sender": {"reference": ctx.party(sender)} if sender else None,
-    }
-    return header
-
-
-def _endpoint(value: str) -> Json:
-    """Return ``endpoint``, or the IG's data-absent-reason when MSH-3/5 are empty (MSH-24/25)."""
-    if value:
-        return {"endpoint": value}
-    return {
-        "_endpoint": {
-            "extension": [
-                {
-                    "url": "http://hl7.org/fhir/StructureDefinition/data-absent-reason",
-                    "valueCode": "unknown",
-                }
-            ]
-        }
-    }
-
-
-def _finish(ctx: Context, header: Json) -> None:
-    """Tie the resources together once every segment is read: subjects, focus, results."""
-    patient = {"reference": ctx.patient_ref} if ctx.patient_ref else None
-    for resource, element in ctx.needs_subject:
-        if element == "target":  # EVN's Provenance: about the patient and the visit
-            targets = [r for r in (ctx.patient_ref, ctx.encounter_ref) if r]
-            resource["target"] = [{"reference": r} for r in targets] or [
-                {"reference": f"urn:uuid:{header['id']}"}
-            ]
-            continue
-        if element == "participant":  # Appointment: the patient attends
-            if patient is not None:
-                resource.setdefault("participant", []).insert(
-                    0, {"actor": dict(patient), "status": "accepted"}
-                )
-            continue
-        if patient is not None and element not in resource:
-            resource[element] = dict(patient)
-        if ctx.encounter_ref and "encounter" in _ENCOUNTER_OF.get(resource["resourceType"], ()):
-            resource.setdefault("encounter", {"reference": ctx.encounter_ref})
-    for resource, element in ctx.needs_subject:
-        if element not in resource and element in _REQUIRED_SUBJECT.get(
-            resource["resourceType"], ()
-        ):
-            # FHIR requires a subject; a message without PID says nothing about whom.
-            resource[element] = {"display": "patient not identified in the message"}
-            ctx.problems.append(f"{resource['resourceType']} has no patient (no PID segment)")
-    from adapters.translate.v2_documents import finish_document
-
-    for document in ctx.documents:
-        finish_document(document)
-    if not ctx.focus and ctx.patient_ref:
-        ctx.focus.append(ctx.patient_ref)
-    header["focus"] = [{"reference": ref} for ref in dict.fromkeys(ctx.focus)]
-
-
-_ENCOUNTER_OF = {
-    "Observation": ("encounter",),
-    "DiagnosticReport": ("encounter",),
-    "ServiceRequest": ("encounter",),
-    "Condition": ("encounter",),
-    "Procedure": ("encounter",),
-}
-_REQUIRED_SUBJECT = {
-    "ServiceRequest": ("subject",),
-    "Encounter": (),
-    "RelatedPerson": ("patient",),
-    "AllergyIntolerance": ("patient",),
-    "Condition": ("subject",),
-    "Procedure": ("subject",),
-}
 
 
 def _provenance(ctx: Context, header_ref: str, recorded: str, warnings: list[str]) -> Json:
@@ -385,4 +337,9 @@ def _provenance(ctx: Context, header_ref: str, recorded: str, warnings: list[str
     }
 
 
-__all__ = ["SUPPORTED", "Context", "Conversion", "Order", "convert"]
+def reference(ref: str) -> dict[str, Any] | None:
+    """Return a Reference element for a ``urn:uuid:`` reference, or None for ""."""
+    return {"reference": ref} if ref else None
+
+
+__all__ = ["SUPPORTED", "Context", "Conversion", "Order", "convert", "reference"]

@@ -153,3 +153,55 @@ def ed_type(mime: str) -> tuple[str, str]:
         return "AP", mime.upper() or "OCTET-STREAM"
     major, minor = mime.split("/", 1)
     return _MINOR_NAME.get(major.lower(), major.upper()), minor.split(";")[0].upper()
+
+
+# The IG's PrimaryLanguage concept map lists its targets (BCP 47 tags) with no
+# v2 source codes: v2 senders write ISO 639 codes, two or three letters
+# (ISO 639-2/B and /T). This table gives the BCP 47 tag of each 639-2 code
+# whose language the IG lists, and French regional languages a French sender
+# may use.
+LANGUAGES: dict[str, tuple[str, str]] = {
+    "ara": ("ar", "Arabic"),
+    "ben": ("bn", "Bengali"),
+    "ces": ("cs", "Czech"),
+    "cze": ("cs", "Czech"),
+    "dan": ("da", "Danish"),
+    "deu": ("de", "German"),
+    "ger": ("de", "German"),
+    "ell": ("el", "Greek"),
+    "gre": ("el", "Greek"),
+    "eng": ("en", "English"),
+    "spa": ("es", "Spanish"),
+    "fin": ("fi", "Finnish"),
+    "fra": ("fr", "French"),
+    "fre": ("fr", "French"),
+    "fry": ("fy", "Frysian"),
+    "hin": ("hi", "Hindi"),
+    "hrv": ("hr", "Croatian"),
+    "ita": ("it", "Italian"),
+    "jpn": ("ja", "Japanese"),
+    "kor": ("ko", "Korean"),
+    "nld": ("nl", "Dutch"),
+    "dut": ("nl", "Dutch"),
+    "nor": ("no", "Norwegian"),
+    "pan": ("pa", "Punjabi"),
+    "pol": ("pl", "Polish"),
+    "por": ("pt", "Portuguese"),
+    "rus": ("ru", "Russian"),
+    "srp": ("sr", "Serbian"),
+    "swe": ("sv", "Swedish"),
+    "tel": ("te", "Telegu"),
+    "zho": ("zh", "Chinese"),
+    "chi": ("zh", "Chinese"),
+    "bre": ("br", "Breton"),
+    "cat": ("ca", "Catalan"),
+    "cos": ("co", "Corsican"),
+    "eus": ("eu", "Basque"),
+    "baq": ("eu", "Basque"),
+    "oci": ("oc", "Occitan"),
+    "tur": ("tr", "Turkish"),
+    "ron": ("ro", "Romanian"),
+    "rum": ("ro", "Romanian"),
+    "vie": ("vi", "Vietnamese"),
+}
+BCP_47 = "urn:ietf:bcp:47"

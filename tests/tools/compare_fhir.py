@@ -232,7 +232,7 @@ def score_corpus() -> dict[str, Score]:
     notes, skipped = load_deliberate()
     scores: dict[str, Score] = defaultdict(Score)
     for kind, source, expected_path in corpus_samples():
-        conversion = convert(read_message(source), recorded="2026-01-01T00:00:00Z")
+        conversion = convert(read_message(source), recorded="2026-01-01T00:00:00Z", validate=False)
         expected = loads(expected_path.read_text(encoding="utf-8"))
         actual = loads(dumps(conversion.bundle))
         scores[kind].add(compare(expected, actual, notes, skipped))
