@@ -565,8 +565,21 @@ def _notes(writer: _Writer, notes: list[Json] | None) -> None:
             writer.add("NTE", {1: str(index), 3: text.split("\n")})
 
 
+def _restated(resources: Resources, report: Json) -> bool:
+    """Tell whether a report only presents the document an Observation carries (an OBX ED/RP)."""
+    if report.get("result") or not report.get("presentedForm"):
+        return False
+    carried = {
+        (e.get("valueAttachment") or {}).get("data") or (e.get("valueAttachment") or {}).get("url")
+        for o in resources.of_type("Observation")
+        for e in o.get("extension", []) or []
+        if e.get("url") == VALUE_ATTACHMENT_URL
+    }
+    return all((a.get("data") or a.get("url")) in carried for a in report["presentedForm"])
+
+
 def _results(writer: _Writer, resources: Resources) -> None:
-    reports = resources.of_type("DiagnosticReport")
+    reports = [r for r in resources.of_type("DiagnosticReport") if not _restated(resources, r)]
     loose = resources.of_type("Observation")
     subjects = [r.get("subject") for r in reports] + [o.get("subject") for o in loose]
     patient = _patient_of(resources, subjects, writer.warnings)

@@ -388,4 +388,31 @@ def ft1(ctx: Context, seg: Segment) -> set[int]:
     return {1, 2, 4, 5, 7, 10, 11, 13, 16, 19, 20, 23, 24, 25, 29, 32, 33, 34, 35, 42, 43}
 
 
-HANDLERS: dict[str, Handler] = {"IN1": in1, "IN2": in2, "GT1": gt1, "FT1": ft1}
+def in3(ctx: Context, seg: Segment) -> set[int]:
+    """IN3 -> CareTeam: the certifying physician and the case manager (IN3[CareTeam])."""
+    participants: list[Json] = []
+    certifier = practitioner(ctx, first(seg, 3))
+    if certifier:
+        participants.append({"member": {"reference": certifier}})
+    manager = text(seg, 21)
+    if manager:
+        participants.append(
+            {
+                "role": [
+                    {
+                        "coding": [{"system": "http://snomed.info/sct", "code": "768832004"}],
+                        "text": "case manager",
+                    }
+                ],
+                "member": {"display": manager},
+            }
+        )
+    if not participants:
+        return {1}
+    team = {"resourceType": "CareTeam", "status": "active", "participant": participants}
+    ctx.add(team, f"CareTeam/{ctx.index}")
+    ctx.about_patient(team)
+    return {1, 3, 21}
+
+
+HANDLERS: dict[str, Handler] = {"IN1": in1, "IN2": in2, "IN3": in3, "GT1": gt1, "FT1": ft1}

@@ -231,6 +231,27 @@ def finish(ctx: Context, header: Json) -> None:
     if not ctx.focus and ctx.patient_ref:
         ctx.focus.append(ctx.patient_ref)
     header["focus"] = [{"reference": ref} for ref in dict.fromkeys(ctx.focus)]
+    if ctx.response:
+        header["response"] = ctx.response
 
 
-HANDLERS: dict[str, Handler] = {"SFT": sft}
+_ACK_CODES = {
+    "AA": "ok",
+    "CA": "ok",
+    "AE": "fatal-error",
+    "CE": "fatal-error",
+    "AR": "transient-error",
+    "CR": "transient-error",
+}
+
+
+def msa(ctx: Context, seg: Segment) -> set[int]:
+    """MSA -> MessageHeader.response (MSA[MessageHeader]), applied when the Bundle is finished."""
+    ctx.response = {
+        "code": _ACK_CODES.get(text(seg, 1), "fatal-error"),
+        "identifier": text(seg, 2) or "unknown",
+    }
+    return {1, 2}
+
+
+HANDLERS: dict[str, Handler] = {"SFT": sft, "MSA": msa}

@@ -327,17 +327,13 @@ def _report(
 ) -> set[int]:
     """OBR -> DiagnosticReport (OBR[DiagnosticReport], ORC[DiagnosticReport])."""
     status, extra = status_of(text(seg, 25), maps.RESULT_STATUS, "HL70123", "unknown")
-    interpreters = [
-        practitioner_role(ctx, r, key="OBR-32")
-        for v in values(seg, 32)
-        if (r := cnn_practitioner(ctx, v))
+    interpreters = [r for v in values(seg, 32) if (r := _ndl_role(ctx, v, "OBR-32"))]
+    performers = [
+        {"reference": r}
+        for n in (34, 35)
+        for v in values(seg, n)
+        if (r := _ndl_role(ctx, v, f"OBR-{n}"))
     ]
-    performers = []
-    for n in (34, 35):
-        for value in values(seg, n):
-            person = cnn_practitioner(ctx, value)
-            if person:
-                performers.append({"reference": practitioner_role(ctx, person, key=f"OBR-{n}")})
     copies = [practitioner(ctx, v) for v in values(seg, 28)]
     report: Json = {
         "resourceType": "DiagnosticReport",
@@ -376,6 +372,31 @@ def _report(
     elif ctx.referral is not None:
         ctx.referral.setdefault("supportingInfo", []).append({"reference": order.report_ref})
     return {7, 8, 22, 24, 25, 28, 32, 34, 35}
+
+
+def _ndl_role(ctx: Context, value: Value, key: str) -> str:
+    """NDL -> PractitionerRole (NDL[PractitionerRole]): the person, the period, the place.
+
+    NDL.4-11 name a place as PL does (point of care, room, bed, facility, status,
+    type, building, floor); they become the same Location hierarchy.
+    """
+    person = cnn_practitioner(ctx, value)
+    parts = value.parts()
+    place = ""
+    if len(parts) >= 4 and any(p.strip() for p in parts[3:11]):
+        pl = value.enc.component.join(parts[3:11])
+        place = location(ctx, Value(pl, value.enc))
+    if not person and not place:
+        return ""
+    return practitioner_role(
+        ctx,
+        person,
+        key=key,
+        location=[{"reference": place}] if place else None,
+        period=prune(
+            {"start": ctx.time(value.c(2), f"{key}.2"), "end": ctx.time(value.c(3), f"{key}.3")}
+        ),
+    )
 
 
 def tq1(ctx: Context, seg: Segment) -> set[int]:
@@ -418,6 +439,16 @@ def tq1(ctx: Context, seg: Segment) -> set[int]:
     ctx.set_time(bounds, "end", text(seg, 8), "TQ1-8")
     if bounds:
         repeat["boundsPeriod"] = bounds
+    else:
+        service = first(seg, 6)
+        if service and decimal(service.c(1)) is not None:
+            repeat["boundsDuration"] = prune(
+                {
+                    "value": decimal(service.c(1)),
+                    "unit": service.s(2, 2) or service.s(2, 1),
+                    "code": service.s(2, 1),
+                }
+            )
     duration = first(seg, 13)
     if duration and decimal(duration.c(1)) is not None:
         repeat["duration"] = decimal(duration.c(1))
@@ -426,19 +457,38 @@ def tq1(ctx: Context, seg: Segment) -> set[int]:
     if total.isdigit() and int(total) > 0:
         repeat["count"] = int(total)
     timing = prune(timing)
-    if timing and target["resourceType"] == "ServiceRequest":
-        target.pop("occurrenceDateTime", None)
-        target.pop("_occurrenceDateTime", None)
-        target["occurrenceTiming"] = timing
     priority = mapped_code(text(seg, 9), maps.PRIORITY)
     if priority:
         target["priority"] = priority
     condition = whole(seg, 10)
-    if condition and target["resourceType"] == "ServiceRequest":
+    if target["resourceType"] == "MedicationRequest":  # TQ1[MedicationRequest]: the dosage
+        dosages = target.setdefault("dosageInstruction", [])
+        if not dosages:
+            dosages.append({})
+        dosage = dosages[0]
+        sequence = text(seg, 1)
+        dosage.update(
+            prune(
+                {
+                    "sequence": int(sequence) if sequence.isdigit() else None,
+                    "timing": timing,
+                    "asNeededCodeableConcept": {"text": condition} if condition else None,
+                    "text": "\n".join(v.text() for v in values(seg, 11)),
+                }
+            )
+        )
+        if quantity:
+            dosage.setdefault("doseAndRate", [{}])[0]["doseQuantity"] = quantity
+        return {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14}
+    if timing:
+        target.pop("occurrenceDateTime", None)
+        target.pop("_occurrenceDateTime", None)
+        target["occurrenceTiming"] = timing
+    if condition:
         target["asNeededCodeableConcept"] = {"text": condition}
     for value in values(seg, 11):
         target.setdefault("note", []).append({"text": value.text()})
-    return {1, 2, 3, 4, 5, 7, 8, 9, 10, 11, 13, 14}
+    return {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14}
 
 
 _UNITS = {"s": "s", "min": "min", "h": "h", "hr": "h", "d": "d", "wk": "wk", "mo": "mo", "a": "a"}

@@ -18,6 +18,7 @@ from adapters.translate.datatypes import (
     Value,
     address,
     codeable,
+    cq_quantity,
     decimal,
     first,
     prune,
@@ -195,7 +196,16 @@ def rxo(ctx: Context, seg: Segment) -> set[int]:
         "identifier": _order_identifiers(ctx),
         "medicationReference": {"reference": medication} if medication else None,
         "medicationCodeableConcept": None if medication else {"text": "unknown"},
-        "dosageInstruction": [{"doseAndRate": [{"doseRange": dose_range}]}] if dose_range else [],
+        "dosageInstruction": [
+            prune(
+                {
+                    "doseAndRate": [{"doseRange": dose_range}] if dose_range else [],
+                    "text": "\n".join(v.text() for v in values(seg, 6)),
+                    "patientInstruction": "\n".join(v.text() for v in values(seg, 7)),
+                    "maxDosePerPeriod": _per_day(first(seg, 23)),
+                }
+            )
+        ],
         "substitution": {
             "allowedCodeableConcept": codeable(first(seg, 9), "HL70161", maps.ALLOW_SUBSTITUTION)
         }
@@ -220,7 +230,7 @@ def rxo(ctx: Context, seg: Segment) -> set[int]:
     ctx.note_target = request
     ctx.scope = "pharmacy"
     ctx.prescription = request
-    return {1, 2, 3, 4, 5, 9, 11, 12, 13, 14}
+    return {1, 2, 3, 4, 5, 6, 7, 9, 11, 12, 13, 14, 23}
 
 
 def _order_details(ctx: Context, request: Json) -> None:
@@ -235,6 +245,15 @@ def _order_details(ctx: Context, request: Json) -> None:
     recorder = practitioner(ctx, first(orc_segment, 10))
     if recorder:
         request["recorder"] = {"reference": recorder}
+
+
+def _per_day(value: Value | None) -> Json | None:
+    """A total daily dose (CQ) -> maxDosePerPeriod: the amount per 1 day."""
+    amount = cq_quantity(value)
+    if amount is None:
+        return None
+    day = {"value": 1, "unit": "d", "system": "http://unitsofmeasure.org", "code": "d"}
+    return {"numerator": amount, "denominator": day}
 
 
 def rxe(ctx: Context, seg: Segment) -> set[int]:
@@ -277,7 +296,9 @@ def rxe(ctx: Context, seg: Segment) -> set[int]:
                                 else None,
                             }
                         )
-                    ]
+                    ],
+                    "additionalInstruction": [codeable(v) for v in values(seg, 7)],
+                    "maxDosePerPeriod": _per_day(first(seg, 19)),
                 }
             )
         ],
@@ -301,7 +322,7 @@ def rxe(ctx: Context, seg: Segment) -> set[int]:
     ctx.about_patient(request)
     ctx.note_target = request
     ctx.scope = "pharmacy"
-    return {1, 2, 3, 5, 6, 10, 11, 12, 15, 23, 24, 40}
+    return {1, 2, 3, 5, 6, 7, 10, 11, 12, 15, 19, 23, 24, 40}
 
 
 def rxc(ctx: Context, seg: Segment) -> set[int]:

@@ -2,9 +2,10 @@
 
 Maps (v2-to-FHIR IG): OBX[Observation], OBX[Observation-Component] (a
 repeating OBX-5 is one component each), SPM[Specimen]. An OBX of type ED
-(embedded document, e.g. a PDF report) is an Observation with the IG's R5
-``valueAttachment`` extension *and* the report's ``presentedForm``, where
-FHIR readers look for the report document. In MDM, the OBX after TXA carry
+(embedded document, e.g. a PDF report) or RP (a pointer to one) is an
+Observation with the IG's R5 ``valueAttachment`` extension *and* a
+DiagnosticReport presenting the document (``presentedForm``), where FHIR
+readers look for a report document. In MDM, the OBX after TXA carry
 the document itself (:mod:`adapters.translate.v2_documents`).
 """
 
@@ -50,7 +51,7 @@ _MEDICAL_DIRECTOR = {"coding": [{"code": "MDIR", "display": "Medical Director", 
 
 def obx(ctx: Context, seg: Segment) -> set[int]:
     """OBX -> Observation (OBX[Observation]); in MDM, document content instead."""
-    if ctx.document is not None and ctx.scope == "document":
+    if ctx.document is not None and ctx.scope == "document" and ctx.family == "MDM":
         from adapters.translate.v2_documents import document_content
 
         return document_content(ctx, seg)
@@ -144,8 +145,6 @@ def obx(ctx: Context, seg: Segment) -> set[int]:
     if order is not None and scope in ("order", "obr", "observation", "specimen"):
         if order.report is not None:
             order.report.setdefault("result", []).append({"reference": ref})
-            if document is not None:
-                order.report.setdefault("presentedForm", []).append(document)
         else:
             order.request.setdefault("supportingInfo", []).append({"reference": ref})
         observation["basedOn"] = [{"reference": order.request_ref}]
@@ -158,12 +157,40 @@ def obx(ctx: Context, seg: Segment) -> set[int]:
         ctx.appointment.setdefault("supportingInformation", []).append({"reference": ref})
     elif ctx.immunization is not None:
         observation["partOf"] = [{"reference": f"urn:uuid:{ctx.immunization['id']}"}]
+    if document is not None:
+        _document_report(ctx, seg, observation, document)
     ctx.observation = observation
     ctx.observation_ref = ref
     ctx.note_target = observation
     if scope != "specimen":
         ctx.scope = "observation"
     return {1, 2, 3, 4, 5, 6, 7, 8, 10, 11, 14, 16, 17, 18, 20, 21, 23, 24, 25, 29}
+
+
+def _document_report(ctx: Context, seg: Segment, observation: Json, document: Json) -> None:
+    """An OBX of type ED or RP -> a DiagnosticReport presenting the document.
+
+    FHIR readers look for a report's document in ``DiagnosticReport.presentedForm``;
+    the Observation keeps it too (the IG's valueAttachment extension), which is
+    what FHIR -> v2 writes back, so this report adds no OBX on the way back.
+    """
+    status, extra = status_of(text(seg, 11), maps.RESULT_STATUS, "HL70123", "unknown")
+    report: Json = {
+        "resourceType": "DiagnosticReport",
+        "identifier": [dict(i) for i in observation.get("identifier", [])],
+        "basedOn": [{"reference": ctx.order.request_ref}] if ctx.order is not None else [],
+        "status": status,
+        "_status": extra,
+        "code": observation["code"],
+        "presentedForm": [document],
+        "performer": [dict(p) for p in observation.get("performer", [])],
+        "specimen": [dict(observation["specimen"])] if "specimen" in observation else [],
+    }
+    if "effectiveDateTime" in observation:
+        report["effectiveDateTime"] = observation["effectiveDateTime"]
+    report = prune(report)
+    ctx.add(report, f"DiagnosticReport/OBX/{ctx.index}")
+    ctx.about_patient(report)
 
 
 def _equipment(ctx: Context, seg: Segment) -> str:

@@ -128,6 +128,7 @@ class Context:
     service_request: Json | None = None
     episode: Json | None = None
     linkage: Json | None = None
+    response: Json | None = None
     procedure: Json | None = None
     subscriber: Json | None = None
     note_target: Json | None = None

@@ -100,8 +100,12 @@ class Deliberate:
         return not self.value_prefix or value.startswith(self.value_prefix)
 
 
-def load_deliberate(path: Path = DELIBERATE) -> tuple[list[Deliberate], set[str]]:
-    """Return the documented element differences and the resource types left out entirely."""
+def load_deliberate(path: Path = DELIBERATE, kind: str = "") -> tuple[list[Deliberate], set[str]]:
+    """Return the documented element differences and the resource types left out entirely.
+
+    A resource exclusion may name the message types (``types``) it is about;
+    ``kind`` is the type being compared (all exclusions apply when it is "").
+    """
     data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     notes = [
         Deliberate(
@@ -113,7 +117,12 @@ def load_deliberate(path: Path = DELIBERATE) -> tuple[list[Deliberate], set[str]
         )
         for item in data.get("elements", [])
     ]
-    return notes, {item["resource"] for item in data.get("resources", [])}
+    skipped = {
+        item["resource"]
+        for item in data.get("resources", [])
+        if not kind or not item.get("types") or kind in item["types"]
+    }
+    return notes, skipped
 
 
 def _normalise(value: Any) -> str:
@@ -229,9 +238,9 @@ def read_message(path: Path) -> Message:
 
 def score_corpus() -> dict[str, Score]:
     """Translate every sample and return the scores per message type."""
-    notes, skipped = load_deliberate()
     scores: dict[str, Score] = defaultdict(Score)
     for kind, source, expected_path in corpus_samples():
+        notes, skipped = load_deliberate(kind=kind)
         conversion = convert(read_message(source), recorded="2026-01-01T00:00:00Z", validate=False)
         expected = loads(expected_path.read_text(encoding="utf-8"))
         actual = loads(dumps(conversion.bundle))

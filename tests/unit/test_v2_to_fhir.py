@@ -215,10 +215,12 @@ def test_embedded_document_becomes_the_report_form_and_an_attachment() -> None:
         f"OBX|1|ED|11502-2^Laboratory report^LN||^AP^PDF^Base64^{pdf}||||||F",
     )
     bundle = convert(message).bundle
-    [report] = resources(bundle, "DiagnosticReport")
-    assert report["presentedForm"] == [{"contentType": "application/pdf", "data": pdf}]
     [observation] = resources(bundle, "Observation")
     assert observation["extension"][0]["valueAttachment"]["data"] == pdf
+    order_report, document_report = resources(bundle, "DiagnosticReport")
+    assert order_report["result"] == [{"reference": f"urn:uuid:{observation['id']}"}]
+    assert document_report["presentedForm"] == [{"contentType": "application/pdf", "data": pdf}]
+    assert document_report["basedOn"] == order_report["basedOn"]
 
 
 def test_routing_parties_are_kept() -> None:
