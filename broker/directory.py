@@ -109,6 +109,35 @@ class Accepts(_Model):
     ack_mode: Literal["original", "enhanced"] | None = None
 
 
+class FeedPolicy(_Model):
+    """The message types of a sender published on the FHIR feeds (``ORU^R01``, ``ADT^*``, ``*``)."""
+
+    canonical: list[str] = Field(
+        default_factory=list,
+        description="Types published as their FHIR translation on care.fhir.canonical.v1.",
+    )
+    research: list[str] = Field(
+        default_factory=list,
+        description="Types published pseudonymised on care.fhir.research.v1.",
+    )
+
+    def publishes(self, stream: Literal["canonical", "research"], message_type: str) -> bool:
+        """Tell whether messages of ``message_type`` go on ``stream``."""
+        return any(fnmatch.fnmatchcase(message_type, pattern) for pattern in getattr(self, stream))
+
+
+class TranslationPolicy(_Model):
+    """How translations are checked at run time."""
+
+    validate_sample: float = Field(
+        default=0.01,
+        ge=0.0,
+        le=1.0,
+        description="Share of v2 -> FHIR translations validated with fhir.resources at run time "
+        "(drawn by message id); partners with `validate_fhir` get every one validated.",
+    )
+
+
 class Partner(_Model):
     """One care partner (hospital, lab, GP practice ...)."""
 
@@ -153,6 +182,15 @@ class Partner(_Model):
     identity_policy: Literal["strip", "refuse"] = Field(
         default="strip",
         description="A non-qualified INS: `strip` forwards without it (flagged), `refuse` AEs.",
+    )
+    validate_fhir: bool = Field(
+        default=False,
+        description="Validate every FHIR Bundle translated for this partner (fhir.resources); "
+        "otherwise a sample (`translation.validate_sample`).",
+    )
+    feed: FeedPolicy | None = Field(
+        default=None,
+        description="Which of this sender's message types are published on the FHIR feeds.",
     )
 
     @field_validator("token_sha256")
@@ -245,6 +283,7 @@ class DirectoryFile(_Model):
 
     partners: list[Partner] = Field(default_factory=list)
     routes: list[Route] = Field(default_factory=list)
+    translation: TranslationPolicy = Field(default_factory=TranslationPolicy)
 
 
 class Directory:
@@ -257,6 +296,7 @@ class Directory:
         self.source = source
         self.partners: dict[str, Partner] = {p.id: p for p in data.partners}
         self.routes: list[Route] = list(data.routes)
+        self.translation = data.translation
         self._by_facility: dict[str, Partner] = {}
         self._by_identifier: dict[tuple[str, str], Partner] = {}
         self._by_identifier_value: dict[str, Partner] = {}

@@ -178,6 +178,7 @@ async def _render_again(work: Work, directory: Directory, row: Replayable) -> Re
             partner,
             strip_ins=identity.ins_present and not identity.ins_qualified,
             sender=directory.partner(envelope.sender),
+            validation_sample=directory.translation.validate_sample,
         )
     except RenderError as exc:
         return str(exc)

@@ -101,6 +101,7 @@ def render_copy(
             partner,
             strip_ins=decision.strip_ins,
             sender=directory.partner(envelope.sender),
+            validation_sample=directory.translation.validate_sample,
         )
     except RenderError:
         raise

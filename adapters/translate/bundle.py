@@ -17,6 +17,7 @@ import json
 import re
 import uuid
 from decimal import Decimal
+from hashlib import sha1
 from typing import Any
 
 from fhir.resources.R4B.bundle import Bundle
@@ -26,6 +27,7 @@ from broker.errors import MessageError
 
 Json = dict[str, Any]
 NAMESPACE = uuid.UUID("6f2e4c1e-52b6-5f0b-9f3c-2a6b1c1e0c55")  # carebroker's UUIDv5 namespace
+_NAMESPACE_BYTES = NAMESPACE.bytes
 
 
 class BundleBuilder:
@@ -38,8 +40,16 @@ class BundleBuilder:
         self._by_ref: dict[str, Json] = {}
 
     def make_id(self, key: str) -> str:
-        """Return the stable id of the resource ``key`` names within this message."""
-        return str(uuid.uuid5(NAMESPACE, f"{self.seed}\x1f{key}"))
+        """Return the stable id of the resource ``key`` names within this message.
+
+        UUIDv5 (RFC 4122 §4.3) computed directly: :func:`uuid.uuid5` builds two
+        UUID objects per call, a tenth of a translation's time.
+        """
+        digest = bytearray(sha1(_NAMESPACE_BYTES + f"{self.seed}\x1f{key}".encode()).digest()[:16])  # noqa: S324 - UUIDv5 is defined on SHA-1
+        digest[6] = (digest[6] & 0x0F) | 0x50
+        digest[8] = (digest[8] & 0x3F) | 0x80
+        text = digest.hex()
+        return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
     def add(self, resource: Json, key: str) -> str:
         """Add a resource; return the reference to it (``urn:uuid:...``)."""
@@ -53,6 +63,14 @@ class BundleBuilder:
     def find(self, reference: str) -> Json | None:
         """Return the resource added under a ``urn:uuid:`` reference, or None."""
         return self._by_ref.get(reference)
+
+    def add_alias(self, identity: str, reference: str) -> None:
+        """Make ``identity`` find a resource already added under another identity."""
+        self._shared.setdefault(identity, reference)
+
+    def shared(self, identity: str) -> str:
+        """Return the reference of the resource added under ``identity``, or ""."""
+        return self._shared.get(identity, "")
 
     def add_shared(self, resource: Json, identity: str) -> str:
         """Add a resource once per ``identity`` (e.g. its identifier); return its reference."""

@@ -165,14 +165,48 @@ def values(segment: Segment | None, n: int) -> list[Value]:
 
 def first(segment: Segment | None, n: int) -> Value | None:
     """Return the first non-empty repetition of field ``n``, or None."""
-    found = values(segment, n)
-    return found[0] if found else None
+    if segment is None:
+        return None
+    fields = segment.fields
+    if n >= len(fields):
+        return None
+    raw = fields[n]
+    if not raw:
+        return None
+    enc = segment.enc
+    if enc.repetition in raw and not (segment.name == "MSH" and n <= 2):
+        for rep in raw.split(enc.repetition):
+            if rep and rep != NULL:
+                return Value(rep, enc)
+        return None
+    return Value(raw, enc) if raw != NULL else None
 
 
 def text(segment: Segment | None, n: int) -> str:
     """Return field ``n`` (first repetition, first component) decoded and stripped."""
-    value = first(segment, n)
-    return value.c(1) if value else ""
+    if segment is None:
+        return ""
+    fields = segment.fields
+    if n >= len(fields):
+        return ""
+    raw = fields[n]
+    if not raw:
+        return ""
+    enc = segment.enc
+    if segment.name == "MSH" and n <= 2:
+        return raw
+    if enc.repetition in raw:
+        value = first(segment, n)
+        return value.c(1) if value else ""
+    if enc.component in raw:
+        raw = raw.split(enc.component, 1)[0]
+    if enc.subcomponent in raw:
+        raw = raw.split(enc.subcomponent, 1)[0]
+    if raw == NULL:
+        return ""
+    if enc.escape in raw:
+        raw = unescape(raw, enc)
+    return raw.strip()
 
 
 def whole(segment: Segment | None, n: int) -> str:
@@ -232,7 +266,7 @@ def codeable(
             continue
         name = value.c(system_n) or (table if code_n == 1 and code else "")
         item = coding(code, display, name)
-        if code_n == 1 and count >= 14 and value.c(14):
+        if code_n == 1 and count >= 14 and _is_oid(value.c(14)):
             item["system"] = f"urn:oid:{value.c(14)}"
         version = value.c(version_n)
         if version:

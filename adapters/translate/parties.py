@@ -75,10 +75,16 @@ def hd_organization(value: Value | None) -> Json | None:
 
 def organization_hd(ctx: Context, value: Value | None) -> str:
     """Add the Organization an HD names (HD[Organization]); return its reference or ""."""
-    resource = hd_organization(value)
-    if resource is None or value is None:
+    if value is None:
         return ""
-    return ctx.builder.add_shared(resource, f"Organization|HD|{value.raw}")
+    key = f"Organization|HD|{value.raw}"
+    found = ctx.builder.shared(key)
+    if found:
+        return found
+    resource = hd_organization(value)
+    if resource is None:
+        return ""
+    return ctx.builder.add_shared(resource, key)
 
 
 def assigner(ctx: Context, value: Value, n: int) -> str:
@@ -140,15 +146,25 @@ def xon_organization(ctx: Context, value: Value | None) -> Json | None:
     return resource
 
 
-def organization_xon(ctx: Context, value: Value | None, **extra: object) -> str:
-    """Add the Organization an XON names (XON[Organization]); return its reference or ""."""
+def organization_xon(
+    ctx: Context, value: Value | None, *, source: str = "", **extra: object
+) -> str:
+    """Add the Organization an XON names (XON[Organization]); return its reference or "".
+
+    ``extra`` elements (address, telecom ...) come from other fields, whose raw
+    text ``source`` gives: the same organisation with other details is another
+    resource, as it is in the message.
+    """
+    if value is None:
+        return ""
+    key = f"Organization|XON|{value.raw}|{source}"
+    found = ctx.builder.shared(key)
+    if found:
+        return found
     resource = xon_organization(ctx, value)
-    if resource is None or value is None:
+    if resource is None:
         return ""
     resource.update({k: v for k, v in extra.items() if v})
-    key = f"Organization|XON|{value.raw}"
-    if extra:
-        key += "|" + repr(sorted(extra.items()))
     return ctx.builder.add_shared(resource, key)
 
 
@@ -198,10 +214,16 @@ def xcn_practitioner(ctx: Context, value: Value | None) -> Json | None:
 
 def practitioner(ctx: Context, value: Value | None) -> str:
     """Add the Practitioner an XCN names (XCN[Practitioner]); return its reference or ""."""
-    resource = xcn_practitioner(ctx, value)
-    if resource is None or value is None:
+    if value is None:
         return ""
-    return ctx.builder.add_shared(resource, f"Practitioner|{value.raw}")
+    key = f"Practitioner|{value.raw}"
+    found = ctx.builder.shared(key)
+    if found:
+        return found
+    resource = xcn_practitioner(ctx, value)
+    if resource is None:
+        return ""
+    return ctx.builder.add_shared(resource, key)
 
 
 def cnn_practitioner(ctx: Context, value: Value | None) -> str:
@@ -244,16 +266,25 @@ def practitioner_role(
     key: str = "",
     **extra: object,
 ) -> str:
-    """Add a PractitionerRole for a Practitioner reference and its role (XCN[PractitionerRole])."""
+    """Add a PractitionerRole for a Practitioner reference and its role (XCN[PractitionerRole]).
+
+    ``key`` names where the role comes from (a field, or a whole segment's raw
+    text) and, with the person, identifies it: a caller whose ``code`` or
+    ``extra`` vary under one key puts what varies in the key.
+    """
     if not person and not any(extra.values()):
         return ""
+    identity = f"PractitionerRole|{key}|{person}"
+    found = ctx.builder.shared(identity)
+    if found:
+        return found
     resource: Json = {"resourceType": "PractitionerRole"}
     if code:
         resource["code"] = [code]
     if person:
         resource["practitioner"] = {"reference": person}
     resource.update({k: v for k, v in extra.items() if v})
-    return ctx.builder.add_shared(resource, f"PractitionerRole|{key}|{person}|{code}")
+    return ctx.builder.add_shared(resource, identity)
 
 
 # --- places ----------------------------------------------------------------------------
@@ -285,6 +316,11 @@ def location(ctx: Context, value: Value | None, **extra: object) -> str:
     """
     if not value:
         return ""
+    extra_key = "|".join(sorted(extra)) if extra else ""
+    whole_key = f"Location|PL|{value.raw}|{extra_key}"
+    done = ctx.builder.shared(whole_key)
+    if done:
+        return done
     count = len(value.parts())
     levels = [(n, kind) for n, kind in _PL_LEVELS if n <= count and value.has(n)]
     description = value.c(9) if count >= 9 else ""
@@ -293,7 +329,7 @@ def location(ctx: Context, value: Value | None, **extra: object) -> str:
             return ""
         resource: Json = {"resourceType": "Location", "name": description, "mode": "instance"}
         resource.update({k: v for k, v in extra.items() if v})
-        return ctx.builder.add_shared(resource, f"Location|PL|{value.raw}")
+        return ctx.builder.add_shared(resource, whole_key)
     parent = ""
     reference = ""
     last = len(levels) - 1
@@ -323,10 +359,11 @@ def location(ctx: Context, value: Value | None, **extra: object) -> str:
             resource.update({k: v for k, v in extra.items() if v})
         levels_key = "|".join(str(m) for m, _ in levels[last - position :])
         reference = ctx.builder.add_shared(
-            resource,
-            f"Location|PL|{value.raw}|{levels_key}|{sorted(extra) if most_granular else ''}",
+            resource, f"Location|PL|{value.raw}|{levels_key}|{extra_key if most_granular else ''}"
         )
         parent = reference
+    # The whole hierarchy is known by the PL's raw text from now on.
+    ctx.builder.add_alias(whole_key, reference)
     return reference
 
 

@@ -74,6 +74,7 @@ def in1(ctx: Context, seg: Segment) -> set[int]:
         holder_ref = organization_xon(
             ctx,
             holder,
+            source=seg.field(44),
             address=[address(v) for v in values(seg, 44)],
         )
     relation = first(seg, 17)

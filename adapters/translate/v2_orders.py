@@ -78,9 +78,21 @@ REPORT_FAMILIES = frozenset({"ORU", "OUL", "REF", "RRI", "DFT"})
 def status_of(code: str, table: maps.ConceptMap, v2_table: str, default: str) -> tuple[str, Json]:
     """Return (FHIR status, ``_status`` element): the v2 code kept when the map loses it."""
     mapped = mapped_code(code, table)
-    lossy = not mapped or sum(1 for v in table.values() if v[0] == mapped) > 1
+    lossy = not mapped or mapped in _ambiguous(id(table), table)
     extra = {"extension": [alternate_code(code, v2_table)]} if code and lossy else {}
     return mapped or default, extra
+
+
+_AMBIGUOUS: dict[int, frozenset[str]] = {}
+
+
+def _ambiguous(key: int, table: maps.ConceptMap) -> frozenset[str]:
+    """FHIR codes several v2 codes map to (computed once per concept map)."""
+    found = _AMBIGUOUS.get(key)
+    if found is None:
+        targets = [v[0] for v in table.values()]
+        found = _AMBIGUOUS[key] = frozenset(t for t in targets if targets.count(t) > 1)
+    return found
 
 
 def new_order(ctx: Context, orc_segment: Segment | None = None) -> Order:
@@ -168,19 +180,26 @@ def orc(ctx: Context, seg: Segment) -> set[int]:
     ordering_facility = organization_xon(
         ctx,
         first(seg, 21),
+        source=f"{seg.field(22)}|{seg.field(23)}",
         address=[address(v) for v in values(seg, 22)],
         telecom=[telecom(v) for v in values(seg, 23)],
     )
     if requester and ordering_facility:
         role = practitioner_role(
-            ctx, requester, key="ORC-12", organization={"reference": ordering_facility}
+            ctx,
+            requester,
+            key=f"ORC-12|{ordering_facility}",
+            organization={"reference": ordering_facility},
         )
         request["requester"] = {"reference": role}
     elif requester:
         request["requester"] = {"reference": requester}
     elif ordering_facility:  # ORC-21: requester(PractitionerRole.organization)
         role = practitioner_role(
-            ctx, "", key="ORC-21", organization={"reference": ordering_facility}
+            ctx,
+            "",
+            key=f"ORC-21|{ordering_facility}",
+            organization={"reference": ordering_facility},
         )
         request["requester"] = {"reference": role}
     callback = first(seg, 14)
@@ -308,13 +327,12 @@ def _obr_specimen(ctx: Context, seg: Segment, order: Order) -> str:
         additive = codeable(source.component(2))
         if additive:
             specimen["container"] = [{"additiveCodeableConcept": additive}]
-    if not any(prune(collection).values()) and not source and not text(seg, 14):
+    if not (start or collection["quantity"] or collector or source or text(seg, 14)):
         return ""
     ctx.set_time(specimen, "receivedTime", text(seg, 14), "OBR-14")
     identifiers = [dict(i) for i in order.request.get("identifier", [])]
     specimen["identifier"] = identifiers
     specimen["note"] = [{"text": v.text()} for v in values(seg, 39)]
-    specimen = prune(specimen)
     ref = ctx.add(specimen, f"Specimen/OBR/{ctx.index}")
     ctx.about_patient(specimen)
     order.specimens.append(ref)
@@ -391,7 +409,7 @@ def _ndl_role(ctx: Context, value: Value, key: str) -> str:
     return practitioner_role(
         ctx,
         person,
-        key=key,
+        key=f"{key}|{value.raw}",
         location=[{"reference": place}] if place else None,
         period=prune(
             {"start": ctx.time(value.c(2), f"{key}.2"), "end": ctx.time(value.c(3), f"{key}.3")}
@@ -582,6 +600,7 @@ def prt(ctx: Context, seg: Segment) -> set[int]:
     organization = organization_xon(
         ctx,
         first(seg, 8),
+        source=seg.field(7),
         type=[
             codeable(v, "HL70406", maps.PARTICIPANT_ORGANIZATION_UNIT_TYPE) for v in values(seg, 7)
         ],
@@ -747,6 +766,7 @@ def prd(ctx: Context, seg: Segment) -> set[int]:
     organization = organization_xon(
         ctx,
         first(seg, 10),
+        source=f"{seg.field(11)}|{seg.field(13)}",
         address=[address(v) for v in values(seg, 11)],
         telecom=[telecom(v, "work") for v in values(seg, 13)],
     )

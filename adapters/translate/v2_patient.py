@@ -374,14 +374,15 @@ def mrg(ctx: Context, seg: Segment) -> set[int]:
 
 def _link(ctx: Context, patient: Json, reference: str, kind: str) -> None:
     """Record a merge in the message's Linkage (FHIR's record of one person's two records)."""
-    if ctx.linkage is None:
-        ctx.linkage = {"resourceType": "Linkage", "item": []}
-        ctx.add(ctx.linkage, "Linkage")
     target: Json = {"reference": reference, "type": "Patient"}
     identifiers = patient.get("identifier") or []
     if identifiers:
         target["identifier"] = {k: v for k, v in identifiers[0].items() if k != "assigner"}
-    ctx.linkage["item"].append({"type": kind, "resource": target})
+    if ctx.linkage is None:
+        ctx.linkage = {"resourceType": "Linkage", "item": [{"type": kind, "resource": target}]}
+        ctx.add(ctx.linkage, "Linkage")
+    else:
+        ctx.linkage["item"].append({"type": kind, "resource": target})
 
 
 _SECURITY = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
@@ -391,11 +392,12 @@ def arv(ctx: Context, seg: Segment) -> set[int]:
     """ARV (access restrictions) -> security labels on the Patient (no IG sheet)."""
     if ctx.patient is None:
         return {1}
-    labels = ctx.patient.setdefault("meta", {}).setdefault("security", [])
-    for value in values(seg, 3):
-        labels.append({"system": _SECURITY, "code": value.c(1)})
-    for value in values(seg, 5):
-        labels.append({"system": _SECURITY, "code": "PRS", "display": value.c(2) or value.c(1)})
+    labels = [{"system": _SECURITY, "code": v.c(1)} for v in values(seg, 3) if v.c(1)]
+    labels += [
+        {"system": _SECURITY, "code": "PRS", "display": v.c(2) or v.c(1)} for v in values(seg, 5)
+    ]
+    if labels:
+        ctx.patient.setdefault("meta", {}).setdefault("security", []).extend(labels)
     return {1, 2, 3, 4, 5, 6}
 
 

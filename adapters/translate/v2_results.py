@@ -99,7 +99,10 @@ def obx(ctx: Context, seg: Segment) -> set[int]:
                 }
             )
     lab = organization_xon(
-        ctx, first(seg, 23), address=[a for v in values(seg, 24) if (a := _address(v))]
+        ctx,
+        first(seg, 23),
+        source=seg.field(24),
+        address=[a for v in values(seg, 24) if (a := _address(v))],
     )
     director = practitioner(ctx, first(seg, 25))
     if director:
@@ -109,7 +112,7 @@ def obx(ctx: Context, seg: Segment) -> set[int]:
                     ctx,
                     director,
                     code=_MEDICAL_DIRECTOR,
-                    key="OBX-25",
+                    key=f"OBX-25|{lab}",
                     organization={"reference": lab} if lab else None,
                 )
             }
@@ -135,7 +138,6 @@ def obx(ctx: Context, seg: Segment) -> set[int]:
                 ]
             }
         ]
-    observation = prune(observation)
     if code is None:
         ctx.problems.append("OBX-3 is empty; Observation.code set to 'unspecified'")
     ref = ctx.add(observation, f"Observation/{ctx.index}")
@@ -188,7 +190,6 @@ def _document_report(ctx: Context, seg: Segment, observation: Json, document: Js
     }
     if "effectiveDateTime" in observation:
         report["effectiveDateTime"] = observation["effectiveDateTime"]
-    report = prune(report)
     ctx.add(report, f"DiagnosticReport/OBX/{ctx.index}")
     ctx.about_patient(report)
 
@@ -386,7 +387,6 @@ def spm(ctx: Context, seg: Segment) -> set[int]:
         "note": [{"text": v.text()} for v in values(seg, 14)],
     }
     ctx.set_time(specimen, "receivedTime", text(seg, 18), "SPM-18")
-    specimen = prune(specimen)
     ref = ctx.add(specimen, f"Specimen/{ctx.index}")
     ctx.about_patient(specimen)
     ctx.specimen = specimen

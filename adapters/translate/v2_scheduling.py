@@ -79,7 +79,7 @@ def sch(ctx: Context, seg: Segment) -> set[int]:
                 ctx,
                 person,
                 code={"coding": [{"system": V2_0443, "code": code, "display": display}]},
-                key=f"SCH-{person_field}",
+                key=f"SCH-{person_field}|{place}",
                 location=[{"reference": place}] if place else None,
             )
             if role:

@@ -138,13 +138,14 @@ class Context:
     index: int = 0
     orders: list[Order] = field(default_factory=list)
     unmapped: Counter[str] = field(default_factory=Counter)
+    times: dict[str, tuple[str | None, bool]] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
 
     def time(self, value: str, location: str) -> str | None:
         """Return a FHIR dateTime for a v2 time, reporting an invalid one by location."""
         if not value:
             return None
-        result, _ = dtm_exact(value, self.clock)
+        result, _ = self.read_time(value)
         if result is None:
             self.problems.append(f"{location} is not a valid date/time; left out")
         return result
@@ -158,7 +159,7 @@ class Context:
         """
         if not value:
             return None
-        result, widened = dtm_exact(value, self.clock)
+        result, widened = self.read_time(value)
         if result is None:
             self.problems.append(f"{location} is not a valid date/time; left out")
             return None
@@ -166,6 +167,13 @@ class Context:
         if widened:
             resource["_" + element] = time_extension(value.split("^")[0].strip())
         return result
+
+    def read_time(self, value: str) -> tuple[str | None, bool]:
+        """Read a v2 time once per message: OBR-7, OBX-14 ... repeat the same few times."""
+        found = self.times.get(value)
+        if found is None:
+            found = self.times[value] = dtm_exact(value, self.clock)
+        return found
 
     def add(self, resource: Json, key: str) -> str:
         """Add a resource; return its reference."""
@@ -230,6 +238,7 @@ def convert(
     msh = message.msh
     message_type = message.message_type
     family, _, trigger = message_type.partition("^")
+    trigger = trigger.partition("^")[0]  # MSH-9 written with "^" whatever MSH-2 says
     if not family or not trigger:
         raise MessageError("MSH-9 has no message type and trigger event", location="MSH-9")
     msh7 = text(msh, 7)
@@ -277,11 +286,14 @@ def convert(
             or hd_uri(first(msh, 3))
             or "urn:ietf:rfc:3986",
             "value": message.control_id,
-        },
+        }
+        if message.control_id
+        else None,
         "timestamp": instant(ctx.time(msh7, "MSH-7")),
         "entry": [
             {
                 "fullUrl": f"urn:uuid:{resource['id']}",
+                # Handlers build with plain dicts; each resource is pruned once, here.
                 "resource": prune(
                     {"resourceType": resource["resourceType"], "id": resource["id"], **resource}
                 ),
@@ -289,7 +301,9 @@ def convert(
             for resource in entries
         ],
     }
-    bundle = prune(bundle)
+    for key in ("identifier", "timestamp"):  # the entries are pruned above
+        if bundle[key] is None:
+            del bundle[key]
     if validate:
         validate_bundle(bundle)
     return Conversion(bundle=bundle, warnings=warnings, message_type=message_type)

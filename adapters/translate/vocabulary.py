@@ -14,6 +14,7 @@ system and FHIR -> v2 gives the name back.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 LOCAL_SYSTEM_PREFIX = "urn:carebroker:v2-0396:"
 V2_0203 = "http://terminology.hl7.org/CodeSystem/v2-0203"
@@ -66,8 +67,12 @@ _HL7_TABLE = re.compile(r"^HL7_?(\d{4})$", re.IGNORECASE)
 _HL7_TABLE_URI = re.compile(r"^http://terminology\.hl7\.org/CodeSystem/v2-(\d{4})$")
 
 
+@lru_cache(maxsize=4096)
 def code_system_uri(name: str) -> str:
-    """Return the FHIR URI for a v2 coding system name (CWE.3)."""
+    """Return the FHIR URI for a v2 coding system name (CWE.3).
+
+    Cached: a message names the same few systems again and again.
+    """
     key = name.strip()
     uri = CODE_SYSTEMS.get(key.upper())
     if uri:

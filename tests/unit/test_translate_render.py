@@ -17,6 +17,7 @@ from fhir.resources.R4B.bundle import Bundle
 
 from adapters.hl7v2.er7 import Message, unescape
 from adapters.translate.bundle import dumps
+from adapters.translate.sampling import should_validate
 from adapters.translate.v2_to_fhir import convert
 from broker.directory import Partner, parse_directory
 from broker.envelope import Envelope, Identity
@@ -237,6 +238,24 @@ def test_fhir_in_with_an_unqualified_ins_loses_it_in_either_format() -> None:
         out = render_for(env, partner, strip_ins=True)
         assert INS not in out.payload, partner.id
         assert "ins_stripped" in out.flags
+
+
+def test_translations_are_validated_by_sample_and_for_partners_that_ask() -> None:
+    env = envelope(ORU)
+    assert "validated" not in render_for(env, NORD).flags, "no sample, no validation"
+    assert "validated" in render_for(env, NORD, validation_sample=1.0).flags
+    asking = NORD.model_copy(update={"validate_fhir": True})
+    assert "validated" in render_for(env, asking).flags
+    assert "validated" not in render_for(env, DUPONT, validation_sample=1.0).flags, "v2 out"
+
+
+def test_the_validation_sample_is_drawn_by_message_id() -> None:
+    ids = [str(new_id()) for _ in range(2000)]
+    drawn = [i for i in ids if should_validate(i, 0.05)]
+    assert 50 <= len(drawn) <= 150, "about one in twenty"
+    assert drawn == [i for i in ids if should_validate(i, 0.05)], "a re-render chooses alike"
+    assert not any(should_validate(i, 0.0) for i in ids)
+    assert all(should_validate(i, 1.0) for i in ids)
 
 
 def test_content_that_cannot_be_translated_is_a_render_error_naming_where() -> None:
