@@ -12,12 +12,12 @@ import pytest
 from fhir.resources.R4B.bundle import Bundle
 from pydantic import ValidationError
 
-from adapters.hl7v2 import charset as charsets
 from adapters.hl7v2.er7 import Message
 from adapters.translate.bundle import dumps
 from adapters.translate.v2_to_fhir import UNMAPPED_URL, convert
 from broker.errors import MessageError
 from tests.conftest import CORPUS, REPO
+from tests.corpus_messages import corpus_messages
 
 Json = dict[str, Any]
 CONVERTER = CORPUS / "fhir-converter"
@@ -50,35 +50,7 @@ PID = (
 )
 
 
-def _corpus_messages() -> list[tuple[str, Message]]:
-    """Every HL7 v2 message of the corpus and tests/data that reads as one, batches split."""
-    found = []
-    paths = sorted(CORPUS.rglob("*.hl7")) + sorted((REPO / "tests" / "data").glob("*.hl7"))
-    for path in paths:
-        try:
-            text = charsets.decode(path.read_bytes().removeprefix(b"\xef\xbb\xbf"))[0]
-        except MessageError:
-            continue  # a mislabelled-charset sample, for the ingress tests
-        lines = text.replace("\r\n", "\r").replace("\n", "\r").split("\r")
-        chunks: list[list[str]] = []
-        for line in lines:
-            if line.startswith("MSH"):
-                chunks.append([line])
-            elif chunks and line[:3].isalnum() and line[:3].isupper():
-                chunks[-1].append(line)
-        for index, chunk in enumerate(chunks, 1):
-            try:
-                message = Message("\r".join(chunk) + "\r")
-                if "^" not in message.message_type:
-                    continue  # a malformed-MSH sample, for the ingress tests
-            except MessageError:
-                continue
-            name = path.name if len(chunks) == 1 else f"{path.name}#{index}"
-            found.append((name, message))
-    return found
-
-
-CORPUS_MESSAGES = _corpus_messages()
+CORPUS_MESSAGES = corpus_messages()
 _NOT_A_FOCUS = {"MessageHeader", "Provenance", "Organization", "Device", "Location", "Practitioner"}
 
 
@@ -328,7 +300,6 @@ def test_a_merge_links_the_two_patient_records() -> None:
 
 
 def test_message_without_type_is_refused_by_location() -> None:
-    from broker.errors import MessageError
 
     with pytest.raises(MessageError) as caught:
         convert(v2("MSH|^~\\&|A|B|C|D|20260101||||P|2.5"))
