@@ -59,6 +59,9 @@ _TYPES: dict[str, tuple[tuple[str, str, str], str, str | None]] = {
     "dead_lettered": (_EXPORT, "R", None),
     "replayed": (_EXPORT, "R", None),
     "app_ack_sent": (_EXPORT, "R", None),
+    "published": (_EXPORT, "R", None),
+    "withheld": (_ACTIVITY, "E", None),
+    "feed_read": (_EXPORT, "R", None),
     "content_viewed": (_REST, "R", "read"),
     "patient_searched": (_REST, "E", "search"),
 }

@@ -42,6 +42,9 @@ EventKind = Literal[
     "delivery_paused",
     "delivery_resumed",
     "dead_letter_discarded",
+    "published",
+    "withheld",
+    "feed_read",
 ]
 
 

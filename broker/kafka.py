@@ -151,6 +151,20 @@ class Producer:
         except (KafkaError, OSError) as exc:
             raise KafkaUnavailableError(f"publish failed: {exc.__class__.__name__}") from exc
 
+    async def publish_placed(self, records: Sequence[Record]) -> list[tuple[int, int]]:
+        """Publish records in order; return where each landed: (partition, offset)."""
+        try:
+            futures = [
+                await self._producer.send(
+                    r.topic, r.value, key=r.key, partition=r.partition, headers=r.headers
+                )
+                for r in records
+            ]
+            placed = await asyncio.gather(*futures)
+        except (KafkaError, OSError) as exc:
+            raise KafkaUnavailableError(f"publish failed: {exc.__class__.__name__}") from exc
+        return [(m.partition, m.offset) for m in placed]
+
     async def is_ready(self) -> bool:
         """Tell whether the cluster answers a metadata request."""
         try:

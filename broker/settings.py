@@ -31,14 +31,24 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from adapters.fhir.settings import FhirGatewaySettings
+from adapters.translate.settings import FeedSettings
 from broker.console.settings import ConsoleSettings
 from broker.errors import ConfigError
 
 ENV_PREFIX = "CAREBROKER_"
 NESTED_DELIMITER = "__"
 
-Role = Literal["mllp", "fhir", "relay", "router", "delivery", "audit", "console"]
-ROLES: tuple[Role, ...] = ("mllp", "fhir", "relay", "router", "delivery", "audit", "console")
+Role = Literal["mllp", "fhir", "relay", "router", "delivery", "audit", "console", "feed"]
+ROLES: tuple[Role, ...] = (
+    "mllp",
+    "fhir",
+    "relay",
+    "router",
+    "delivery",
+    "audit",
+    "console",
+    "feed",
+)
 
 
 class Settings(BaseSettings):
@@ -227,6 +237,11 @@ class Settings(BaseSettings):
     fhir: FhirGatewaySettings = Field(
         default_factory=FhirGatewaySettings,
         description="The fhir role: client certificates through a proxy, public base URL.",
+    )
+    feed: FeedSettings = Field(
+        default_factory=FeedSettings,
+        description="The feed role: the research stream's key and pseudonymisation, audited "
+        "consumer groups.",
     )
 
     @classmethod

@@ -13,8 +13,9 @@ audit trail by the audit writer (``broker/store/events.py``).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
 from broker.envelope import DeliveryRequest, Envelope
 
@@ -44,7 +45,76 @@ DELIVERIES = Topic(
     "Deliveries decided by the router, keyed by lane (router -> delivery).",
 )
 
-ALL: tuple[Topic, ...] = (ACCEPTED, DELIVERIES)
+
+class FhirMessage(BaseModel):
+    """A FHIR R4 message Bundle (JSON): its MessageHeader first, then the resources.
+
+    The value of a record on ``care.fhir.canonical.v1``: an accepted message
+    as FHIR (HL7 v2 translated by the v2-to-FHIR implementation guide, FHIR
+    as received, a resource wrapped in a message Bundle). Record headers:
+    ``message-id`` (carebroker's id of the accepted message), ``message-type``
+    (``ORU^R01``, the FHIR event code), ``sender`` (the partner id),
+    ``content-type`` (``application/fhir+json``). The same message always
+    gives the same ``Bundle.id``: a consumer drops a record it already has.
+    """
+
+    model_config = ConfigDict(extra="allow", title="FHIR R4 message Bundle")
+
+    resourceType: Literal["Bundle"]
+    id: str = Field(description="Stable per accepted message.")
+    type: Literal["message"]
+    timestamp: str | None = Field(default=None, description="When the message was sent.")
+    identifier: dict[str, str] = Field(
+        description="`urn:ietf:rfc:3986`, `urn:uuid:<message id>` (canonical stream only)."
+    )
+    entry: list[dict[str, Any]] = Field(
+        description="`fullUrl` and `resource`: the MessageHeader, then Patient, Encounter, "
+        "Observation ... as the v2-to-FHIR implementation guide maps them."
+    )
+
+
+class ResearchMessage(BaseModel):
+    """A pseudonymised FHIR R4 message Bundle (value of ``care.fhir.research.v1``).
+
+    Identifiers are keyed HMAC pseudonyms (system
+    ``urn:carebroker:research:pseudonym``) under the research key; names,
+    addresses (but a generalised postal code), telecoms, free text and
+    documents are removed; dates are shifted per patient, birth dates cut to
+    the year (or month). ``identifier`` is the patient's research pseudonym,
+    also the record key. Record headers: ``message-type``, ``content-type``
+    only. ``docs/data-protection.md`` says what remains.
+    """
+
+    model_config = ConfigDict(extra="allow", title="Pseudonymised FHIR R4 message Bundle")
+
+    resourceType: Literal["Bundle"]
+    id: str = Field(description="Re-derived under the research key.")
+    type: Literal["message"]
+    meta: dict[str, Any] = Field(description="Tagged `urn:carebroker:research#pseudonymised`.")
+    timestamp: str | None = Field(default=None, description="Shifted like the patient's dates.")
+    identifier: dict[str, str] = Field(
+        description="The patient's research pseudonym (`urn:carebroker:research:pseudonym`)."
+    )
+    entry: list[dict[str, Any]] = Field(description="The resources, pseudonymised.")
+
+
+CANONICAL = Topic(
+    "care.fhir.canonical.v1",
+    FhirMessage,
+    "Accepted messages as FHIR R4 message Bundles, for regional data platforms and shared"
+    " records; keyed by the patient's pseudonymous ordering key, so one patient's messages"
+    " are in order (feed -> any Kafka client). Per sender and message type (directory"
+    " `feed.canonical`); opposed patients are never published.",
+)
+RESEARCH = Topic(
+    "care.fhir.research.v1",
+    ResearchMessage,
+    "The same messages pseudonymised for research, keyed by the patient's research"
+    " pseudonym (feed -> research platforms). Per sender and message type (directory"
+    " `feed.research`); opposed patients are never published.",
+)
+
+ALL: tuple[Topic, ...] = (ACCEPTED, DELIVERIES, CANONICAL, RESEARCH)
 
 
 class Groups:
@@ -52,6 +122,7 @@ class Groups:
 
     ROUTER = "router.route"
     DELIVERY = "delivery.dispatch"
+    FEED = "feed.publish"
 
 
 def group_id(prefix: str, group: str) -> str:

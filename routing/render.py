@@ -218,9 +218,16 @@ def to_hl7v2(
 
 
 def readdress(
-    envelope: Envelope, recipient: Partner, *, strip_ins: bool, charset_label: str | None = None
+    envelope: Envelope,
+    recipient: Partner | None,
+    *,
+    strip_ins: bool,
+    charset_label: str | None = None,
 ) -> tuple[str, list[str]]:
-    """Return the HL7 v2 text for ``recipient`` (MSH-5/6/12/18, INS, OBR-28) and its flags."""
+    """Return the HL7 v2 text for ``recipient`` (MSH-5/6/12/18, INS, OBR-28) and its flags.
+
+    Without a recipient (the FHIR feeds), MSH stays as the sender wrote it.
+    """
     try:
         text = envelope.payload.decode(envelope.charset)
     except (UnicodeDecodeError, LookupError) as exc:
@@ -229,12 +236,16 @@ def readdress(
     if not segments or not segments[0].startswith("MSH"):
         raise RenderError(f"{envelope.control_id} does not start with MSH")
     enc = Encoding.from_header(segments[0])
-    accepts = recipient.accepts
+    accepts = recipient.accepts if recipient is not None else None
     msh = Segment(segments[0], enc)
-    values = {
-        5: _encoded(recipient.msh_application, enc),
-        6: _encoded(recipient.msh_facility, enc),
-    }
+    values = (
+        {
+            5: _encoded(recipient.msh_application, enc),
+            6: _encoded(recipient.msh_facility, enc),
+        }
+        if recipient is not None
+        else {}
+    )
     if accepts is not None and accepts.version:
         # MSH-12 may carry a national profile after the version (2.5^FRA^2.11): keep it.
         rest = msh.field(12).split(enc.component)[1:]
@@ -329,6 +340,28 @@ def to_fhir_message(
     ``validate`` runs fhir.resources validation of a translated Bundle (flag
     ``validated``); an invalid one raises MessageError naming the FHIRPath.
     """
+    bundle, flags, translation = fhir_message(
+        envelope, recipient, strip_ins=strip_ins, timezone=timezone, validate=validate
+    )
+    header = bundle["entry"][0]["resource"]
+    header["destination"] = [{"name": recipient.id, "endpoint": partner_endpoint(recipient)}]
+    return Rendered(dumps(bundle).encode("utf-8"), FHIR_CONTENT_TYPE, tuple(flags), translation)
+
+
+def fhir_message(
+    envelope: Envelope,
+    recipient: Partner | None = None,
+    *,
+    strip_ins: bool = False,
+    timezone: str | None = None,
+    validate: bool = False,
+) -> tuple[Json, list[str], Translation | None]:
+    """Return the message as a FHIR message Bundle, its flags and what a translation did.
+
+    HL7 v2 is translated (re-addressed to ``recipient`` first, when there is
+    one: the FHIR feeds have none), FHIR wrapped in a message Bundle when it
+    is not one. ``Bundle.identifier`` is the carebroker message id.
+    """
     flags: list[str] = []
     translation: Translation | None = None
     if envelope.format == "hl7v2":
@@ -360,11 +393,10 @@ def to_fhir_message(
         "value": f"urn:uuid:{envelope.message_id}",
     }
     header = bundle["entry"][0]["resource"]
-    header["destination"] = [{"name": recipient.id, "endpoint": partner_endpoint(recipient)}]
     header.setdefault("source", {}).setdefault(
         "endpoint", f"urn:carebroker:partner:{envelope.sender}"
     )
-    return Rendered(dumps(bundle).encode("utf-8"), FHIR_CONTENT_TYPE, tuple(flags), translation)
+    return bundle, flags, translation
 
 
 def partner_endpoint(partner: Partner) -> str:

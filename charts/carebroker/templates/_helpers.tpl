@@ -40,7 +40,7 @@ app.kubernetes.io/part-of: carebroker
 
 {{/* The roles in broker/settings.py ROLES order; `roles` in values may only name these. */}}
 {{- define "carebroker.roles" -}}
-{{- list "mllp" "fhir" "relay" "router" "delivery" "audit" "console" | toJson }}
+{{- list "mllp" "fhir" "relay" "router" "delivery" "audit" "console" "feed" | toJson }}
 {{- end }}
 
 {{- define "carebroker.image" -}}
@@ -73,11 +73,11 @@ path passed (the others' Secret references become secretKeyRef variables).
 {{- end }}
 
 {{/*
-The nested models of Settings (`console`, `fhir`): each is a map of the settings
+The nested models of Settings (`console`, `fhir`, `feed`): each is a map of the settings
 of the role of the same name, passed as CAREBROKER_<GROUP>__<NAME>.
 */}}
 {{- define "carebroker.settingGroups" -}}
-{{- list "console" "fhir" | toJson }}
+{{- list "console" "fhir" "feed" | toJson }}
 {{- end }}
 
 {{/*
