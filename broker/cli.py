@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "broker.commands.config",
     "broker.commands.users",
     "broker.commands.openapi",
+    "broker.commands.asyncapi",
     "broker.commands.convert",
     "broker.commands.partners",
     "broker.commands.route",

@@ -28,6 +28,8 @@ class Topic:
     model: type[BaseModel]
     description: str
     compacted: bool = False
+    key: str = ""  # what the record key is (the AsyncAPI document says it)
+    headers: tuple[tuple[str, str], ...] = ()  # record headers: (name, meaning)
 
     def full_name(self, prefix: str = "") -> str:
         """Return the name with the deployment's prefix."""
@@ -38,11 +40,15 @@ ACCEPTED = Topic(
     "care.messages.accepted.v1",
     Envelope,
     "Messages committed to the store, keyed by patient ordering key (relay -> router).",
+    key="The patient's ordering key (HMAC of the primary patient identifier), else the message's.",
+    headers=(("traceparent", "W3C trace context of the relay's send span (when tracing)."),),
 )
 DELIVERIES = Topic(
     "care.deliveries.requested.v1",
     DeliveryRequest,
     "Deliveries decided by the router, keyed by lane (router -> delivery).",
+    key="The lane: recipient and patient ordering key.",
+    headers=(("traceparent", "W3C trace context of the router's span (when tracing)."),),
 )
 
 
@@ -58,7 +64,7 @@ class FhirMessage(BaseModel):
     gives the same ``Bundle.id``: a consumer drops a record it already has.
     """
 
-    model_config = ConfigDict(extra="allow", title="FHIR R4 message Bundle")
+    model_config = ConfigDict(extra="allow")
 
     resourceType: Literal["Bundle"]
     id: str = Field(description="Stable per accepted message.")
@@ -85,7 +91,7 @@ class ResearchMessage(BaseModel):
     only. ``docs/data-protection.md`` says what remains.
     """
 
-    model_config = ConfigDict(extra="allow", title="Pseudonymised FHIR R4 message Bundle")
+    model_config = ConfigDict(extra="allow")
 
     resourceType: Literal["Bundle"]
     id: str = Field(description="Re-derived under the research key.")
@@ -105,6 +111,14 @@ CANONICAL = Topic(
     " records; keyed by the patient's pseudonymous ordering key, so one patient's messages"
     " are in order (feed -> any Kafka client). Per sender and message type (directory"
     " `feed.canonical`); opposed patients are never published.",
+    key="The patient's ordering key (HMAC of the primary patient identifier under the"
+    " routing key), else the message's: one patient's messages share a partition.",
+    headers=(
+        ("message-id", "carebroker's id of the accepted message (UUID)."),
+        ("message-type", "ORU^R01, ADT^A01 ... or the FHIR event code."),
+        ("sender", "The partner id of the sender."),
+        ("content-type", "application/fhir+json"),
+    ),
 )
 RESEARCH = Topic(
     "care.fhir.research.v1",
@@ -112,6 +126,12 @@ RESEARCH = Topic(
     "The same messages pseudonymised for research, keyed by the patient's research"
     " pseudonym (feed -> research platforms). Per sender and message type (directory"
     " `feed.research`); opposed patients are never published.",
+    key="The patient's research pseudonym (HMAC under the research key), as in"
+    " `Bundle.identifier`.",
+    headers=(
+        ("message-type", "ORU^R01, ADT^A01 ... or the FHIR event code."),
+        ("content-type", "application/fhir+json"),
+    ),
 )
 
 ALL: tuple[Topic, ...] = (ACCEPTED, DELIVERIES, CANONICAL, RESEARCH)

@@ -67,7 +67,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ACTOR = "feed"
-BATCH_MAX = 500
+BATCH_MAX = 200
 Stream = Literal["canonical", "research"]
 STREAMS: tuple[Stream, ...] = ("canonical", "research")
 OPPOSED = "patient opposition on file"
@@ -148,6 +148,11 @@ class Feed:
         published: list[tuple[Envelope, Stream, tuple[str, ...]]] = []
         audited: list[AuditEvent] = []
         for envelope, sender, streams in wanted:
+            # Translation is CPU work, about 1 ms a message: let the consumer's heartbeats
+            # and the other roles of the process run between messages, or a large batch
+            # on a busy machine outlasts the group's session and Kafka takes the
+            # partitions away mid-batch.
+            await asyncio.sleep(0)
             made = _withheld_reason(envelope, sender, opposed) or self._render(envelope, sender)
             if isinstance(made, str):
                 stats.withheld += 1
@@ -155,7 +160,17 @@ class Feed:
                 continue
             bundle, flags = made
             for stream in streams:
-                out.append(self._record(envelope, stream, bundle))
+                try:
+                    out.append(self._record(envelope, stream, bundle))
+                except _TRANSLATION_BUGS as exc:  # content the pseudonymiser did not foresee
+                    log.warning(
+                        "feed: research record not made",
+                        extra={"message_id": str(envelope.message_id), "error": type(exc).__name__},
+                    )
+                    stats.withheld += 1
+                    reason = f"pseudonymisation failed ({type(exc).__name__})"
+                    audited.append(_withheld(envelope, (stream,), reason))
+                    continue
                 published.append((envelope, stream, flags))
         placed = await self.producer.publish_placed(out) if out else []
         for (envelope, stream, flags), (partition, offset) in zip(published, placed, strict=True):

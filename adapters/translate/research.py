@@ -29,6 +29,7 @@ Pure: no I/O. Built once per process from the feed settings.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import re
@@ -90,6 +91,9 @@ _VALUE_TYPES = (
 _DATE = re.compile(
     r"^(?P<y>\d{4})(?:-(?P<m>\d{2})(?:-(?P<d>\d{2})(?P<rest>T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:\d{2})?)?)?)?$"
 )
+# A string shaped like a date to the month at least, wherever it is (Timing.event,
+# MedicationDispense.whenHandedOver ...): shifted too.
+_DATED = re.compile(r"^\d{4}-\d{2}(?:-\d{2})?(?:T|$)")
 _DATE_KEYS = frozenset(
     {
         "start",
@@ -105,6 +109,18 @@ _DATE_KEYS = frozenset(
         "occurrence",
     }
 )
+_CACHE_MAX = 100_000
+_IDENTIFIERS = frozenset(
+    {
+        "identifier",
+        "masterIdentifier",
+        "accessionIdentifier",
+        "requisition",
+        "preAdmissionIdentifier",
+    }
+)
+# Keys ``element`` treats apart; any other is copied through ``value``.
+_SPECIAL = _REMOVED | _IDENTIFIERS | {"display", "extension", "text"}
 _REFERENCE = re.compile(r"^urn:uuid:([0-9a-f-]{36})$")
 
 
@@ -123,7 +139,10 @@ class ResearchPseudonymizer:
             raise ValueError("the research key must be at least 16 bytes")
         if shift_days < 1:
             raise ValueError("the date shift must be at least one day")
-        self._key = key
+        self._base = hmac.new(key, digestmod=hashlib.sha256)
+        # Pseudonyms and resource ids recur (the same doctors, organisations,
+        # patients): computed once per process, within a bound.
+        self._cache: dict[tuple[str, ...], str] = {}
         self.shift_days = shift_days
         self.birth_precision = birth_precision
         self.postal_codes_kept = postal_codes_kept
@@ -132,7 +151,15 @@ class ResearchPseudonymizer:
         return "<ResearchPseudonymizer>"
 
     def _mac(self, *parts: str) -> str:
-        return hmac.new(self._key, "\x1f".join(parts).encode(), hashlib.sha256).hexdigest()
+        found = self._cache.get(parts)
+        if found is None:
+            mac = self._base.copy()
+            mac.update("\x1f".join(parts).encode())
+            found = mac.hexdigest()
+            if len(self._cache) >= _CACHE_MAX:
+                self._cache.clear()
+            self._cache[parts] = found
+        return found
 
     def pseudonym(self, system: str, value: str) -> str:
         """Return the research pseudonym of one identifier (32 hex characters)."""
@@ -192,7 +219,8 @@ class ResearchPseudonymizer:
             if not isinstance(resource, dict):
                 continue
             cleaned = work.resource(resource)
-            new_id = ids.get(str(resource.get("id", "")), self._new_id(str(resource.get("id", ""))))
+            old_id = str(resource.get("id", ""))
+            new_id = ids.get(old_id) or self._new_id(old_id)
             cleaned["id"] = new_id
             entries.append({"fullUrl": f"urn:uuid:{new_id}", "resource": cleaned})
         out["entry"] = entries
@@ -250,22 +278,30 @@ class _Walk:
             out["address"] = kept
 
     def value(self, node: Any, kind: str, key: str) -> Any:
-        if isinstance(node, dict):
-            return self.element(node, kind)
-        if isinstance(node, list):
-            found = [self.value(item, kind, key) for item in node]
-            return [f for f in found if f not in (None, {}, [])]
-        if isinstance(node, str):
+        if type(node) is str:
             if key == "reference":
                 match = _REFERENCE.match(node)
                 return f"urn:uuid:{self.ids.get(match[1], match[1])}" if match else None
-            if _is_date_key(key):
+            if key == "endpoint":  # a partner's id or URL: a small practice's may name its doctor
+                return f"urn:carebroker:research:endpoint:{self.owner.pseudonym('', node)}"
+            if node[:4].isdigit() and (_is_date_key(key) or _DATED.match(node)):
                 return self.date(node)
+            return node
+        if type(node) is dict:
+            return self.element(node, kind)
+        if type(node) is list:
+            found = [self.value(item, kind, key) for item in node]
+            return [f for f in found if f not in (None, {}, [])]
         return node
 
     def element(self, node: Json, kind: str) -> Json:
         out: Json = {}
         for key, item in node.items():
+            if key not in _SPECIAL:
+                cleaned = self.value(item, kind, key)
+                if cleaned not in (None, "", [], {}):
+                    out[key] = cleaned
+                continue
             if key in _REMOVED:
                 continue
             if key == "display" and "code" not in node:  # a Reference's display: a name, often
@@ -282,13 +318,7 @@ class _Walk:
                 if kept:
                     out[key] = kept
                 continue
-            if key in (
-                "identifier",
-                "masterIdentifier",
-                "accessionIdentifier",
-                "requisition",
-                "preAdmissionIdentifier",
-            ):
+            if key in _IDENTIFIERS:
                 if isinstance(item, list):
                     out[key] = [self.identifier(i, kind) for i in item if isinstance(i, dict)]
                 elif isinstance(item, dict):
@@ -344,6 +374,7 @@ class _Walk:
         return f"{moved:%Y}"
 
 
+@functools.cache
 def _is_date_key(key: str) -> bool:
     return key in _DATE_KEYS or key.endswith(("DateTime", "Date", "Time", "Instant", "Period"))
 

@@ -19,6 +19,10 @@ and audited, and how long each takes from the lab's send to the GP's ACK.
   (parse with python-hl7, forward to both partners, wait for their ACKs, then
   ACK the sender). Nothing is stored, audited or retried: the cost of the
   relaying alone. The ratio carebroker / baseline is the figure to compare.
+- ``--feed``: the ``feed`` role runs too (a process of its own) and the lab's
+  results go on both FHIR feeds (``care.fhir.canonical.v1`` and, pseudonymised,
+  ``care.fhir.research.v1``): compare delivered msg/s with and without it; the
+  feed's CPU per message and when it caught up are printed.
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ LAYOUTS = {
     "split": [["mllp", "relay"], ["router", "delivery", "audit"]],
 }
 RPPS = "urn:oid:1.2.250.1.71.4.2.1"
+FEED_WAIT_S = 300.0
 
 
 def register(bench: Any) -> None:
@@ -96,6 +101,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--database-url", metavar="DSN", help="PostgreSQL server to bench on")
     parser.add_argument("--no-baseline", action="store_true", help="skip the baseline relay")
+    parser.add_argument(
+        "--feed",
+        action="store_true",
+        help="also run the feed role (own process), the results published on both FHIR feeds",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -257,13 +267,16 @@ async def _baseline_relay(partners: list[Partner]) -> tuple[asyncio.Server, list
 # --- carebroker processes ---------------------------------------------------------------
 
 
-def _partners_file(path: Path, gp_a: Partner, gp_b: Partner, connections: int) -> None:
+def _partners_file(
+    path: Path, gp_a: Partner, gp_b: Partner, connections: int, *, feed: bool = False
+) -> None:
     def endpoint(port: int) -> str:
         return f"{{type: mllp, host: 127.0.0.1, port: {port}, connections: {connections}}}"
 
+    feeds = ", feed: {canonical: ['*'], research: ['*']}" if feed else ""
     path.write_text(
         "partners:\n"
-        "  - {id: bench-lab, name: Bench lab, kind: lab, facilities: [BENCH-LAB]}\n"
+        f"  - {{id: bench-lab, name: Bench lab, kind: lab, facilities: [BENCH-LAB]{feeds}}}\n"
         "  - id: gp-dupont\n    name: GP Dupont\n    kind: gp\n    facilities: [GP-DUPONT]\n"
         f'    practitioners: [{{system: "{RPPS}", value: "10001234567"}}]\n'
         f"    endpoint: {endpoint(gp_a.port)}\n"
@@ -411,7 +424,7 @@ async def _bench_with(
     processes: list[Process] = []
     try:
         config = work / "partners.yaml"
-        _partners_file(config, partners[0], partners[1], args.partner_connections)
+        _partners_file(config, partners[0], partners[1], args.partner_connections, feed=args.feed)
         env = {k: v for k, v in os.environ.items() if not k.startswith("CAREBROKER_")}
         env.update(
             CAREBROKER_DATABASE_URL=bench_dsn,
@@ -423,7 +436,8 @@ async def _bench_with(
             [str(Path(sys.executable).parent / "carebroker"), "migrate"],
             env=env, check=True, capture_output=True,
         )  # fmt: skip
-        for index, roles in enumerate(LAYOUTS[args.layout]):
+        layout = LAYOUTS[args.layout] + ([["feed"]] if args.feed else [])
+        for index, roles in enumerate(layout):
             processes.append(await _start(roles, env, config, work, index))
         port = _mllp_port(processes[0])
         offered = f"offered {args.rate:g} msg/s" if args.rate else "as fast as ACKed"
@@ -437,6 +451,9 @@ async def _bench_with(
         warm = _messages(min(1000, args.count), 0, args.patients)
         await _measure(port, args.connections, warm, partners, processes)
         pids = [p.popen.pid for p in processes]
+        if args.feed:
+            await _wait_fed(env, len(warm))  # its CPU below is then the measured messages'
+        feed_before = _cpu_of([p.popen.pid for p in processes if p.roles == ["feed"]])
         cpu_before = _cpu_of(pids)
         pg_before = _cpu_of(await _postgres_pids(admin))
         harness_before = time.process_time()
@@ -453,6 +470,17 @@ async def _bench_with(
             f"{harness / args.count * 1e3:.2f} ms; peak memory "
             + ", ".join(f"{'+'.join(p.roles)} {p.peak_rss / 2**20:.0f} MiB" for p in processes)
         )
+        if args.feed:
+            feed = next(p for p in processes if p.roles == ["feed"])
+            waited = await _wait_fed(env, len(warm) + len(items))
+            if waited >= FEED_WAIT_S:
+                raise RuntimeError(f"the feed did not catch up:\n{feed.output()[-3000:]}")
+            feed_cpu = _cpu_of([feed.popen.pid]) - feed_before
+            _say(
+                f"{'':40} feed: {len(warm) + len(items)} records on each FHIR feed, caught up "
+                f"{waited:.1f} s after the last delivery; CPU {feed_cpu / len(items) * 1e3:.2f} "
+                f"ms per message ({len(items) / feed_cpu:,.0f} msg/s per CPU)"
+            )
         _say(f"{'':40} audit events chained: {await _wait_audited(admin, len(items))}")
         if not args.no_baseline:
             server, _ = await _baseline_relay(partners)
@@ -477,6 +505,36 @@ async def _bench_with(
         for partner in partners:
             await partner.stop()
         await kafka.stop()
+
+
+async def _wait_fed(env: dict[str, str], records: int) -> float:
+    """Wait (bounded) until the canonical feed holds ``records``; return the seconds waited.
+
+    Counted by reading the records: a Kafka-compatible broker's end offsets may
+    lag (tansu reports the base offset of a partition's last batch).
+    """
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    from broker import topics
+
+    begin = time.monotonic()
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=env["CAREBROKER_KAFKA_BOOTSTRAP_SERVERS"], enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        await consumer.topics()
+        name = topics.CANONICAL.name
+        partitions = [TopicPartition(name, p) for p in consumer.partitions_for_topic(name) or ()]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        seen = 0
+        while seen < records and time.monotonic() - begin < FEED_WAIT_S:
+            batch = await consumer.getmany(timeout_ms=200, max_records=5000)
+            seen += sum(len(found) for found in batch.values())
+    finally:
+        await consumer.stop()
+    return time.monotonic() - begin
 
 
 async def _postgres_pids(admin: BenchStore) -> list[int]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -248,3 +248,24 @@ def test_references_follow_the_new_resource_ids() -> None:
     assert references == []
     plain = json.loads(dumps(convert(Message(RESULT), validate=False).bundle))
     assert ids.isdisjoint(e["fullUrl"] for e in plain["entry"])
+
+
+DAY = re.compile(r"^(\d{4}-\d{2}-\d{2})")
+
+
+def test_every_date_of_every_record_is_an_original_date_moved_by_the_patients_shift(
+    records: dict[str, Json],
+) -> None:
+    """No date escapes the shift, wherever it sits (periods, timings, extensions ...)."""
+    shifter = ResearchPseudonymizer(KEY)
+    checked = 0
+    for name, message in CORPUS_MESSAGES:
+        plain = json.loads(dumps(convert(message, validate=False).bundle))
+        originals = {m[1] for s in strings(plain) if (m := DAY.match(s))}
+        days = shifter.shift(patient_key(message))
+        for text in strings(records[name]):
+            if match := DAY.match(text):
+                moved = date.fromisoformat(match[1]) - timedelta(days=days)
+                assert moved.isoformat() in originals, (name, text)
+                checked += 1
+    assert checked > 1000
