@@ -15,9 +15,10 @@ partner):
   pseudonym.
 
 A patient with an opposition on file is not published (audited
-``withheld``, as is a message that cannot be translated); every record
-published is audited ``published`` with its topic, partition and offset, in
-one transaction per batch, before the Kafka offsets are committed. The same
+``withheld``, as is a message that cannot be translated); every message
+published is audited ``published`` with the topic, partition and offset of
+each of its records, in one transaction per batch, before the Kafka offsets
+are committed. The same
 message always gives the same Bundle id: after a crash between publishing
 and committing, a record may come twice (Kafka's at-least-once), in the same
 order, and a consumer drops the copy by ``Bundle.id``.
@@ -34,6 +35,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -173,8 +175,14 @@ class Feed:
                     continue
                 published.append((envelope, stream, flags))
         placed = await self.producer.publish_placed(out) if out else []
+        # One `published` event per message, naming where each of its records landed.
+        landed: dict[uuid.UUID, tuple[Envelope, list[dict[str, Any]], tuple[str, ...]]] = {}
         for (envelope, stream, flags), (partition, offset) in zip(published, placed, strict=True):
             stats.published[stream] += 1
+            where = {"stream": stream, "topic": self.topics[stream]}
+            entry = landed.setdefault(envelope.message_id, (envelope, [], flags))
+            entry[1].append({**where, "partition": partition, "offset": offset})
+        for envelope, records_of, flags in landed.values():
             audited.append(
                 AuditEvent(
                     kind="published",
@@ -182,13 +190,7 @@ class Feed:
                     message_id=envelope.message_id,
                     control_id=envelope.control_id,
                     partner=envelope.sender,
-                    detail={
-                        "stream": stream,
-                        "topic": self.topics[stream],
-                        "partition": partition,
-                        "offset": offset,
-                        **({"flags": list(flags)} if flags else {}),
-                    },
+                    detail={"records": records_of, **({"flags": list(flags)} if flags else {})},
                 )
             )
         await self.store.record(audited)

@@ -43,6 +43,7 @@ from broker.errors import MessageError
 Json = dict[str, Any]
 V2_TYPES = {"R01": "ORU^R01^ORU_R01", "I12": "REF^I12^REF_I12", "O21": "OML^O21^OML_O21"}
 _ALTERNATE_CODES = "http://hl7.org/fhir/StructureDefinition/alternate-codes"
+PATIENT_NOTE_URL = "http://hl7.org/fhir/StructureDefinition/patient-note"
 _LAB_CATEGORIES = frozenset({"108252007", "LAB", "laboratory"})
 
 
@@ -510,6 +511,15 @@ def _patient(writer: _Writer, resources: Resources, patient: Json) -> None:
     doctors = [d for d in doctors if d]
     if doctors:
         writer.add("PD1", {4: doctors})
+    # NTE after PID (the patient group's notes) became the patient-note extension.
+    _notes(
+        writer,
+        [
+            {"text": extension["valueString"]}
+            for extension in patient.get("extension", []) or []
+            if extension.get("url") == PATIENT_NOTE_URL and extension.get("valueString")
+        ],
+    )
 
 
 def _visit(writer: _Writer, resources: Resources, encounter: Json | None) -> None:
@@ -725,7 +735,20 @@ def _observation(writer: _Writer, resources: Resources, observation: Json, set_i
                 writer, resources, {**observation, **component, "component": []}, set_id
             )
     set_id += 1
-    performers = [resources.person(p) for p in observation.get("performer", []) or []]
+    directors: list[FieldValue] = []  # OBX-25: the performing organisation's medical director
+    performers = []
+    for reference in observation.get("performer", []) or []:
+        role = resources.resolve(reference)
+        if (
+            role is not None
+            and role.get("resourceType") == "PractitionerRole"
+            and any(
+                _first_coding(code).get("code") == "MDIR" for code in role.get("code", []) or []
+            )
+        ):
+            directors.append(xcn(resources.person(reference)))
+            continue
+        performers.append(resources.person(reference))
     people = [xcn(p) for p in performers if p and p.get("resourceType") != "Organization"]
     labs = [p for p in performers if p and p.get("resourceType") == "Organization"]
     ranges = []
@@ -756,6 +779,7 @@ def _observation(writer: _Writer, resources: Resources, observation: Json, set_i
     }
     if writer.modern:
         fields[20] = cwe(observation.get("bodySite"), writer.modern)
+        fields[25] = [d for d in directors if d] or None
         if labs:
             lab = labs[0]
             ident: Json = next(iter(lab.get("identifier", []) or []), {})

@@ -113,7 +113,8 @@ async def test_records_are_keyed_and_audited_where_they_landed() -> None:
     assert "message-id" not in dict(research.headers or [])
     # The same patient: the same research key, in order.
     assert produced.records[3].key == research.key
-    placed = [(e.detail["topic"], e.detail["offset"]) for e in store.events]
+    assert [e.message_id for e in store.events] == [first.message_id, second.message_id]
+    placed = [(r["topic"], r["offset"]) for e in store.events for r in e.detail["records"]]
     assert placed == [(r.topic, i) for i, r in enumerate(produced.records)]
     assert {e.kind for e in store.events} == {"published"}
 

@@ -3,9 +3,12 @@
 For each such message in ``tests/corpus`` and ``tests/data``, the facts below
 are read from the original and from the message carebroker writes back after
 a trip through FHIR, and must be equal: patient identifiers (with their
-assigning authority), names, birth date, sex, ordering provider, copies-to,
+assigning authority), names, birth date, sex, addresses, telephone numbers
+and e-mail addresses, identity reliability (PID-32), GP (PD1-4), patient
+notes, the visit (PV1-2, PV1-19, PV1-44), ordering provider, copies-to,
 referral parties, observation codes, values, units, reference ranges, flags,
-result and observation statuses, and times (compared as instants).
+result and observation statuses, responsible observers (OBX-16), methods
+(OBX-17), notes (NTE), and times as written (precision, offset or none).
 
 Where a corpus sample carries something that is not valid HL7 v2, the fact
 is left out for that sample in ``EXCEPTIONS`` with the reason.
@@ -29,7 +32,13 @@ from tests.conftest import CORPUS, REPO
 Facts = dict[str, Any]
 
 # Sample -> facts not compared, and why (the source is not valid v2 there).
+_PRT = (
+    "the PRT after its OBX (v2.7 participation) comes back in OBX-16, where v2.5.1 has the "
+    "responsible observer"
+)
 EXCEPTIONS: dict[str, dict[str, str]] = {
+    "REF-I12-01.hl7": {"observations": _PRT},
+    "REF-I12-02.hl7": {"observations": _PRT},
     "sample_hl7.hl7": {
         "birth": "PID-7 '196203520' is not a date",
         "values": "OBX 2 has type 'FN', which HL7 v2 does not define",
@@ -38,6 +47,9 @@ EXCEPTIONS: dict[str, dict[str, str]] = {
     "ORU-R01-01.hl7": {
         "reports": "its first OBX sits in the patient group (a v2.7 structure with PRT); a "
         "v2.5.1 ORU^R01 has no place for it, so it comes back under an OBR of its own",
+        "notes": "TQ1-11's text instruction comes back as an NTE of the order (FHIR -> v2 "
+        "writes no TQ1; ServiceRequest.patientInstruction has no other place in ORU)",
+        "observations": _PRT,
     },
 }
 
@@ -90,6 +102,19 @@ def _ids(segment: Segment, field: int, authority_component: int) -> list[tuple[s
     )
 
 
+def _telecom(segment: Segment, field: int, rep: int) -> str:
+    """An XTN as what reaches the person: the e-mail address, else the number's digits."""
+    email = segment.get(field, rep, 4)
+    if email:
+        return email
+    parts = (segment.get(field, rep, c) for c in (5, 6, 7))
+    country, area, local = parts
+    if not (area or local):  # a country code alone reaches no one
+        return "".join(c for c in segment.get(field, rep, 1) if c.isdigit() or c == "+")
+    number = (f"+{country}" if country else "") + area + local
+    return "".join(c for c in number if c.isdigit() or c == "+")
+
+
 def _code(segment: Segment, field: int) -> tuple[str, str]:
     code = segment.get(field, comp=1)
     system = segment.get(field, comp=3)
@@ -136,6 +161,29 @@ def facts(message: Message) -> Facts:
         "reports": [
             (_code(s, 4), s.get(25), _instant(s.get(7), clock)) for s in message.all("OBR")
         ],
+        "addresses": [
+            (
+                " ".join(p for p in pid.get(11, rep, 1).split(pid.enc.subcomponent) if p),
+                *(pid.get(11, rep, c) for c in (3, 4, 5, 6)),
+            )
+            for rep in range(1, len(pid.repetitions(11)) + 1)
+        ],
+        # Home and business numbers (PID-13, PID-14) are both Patient.telecom: compared
+        # together, as the number dialled (XTN-1, or area code and local number).
+        "telecoms": sorted(
+            _telecom(pid, field, rep)
+            for field in (13, 14, 40)
+            for rep in range(1, len(pid.repetitions(field)) + 1)
+            if _telecom(pid, field, rep)
+        ),
+        "identity_status": pid.get(32),
+        "gp": sorted({i for s in message.all("PD1") for i in _ids(s, 4, 9)}),
+        "visit": [
+            (s.get(2), s.get(19, comp=1), _instant(s.get(44), clock)) for s in message.all("PV1")
+        ],
+        "notes": sorted(
+            n.get(3, rep) for n in message.all("NTE") for rep in range(1, len(n.repetitions(3)) + 1)
+        ),
         "values": [],
         "observations": [],
     }
@@ -178,6 +226,8 @@ def facts(message: Message) -> Facts:
                 sorted(obx.get(8, rep, 1) for rep in range(1, len(obx.repetitions(8)) + 1)),
                 obx.get(11),
                 _instant(obx.get(14), clock),
+                sorted(i for i in _ids(obx, 16, 9)),
+                obx.get(17, comp=1),
             )
         )
     return result

@@ -209,9 +209,10 @@ async def test_every_message_once_in_order_per_patient_opposed_patient_absent(
     assert {e["detail"]["reason"] for e in withheld} == {"patient opposition on file"}
     assert OPPOSED[1] not in str(events)
     placed = {
-        (e["detail"]["topic"], e["detail"]["partition"], e["detail"]["offset"])
+        (r["topic"], r["partition"], r["offset"])
         for e in events
         if e["kind"] == "published"
+        for r in e["detail"]["records"]
     }
     assert placed == {(r.topic, r.partition, r.offset) for r in [*canonical, *research]}
 
@@ -262,9 +263,11 @@ async def test_what_a_platform_reads_is_audited_per_consumer_group(
     detail = events[0]["detail"]
     assert (detail["group"], detail["topic"], detail["records"]) == (group, name, 5)
     published = {
-        (e["detail"]["partition"], e["detail"]["offset"])
+        (r["partition"], r["offset"])
         for e in await pipeline.audit()
-        if e["kind"] == "published" and e["detail"]["stream"] == "canonical"
+        if e["kind"] == "published"
+        for r in e["detail"]["records"]
+        if r["stream"] == "canonical"
     }
     # Which messages the group read follows from the two: every published offset is in a range.
     assert all(
