@@ -68,6 +68,7 @@ _MESSAGE_METRICS = {
 LAGGED_ROLES = {
     "router": (topics.Groups.ROUTER, topics.ACCEPTED),
     "delivery": (topics.Groups.DELIVERY, topics.DELIVERIES),
+    "feed": (topics.Groups.FEED, topics.ACCEPTED),
 }
 
 
