@@ -57,9 +57,9 @@ from broker.envelope import Envelope
 from broker.errors import KafkaUnavailableError, MessageError, TransientError
 from broker.events import AuditEvent
 from broker.settings import Settings
-from broker.store import db
 from broker.store.db import UNAVAILABLE
 from broker.store.feed import FeedStore
+from broker.store.stores import Stores
 from routing.render import FHIR_CONTENT_TYPE, RenderError, fhir_message
 from routing.subscriber import REVOKE_WAIT_S, KafkaMessage, kafka_broker, records, subscribe
 
@@ -281,11 +281,11 @@ def pseudonymizer(settings: FeedSettings, key: bytes) -> ResearchPseudonymizer:
     )
 
 
-async def research_key(settings: FeedSettings, pool: Any) -> bytes:
+async def research_key(settings: FeedSettings, stores: Stores) -> bytes:
     """Return the research key: the setting, else one generated once and kept in PostgreSQL."""
     if settings.research_key is not None:
         return settings.research_key.get_secret_value().encode()
-    return await db.fetch_secret(pool, "research_key", lambda: secrets.token_bytes(32))
+    return await stores.secret("research_key", lambda: secrets.token_bytes(32))
 
 
 async def committed_offsets(settings: Settings, group: str, topic: str) -> dict[int, int]:
@@ -339,8 +339,8 @@ class FeedRole:
     async def start(self, ctx: Context) -> None:
         """Subscribe; publish until stopped; audit the configured consumer groups' reading."""
         self._ctx = ctx
-        key = await research_key(ctx.settings.feed, ctx.pool)
-        store = FeedStore(ctx.pool)
+        key = await research_key(ctx.settings.feed, ctx.stores)
+        store = ctx.stores.feed
         self._feed = Feed(
             store,
             ctx.producer,

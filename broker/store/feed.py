@@ -11,17 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
-import asyncpg
-
 from broker.events import AuditEvent
 from broker.store import events
-from broker.store.db import transaction
+from broker.store.db import Pool, connection, transaction
 
 
 class FeedStore:
     """Oppositions, audit events and audited read positions of the FHIR feeds."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: Pool) -> None:
         self.pool = pool
 
     async def opposed(self, digests: Iterable[str]) -> set[str]:
@@ -29,7 +27,7 @@ class FeedStore:
         wanted = sorted(set(digests))
         if not wanted:
             return set()
-        async with transaction(self.pool) as conn:
+        async with connection(self.pool) as conn:
             rows = await conn.fetch(
                 "SELECT digest FROM consent_oppositions WHERE digest = ANY($1::text[])", wanted
             )

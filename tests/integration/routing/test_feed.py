@@ -26,7 +26,6 @@ from broker import kafka, topics
 from broker.envelope import Envelope
 from broker.ids import new_id_at
 from broker.settings import Settings
-from broker.store.feed import FeedStore
 from broker.store.messages import Accepted
 from routing import consent
 from routing.feed import audit_reads, committed_offsets
@@ -92,7 +91,7 @@ async def accept_fhir(pipeline: Pipeline, control_id: str) -> Envelope:
         received_at=at,
         pseudonymizer=pipeline.ctx.pseudonymizer,
     )
-    await pipeline.ctx.messages.accept([Accepted(envelope, b"{}")])
+    await pipeline.ctx.stores.messages.accept([Accepted(envelope, b"{}")])
     return envelope
 
 
@@ -150,7 +149,7 @@ async def test_every_message_once_in_order_per_patient_opposed_patient_absent(
 ) -> None:
     pipeline = feed_pipeline
     await consent.add(
-        pipeline.pool,
+        pipeline.ctx.stores.consent,
         pipeline.ctx.pseudonymizer,
         authority=OPPOSED[0],
         value=OPPOSED[1],
@@ -255,7 +254,7 @@ async def test_what_a_platform_reads_is_audited_per_consumer_group(
 
     audited = pipeline.settings.feed.model_copy(update={"consumer_groups": f"other-group, {group}"})
     settings = pipeline.settings.model_copy(update={"feed": audited})
-    store = FeedStore(pipeline.pool)
+    store = pipeline.ctx.stores.feed
     assert await audit_reads(settings, store) == 1
     assert await audit_reads(settings, store) == 0  # nothing more read: nothing more audited
     events = [e for e in await pipeline.audit() if e["kind"] == "feed_read"]
