@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 
 class FeedSettings(BaseModel):
@@ -50,6 +50,13 @@ class FeedSettings(BaseModel):
         gt=0,
         description="How often the consumer groups' committed offsets are read and audited.",
     )
+
+    @field_validator("research_key")
+    @classmethod
+    def _long_enough(cls, key: SecretStr | None) -> SecretStr | None:
+        if key is not None and len(key.get_secret_value().encode()) < 16:
+            raise ValueError("the research key must be at least 16 bytes")
+        return key
 
     def postal_codes_kept(self) -> frozenset[str]:
         """Return the postal codes kept whole."""

@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from adapters.hl7v2.er7 import Message
 from adapters.translate.research import PSEUDONYM_SYSTEM
@@ -174,3 +175,13 @@ async def test_a_failing_pseudonymisation_keeps_the_canonical_record(
         "streams": ["research"],
         "reason": "pseudonymisation failed (KeyError)",
     }
+
+
+def test_feed_settings_refuse_a_short_key_and_read_lists() -> None:
+    with pytest.raises(ValidationError, match="at least 16 bytes"):
+        FeedSettings(research_key="short")  # type: ignore[arg-type]
+    settings = FeedSettings(
+        consumer_groups=" platform-a, ,platform-b", research_postal_codes_kept="34000"
+    )
+    assert settings.audited_groups() == ["platform-a", "platform-b"]
+    assert settings.postal_codes_kept() == frozenset({"34000"})
