@@ -164,8 +164,8 @@ def _duration(seconds: float) -> str:
 def watched_certificates(settings: Settings) -> list[Path]:
     """Return the certificate files carebroker is configured with (their expiry is watched)."""
     files = [
-        settings.mllp_tls_cert,
-        settings.mllp_tls_client_ca,
+        settings.mllp.tls_cert,
+        settings.mllp.tls_client_ca,
         settings.audit_syslog_cert,
         settings.audit_syslog_ca,
         settings.kafka_ssl_cafile,

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from fastapi import APIRouter, FastAPI
 
-from adapters.hl7v2.role import MllpRole
+from adapters.hl7v2.role import MllpRole, sender_check
 from broker import alerts, kafka, metrics, telemetry
 from broker.audit_role import AuditRole
 from broker.context import Context, RoleService, TaskRole
@@ -182,7 +182,8 @@ async def _serve(
     if "mllp" in roles:
         from broker.local import check_port_free
 
-        check_port_free(settings.mllp_host, settings.mllp_port, "MLLP")
+        sender_check(settings.mllp, directory)  # early, on the file; the role checks its own
+        check_port_free(settings.mllp.host, settings.mllp.port, "MLLP")
 
     readiness = Readiness("postgresql", "kafka", *roles)
     telemetry.configure(settings)

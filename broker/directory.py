@@ -11,12 +11,21 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+import ipaddress
 import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from adapters.hl7v2.er7 import parse_path
 from broker.envelope import ProviderRef
@@ -24,6 +33,23 @@ from broker.errors import ConfigError
 from broker.yamlfile import Loc, describe_errors, load_yaml
 
 SLUG = r"^[a-z0-9][a-z0-9-]{0,62}$"
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _cidr(value: str) -> str:
+    """Check one ``networks`` entry: a network in CIDR notation (a bare address is a /32)."""
+    try:
+        ipaddress.ip_network(value)
+    except ValueError:
+        try:
+            loose = ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            raise ValueError(
+                f"{value!r} is not a network in CIDR notation (like 10.20.0.0/16 or 2001:db8::/48)"
+            ) from None
+        raise ValueError(f"{value!r} has host bits set: did you mean {loose}?") from None
+    return value
 
 
 class _Model(BaseModel):
@@ -132,6 +158,12 @@ class Partner(_Model):
     certificate_cn: str | None = Field(
         default=None, description="Client-certificate subject CN that identifies this partner."
     )
+    networks: list[Annotated[str, AfterValidator(_cidr)]] = Field(
+        default_factory=list,
+        description="Source networks (CIDR) this partner connects from over MLLP: a message "
+        "naming it in MSH-4 from another address (and without its client certificate) is "
+        "refused AR.",
+    )
     token_sha256: list[str] = Field(
         default_factory=list,
         description="SHA-256 (hex) of bearer tokens this partner may use over HTTP.",
@@ -168,6 +200,11 @@ class Partner(_Model):
         if self.endpoint is not None and self.accepts is None:
             raise ValueError("a partner with an endpoint must say what it `accepts`")
         return self
+
+    @property
+    def declares_connection(self) -> bool:
+        """Tell whether the partner says how it connects (certificate CN or source networks)."""
+        return bool(self.certificate_cn or self.networks)
 
     @property
     def msh_application(self) -> str:
@@ -263,7 +300,10 @@ class Directory:
         self._by_practitioner: dict[str, Partner] = {}
         self._by_certificate: dict[str, Partner] = {}
         self._by_token: dict[str, Partner] = {}
+        self._networks: dict[str, tuple[Network, ...]] = {}
         for partner in data.partners:
+            if partner.networks:
+                self._networks[partner.id] = tuple(map(ipaddress.ip_network, partner.networks))
             for facility in partner.facilities:
                 self._by_facility[facility.casefold()] = partner
             for ident in partner.identifiers:
@@ -303,6 +343,16 @@ class Directory:
     def by_certificate(self, common_name: str) -> Partner | None:
         """Return the partner a client-certificate CN identifies."""
         return self._by_certificate.get(common_name)
+
+    def sends_from(self, partner: Partner, address: str) -> bool:
+        """Tell whether ``address`` (an IP, without port) is in one of the partner's networks."""
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped  # a dual-stack listener sees IPv4 peers as ::ffff:a.b.c.d
+        return any(ip in network for network in self._networks.get(partner.id, ()))
 
     def by_token(self, token: str) -> Partner | None:
         """Return the partner a bearer token belongs to (tokens are kept hashed)."""

@@ -22,6 +22,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from adapters.hl7v2.settings import MllpSettings
 from broker.local import EmbeddedPostgres, LocalKafka
 from broker.settings import Settings
 from broker.store import db
@@ -148,7 +149,7 @@ def settings(
         kafka_partitions=4,
         kafka_fetch_max_wait_ms=10,  # tansu holds fetches for the whole wait
         data_dir=tmp_path / "data",
-        mllp_port=0,
+        mllp=MllpSettings(port=0),
         http_port=0,
     )
 

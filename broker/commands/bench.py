@@ -185,7 +185,7 @@ async def _serve_carebroker(
     dsn: str, concurrency: int, linger_ms: float, ports: Any, mark: EventType, stop: EventType
 ) -> None:
     from adapters.hl7v2.ingress import Ingress
-    from adapters.hl7v2.mllp import MllpServer
+    from adapters.hl7v2.mllp import Limits, MllpServer
     from broker.directory import parse_directory
     from broker.pseudonym import Pseudonymizer
     from broker.settings import Settings
@@ -204,8 +204,8 @@ async def _serve_carebroker(
             ingress.handle,
             host="127.0.0.1",
             port=0,
-            max_frame_bytes=32 << 20,
-            idle_timeout_s=300,
+            # The bench's own connections, all from loopback: no per-peer cap applies.
+            limits=Limits(32 << 20, 300, max_connections=100_000, max_connections_per_peer=100_000),
             on_incomplete=ingress.incomplete,
         )
         await server.start()

@@ -196,11 +196,10 @@ def test_container_environment_parses_into_the_settings_asked_for(
 def _reaches(name: str, role: str) -> bool:
     """Whether a setting is passed to a role's pods (the chart's carebroker.settingReaches).
 
-    TLS private material stays with the role that uses it, and a nested model's
-    settings (``console.*``, ``fhir.*``) with the role of that name.
+    The syslog client key stays with the audit role, and a nested model's settings
+    (``mllp.*`` with its TLS private key, ``console.*``, ``fhir.*``) with the role
+    of that name.
     """
-    if name.startswith("mllp_tls_"):
-        return role == "mllp"
     if name == "audit_syslog_key":
         return role == "audit"
     group, nested, _ = name.partition(".")

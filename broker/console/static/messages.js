@@ -435,6 +435,7 @@
           [L("message_type"), `${m.message_type}${m.version ? " · v" + m.version : ""}`],
           [L("sender"), m.sender || L("unknown_sender")],
           [L("channel"), `${m.channel} · ${m.format}`],
+          [L("peer"), m.peer ? `${m.peer}${m.peer_certificate ? " · " + m.peer_certificate : ""}` : null],
           [L("received_at"), when(m.received_at)],
           [L("status"), statusBadge(m.status)],
           [L("reason"), m.reason],

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from adapters.hl7v2.framing import END, START, frame
 from adapters.hl7v2.ingress import Ingress
-from adapters.hl7v2.mllp import MllpServer
+from adapters.hl7v2.mllp import Limits, MllpServer
 from broker.pseudonym import Pseudonymizer
 from broker.store import db
 from broker.store.messages import MessageStore
@@ -66,8 +66,7 @@ class ThreadedListener:
             self.ingress.handle,
             host="127.0.0.1",
             port=0,
-            max_frame_bytes=64 * 1024,
-            idle_timeout_s=30,
+            limits=Limits(64 * 1024, 30),
             on_incomplete=self.ingress.incomplete,
         )
         await self.server.start()
