@@ -55,7 +55,7 @@ async def pg_admin_dsn() -> AsyncIterator[str]:
     server = EmbeddedPostgres(data_dir)
     await server.start()
     try:
-        yield f"postgresql://postgres@127.0.0.1:{server.port}/postgres"
+        yield server.dsn_for("owner", "postgres")
     finally:
         await server.stop()
         shutil.rmtree(data_dir, ignore_errors=True)

@@ -373,7 +373,7 @@ async def scratch_database(dsn: str | None) -> AsyncIterator[str]:
         if dsn is None:
             embedded = EmbeddedPostgres(Path(scratch) / "pg")
             await embedded.start()
-            dsn = embedded.dsn
+            dsn = embedded.owner_dsn
         try:
             async with seed.scratch_database(dsn) as scratch_dsn:
                 yield scratch_dsn

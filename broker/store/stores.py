@@ -66,7 +66,7 @@ class Stores:
             accounts=AccountStore(general),
             alerts=AlertStore(general),
             metrics=MetricsStore(general),
-            partitions=PartitionStore(general),
+            partitions=PartitionStore(database.upkeep),
         )
 
     @classmethod
@@ -95,7 +95,7 @@ class Stores:
 
     async def migrate(self) -> list[str]:
         """Apply pending migrations; return the names applied."""
-        return await migrate(self.database.general)
+        return await migrate(self.database.upkeep)
 
     async def ping(self, timeout: float = 2.0) -> bool:
         """Tell whether PostgreSQL answers within ``timeout`` seconds."""
