@@ -303,7 +303,7 @@ def build_ack(
             header.receiving_facility,
             header.sending_application,
             header.sending_facility,
-            _timestamp(now),
+            escape(_timestamp(now), enc),  # "+0000": "+" may be a delimiter
             "",
             msh9,
             escape(control_id, enc),
@@ -365,7 +365,7 @@ def _batch_header(name: str, of: Header, enc: Encoding, control_id: str, now: da
             of.receiving_facility,
             of.sending_application,
             of.sending_facility,
-            _timestamp(now),
+            escape(_timestamp(now), enc),
             "",
             "",
             "",
