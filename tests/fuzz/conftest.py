@@ -20,6 +20,18 @@ from pathlib import Path
 from hypothesis import HealthCheck, settings
 
 CORPUS = Path(__file__).parent / "corpus"
+PUBLIC = Path(__file__).parent.parent / "corpus"
+# Public samples (tests/corpus) the mutations start from too: a message, a batch,
+# a file, custom delimiters, real lab results and a referral.
+PUBLIC_SEEDS = (
+    "python-hl7/sample_hl7.hl7",
+    "python-hl7/sample_batch1.hl7",
+    "python-hl7/sample_file1.hl7",
+    "hl7apy/custom_delimiters_rsp.hl7",
+    "hapi/cv.04_001_chem.hl7",
+    "node-hl7-complete/ORU_R01_2.5.1_SampleTestCase1.hl7",
+    "fhir-converter/REF_I12/REF-I12-01.hl7",
+)
 
 settings.register_profile(
     "fuzz",
@@ -32,3 +44,8 @@ settings.register_profile(
 def corpus(kind: str) -> list[Path]:
     """Return the corpus files of one target (``er7``, ``mllp``), sorted."""
     return sorted((CORPUS / kind).iterdir())
+
+
+def public_seeds() -> list[bytes]:
+    """Return the public samples the ER7 mutations start from."""
+    return [(PUBLIC / name).read_bytes() for name in PUBLIC_SEEDS]

@@ -32,8 +32,7 @@ from broker.directory import parse_directory
 from broker.errors import MessageError
 from broker.pseudonym import Pseudonymizer
 from broker.store.messages import Accepted, AcceptResult, Rejected
-from tests.conftest import CORPUS
-from tests.fuzz.conftest import corpus
+from tests.fuzz.conftest import corpus, public_seeds
 
 
 def _partner(partner_id: str, facility: str, **more: object) -> dict[str, object]:
@@ -52,18 +51,7 @@ DIRECTORY = parse_directory(  # a sender of each kind the checks tell apart
     }
 )
 ANSWER_CODES = {"AA", "AE", "AR", "CA", "CE", "CR"}
-SEEDS = [p.read_bytes() for p in corpus("er7")] + [
-    (CORPUS / name).read_bytes()
-    for name in (
-        "python-hl7/sample_hl7.hl7",
-        "python-hl7/sample_batch1.hl7",
-        "python-hl7/sample_file1.hl7",
-        "hl7apy/custom_delimiters_rsp.hl7",
-        "hapi/cv.04_001_chem.hl7",
-        "node-hl7-complete/ORU_R01_2.5.1_SampleTestCase1.hl7",
-        "fhir-converter/REF_I12/REF-I12-01.hl7",
-    )
-]
+SEEDS = [p.read_bytes() for p in corpus("er7")] + public_seeds()
 
 
 class KeptInMemory:

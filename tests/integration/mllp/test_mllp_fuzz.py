@@ -23,22 +23,12 @@ from adapters.hl7v2.mllp import Limits, MllpServer
 from broker.pseudonym import Pseudonymizer
 from broker.store import db
 from broker.store.messages import MessageStore
-from tests.conftest import CORPUS, REPO
+from tests.conftest import REPO
+from tests.fuzz.conftest import public_seeds
 from tests.integration.mllp.conftest import directory
 
 PROBE = (REPO / "tests" / "data" / "oru_labo_sud.hl7").read_bytes().replace(b"\n", b"\r")
-SEEDS = [
-    (CORPUS / name).read_bytes()
-    for name in (
-        "python-hl7/sample_hl7.hl7",
-        "python-hl7/sample_batch1.hl7",
-        "python-hl7/sample_file1.hl7",
-        "hl7apy/custom_delimiters_rsp.hl7",
-        "hapi/cv.04_001_chem.hl7",
-        "node-hl7-complete/ORU_R01_2.5.1_SampleTestCase1.hl7",
-        "fhir-converter/REF_I12/REF-I12-01.hl7",
-    )
-]
+SEEDS = public_seeds()
 ANSWER_CODES = {"AA", "AE", "AR", "CA", "CE", "CR"}
 
 
