@@ -58,7 +58,13 @@ ORU_TEMPLATE = (
 )
 BENCH_PARTNERS: dict[str, Any] = {
     "partners": [
-        {"id": "bench-lab", "name": "Bench lab", "kind": "lab", "facilities": ["BENCH-LAB"]}
+        {
+            "id": "bench-lab",
+            "name": "Bench lab",
+            "kind": "lab",
+            "facilities": ["BENCH-LAB"],
+            "networks": ["127.0.0.0/8"],  # checked on every message, as a deployment would
+        }
     ]
 }
 
@@ -198,6 +204,7 @@ async def _serve_carebroker(
             Pseudonymizer(b"bench-key-" * 4),
             commit_concurrency=concurrency,
             commit_linger_s=linger_ms / 1000,
+            senders="declared",  # as the mllp role on loopback
         )
         ingress.start()
         server = MllpServer(

@@ -5,7 +5,7 @@ seconds in all). For a long run, the ``fuzz`` profile::
 
     .venv/bin/pytest tests/fuzz -p no:cacheprovider --hypothesis-profile=fuzz
 
-runs 20,000 examples per property (about 10 minutes on these machines);
+runs 20,000 examples per property (14 minutes here, on a shared 2-core machine);
 ``FUZZ_EXAMPLES=N`` sets another count. A failure prints the smallest input
 hypothesis found: add it to ``corpus/er7/`` or ``corpus/mllp/`` under a name
 that says what it found (every file there is replayed on every run, and
