@@ -254,10 +254,11 @@ class MllpServer:
         )
         reason = self._refusal(host)
         if reason is not None:
-            # Closed at once, before TLS: a flood of connections costs a socket
-            # each for an instant, never a handshake, a buffer or a task for long.
+            # Closed at once (an orderly close, as a full server would), before TLS:
+            # a flood of connections costs a socket each for an instant, never a
+            # handshake, a buffer or a task for long.
             self._refuse(reason, host)
-            writer.transport.abort()
+            writer.close()
             return
         task = asyncio.current_task()
         assert task is not None
