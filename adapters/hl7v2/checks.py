@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from adapters.hl7v2 import cisis
 from adapters.hl7v2.ack import TABLE_0155, AckError, Header, Outcome, version_of
 from adapters.hl7v2.er7 import Message
 from broker.directory import Directory, Partner
@@ -154,3 +155,17 @@ def unverified_senders(directory: Directory) -> list[str]:
         for p in directory.partners.values()
         if (p.facilities or p.identifiers) and not p.declares_connection
     )
+
+
+def check_profile(message: Message, partner: Partner) -> Partner | Refusal:
+    """Check a message against the profile its MSH-21 claims: the CI-SIS CDA-in-HL7v2 one.
+
+    A message naming ``CISIS_CDA_HL7_V2`` must be a valid document request
+    (``adapters/hl7v2/cisis.py``): refused AE/AR with the guide's ERR
+    otherwise, and kept (kind ``invalid_document_request``).
+    """
+    refused = cisis.refusal_of(message)
+    if refused is None:
+        return partner
+    error, outcome = refused
+    return Refusal(error, outcome, "invalid_document_request", partner.id)

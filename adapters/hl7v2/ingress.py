@@ -41,7 +41,7 @@ from adapters.hl7v2.ack import (
     code_for,
     is_due,
 )
-from adapters.hl7v2.checks import Refusal, SenderCheck, check_header, identify
+from adapters.hl7v2.checks import Refusal, SenderCheck, check_header, check_profile, identify
 from adapters.hl7v2.commit import GroupCommit
 from adapters.hl7v2.er7 import Message, escape_controls
 from adapters.hl7v2.extract import build_envelope
@@ -246,6 +246,8 @@ class Ingress:
         checked = check_header(message, header) or identify(
             self.directory, message, peer.certificate_cn, peer_host=peer.host, senders=self.senders
         )
+        if isinstance(checked, Partner):
+            checked = check_profile(message, checked)
         if isinstance(checked, Refusal):
             return self._refused(
                 data, header, codec, ids, peer, checked, batch_id=batch_id, message=message
