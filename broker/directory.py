@@ -123,7 +123,25 @@ class MailboxEndpoint(_EndpointBase):
     unacked_alert_after_s: float = Field(default=24 * 3600, gt=0)
 
 
-Endpoint = Annotated[MllpEndpoint | FhirEndpoint | MailboxEndpoint, Field(discriminator="type")]
+class MssanteEndpoint(_EndpointBase):
+    """Deliver CI-SIS documents as MSSanté mail (IHE XDM) to ``address`` (SMTP, the mailbox's).
+
+    The SMTP server, the application mailbox and its certificate are the
+    deployment's (``CAREBROKER_MSSANTE__*``); a partner only names its address.
+    """
+
+    type: Literal["mssante"]
+    address: str | None = Field(
+        default=None,
+        pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$",
+        description="The partner's MSSanté address (personal, organisation or application).",
+    )
+
+
+Endpoint = Annotated[
+    MllpEndpoint | FhirEndpoint | MailboxEndpoint | MssanteEndpoint, Field(discriminator="type")
+]
+MSSANTE_PREFIX = "mssante:"  # recipient ids of MSSanté addresses no partner declares
 
 
 class Accepts(_Model):
@@ -197,6 +215,11 @@ class Partner(_Model):
 
     @model_validator(mode="after")
     def _endpoint_needs_accepts(self) -> Partner:
+        if isinstance(self.endpoint, MssanteEndpoint):
+            # What an MSSanté mailbox reads is fixed: the CDA documents in an IHE XDM mail.
+            if not self.endpoint.address:
+                raise ValueError("an mssante endpoint must name its `address`")
+            return self
         if self.endpoint is not None and self.accepts is None:
             raise ValueError("a partner with an endpoint must say what it `accepts`")
         return self
@@ -301,9 +324,12 @@ class Directory:
         self._by_certificate: dict[str, Partner] = {}
         self._by_token: dict[str, Partner] = {}
         self._networks: dict[str, tuple[Network, ...]] = {}
+        self._by_mssante: dict[str, Partner] = {}
         for partner in data.partners:
             if partner.networks:
                 self._networks[partner.id] = tuple(map(ipaddress.ip_network, partner.networks))
+            if isinstance(partner.endpoint, MssanteEndpoint) and partner.endpoint.address:
+                self._by_mssante[partner.endpoint.address.casefold()] = partner
             for facility in partner.facilities:
                 self._by_facility[facility.casefold()] = partner
             for ident in partner.identifiers:
@@ -325,8 +351,21 @@ class Directory:
         return cls(DirectoryFile())
 
     def partner(self, partner_id: str) -> Partner | None:
-        """Return the partner with this id."""
+        """Return the partner with this id; an ``mssante:...`` id is an MSSanté address.
+
+        Routing sends a CI-SIS document to an MSSanté address no partner
+        declares (``routing/cisis.py``): its deliveries name the recipient
+        ``mssante:<address>`` (``mssante:patient`` for the patient, whose
+        address, an INS, stays out of ids), and this returns a partner for it,
+        made on the spot, with an MSSanté endpoint.
+        """
+        if partner_id.startswith(MSSANTE_PREFIX):
+            return mssante_recipient(partner_id)
         return self.partners.get(partner_id)
+
+    def by_mssante_address(self, address: str) -> Partner | None:
+        """Return the partner whose MSSanté endpoint is ``address`` (case-insensitive)."""
+        return self._by_mssante.get(address.casefold()) if address else None
 
     def by_facility(self, facility: str) -> Partner | None:
         """Return the partner an HL7 v2 facility (MSH-4 / MSH-6) names."""
@@ -392,6 +431,23 @@ class Directory:
     def from_document(cls, document: Any, source: str) -> Directory:
         """Rebuild a directory PostgreSQL kept; it was validated when it was loaded."""
         return parse_directory(document, source)
+
+
+def mssante_recipient(recipient: str) -> Partner:
+    """Return the partner standing for an MSSanté recipient id (``mssante:<address>``).
+
+    Not validated (the id is not a slug): made by carebroker, never read from a
+    file. ``mssante:patient`` (the patient's mailbox) has no address here; the
+    render finds it in the message.
+    """
+    rest = recipient.removeprefix(MSSANTE_PREFIX)
+    address = rest if "@" in rest else None
+    return Partner.model_construct(
+        id=recipient,
+        name=address or "patient (MSSanté)",
+        kind="other",
+        endpoint=MssanteEndpoint.model_construct(type="mssante", address=address),
+    )
 
 
 def describe_changes(old: Directory | None, new: Directory) -> dict[str, list[str]]:

@@ -35,6 +35,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from adapters.fhir.settings import FhirGatewaySettings
 from adapters.hl7v2.settings import MllpSettings
+from adapters.mssante.settings import MssanteSettings
 from broker.console.settings import ConsoleSettings
 from broker.errors import ConfigError
 
@@ -220,6 +221,10 @@ class Settings(BaseSettings):
     fhir: FhirGatewaySettings = Field(
         default_factory=FhirGatewaySettings,
         description="The fhir role: client certificates through a proxy, public base URL.",
+    )
+    mssante: MssanteSettings = Field(
+        default_factory=MssanteSettings,
+        description="MSSanté: the application mailbox, its SMTP and IMAP servers, certificate.",
     )
 
     @model_validator(mode="before")

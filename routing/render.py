@@ -49,9 +49,10 @@ from adapters.hl7v2.extract import INS_OIDS, hd_authority
 from adapters.translate import fhir_to_v2, v2_to_fhir
 from adapters.translate.bundle import NAMESPACE, dumps, loads
 from adapters.translate.vocabulary import V2_0003
-from broker.directory import Partner
+from broker.directory import MssanteEndpoint, Partner
 from broker.envelope import Envelope
 from broker.errors import MessageError, PermanentError
+from routing import cisis
 
 Json = dict[str, Any]
 V2_CONTENT_TYPE = "x-application/hl7-v2+er7"
@@ -129,6 +130,8 @@ def render_for(
     ``sender`` (the partner the message came from) names MSH-3/4 of HL7 v2
     translated from FHIR; ``timezone`` reads HL7 v2 times sent without offset.
     """
+    if isinstance(recipient.endpoint, MssanteEndpoint):
+        return _mail(envelope, recipient)
     if recipient.accepts is None:
         raise RenderError(f"partner {recipient.id} declares no `accepts`")
     try:
@@ -150,6 +153,18 @@ def render_for(
             f"{envelope.control_id} cannot be rendered for {recipient.id}: "
             f"translation failed ({type(exc).__name__})"
         ) from exc
+
+
+def _mail(envelope: Envelope, recipient: Partner) -> Rendered:
+    """Return the MSSanté mail of a CI-SIS document request (``routing/cisis.py``)."""
+    try:
+        mail = cisis.render_mail(envelope, recipient)
+    except MessageError as exc:
+        # Names the rule or the element, never a value (the patient's address included).
+        raise RenderError(
+            f"{envelope.control_id} cannot be mailed to {recipient.id}: {exc}"
+        ) from exc
+    return Rendered(mail.payload, mail.content_type, mail.flags)
 
 
 # --- HL7 v2 out -------------------------------------------------------------------------

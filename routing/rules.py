@@ -22,6 +22,9 @@ input names the same fields in ``ProviderRef.source``):
 - answers (RRI^I12-I15, OSU, ORL, ORG, ORR, SIU): ``referrer``
   (PRD/ROL/PRT role RP, then the ordering provider ORC-12/OBR-16) — the
   answer goes back to whoever referred.
+- CI-SIS document requests (MSH-21 ``CISIS_CDA_HL7_V2``): instead of the
+  result rules, ``mssante-rct`` — each PRT ``RCT``, as a directory partner
+  or an MSSanté address, within the request's flags (``routing/cisis.py``);
 - any message: ``addressee`` — MSH-6 naming a known partner (not the platform);
 - explicit ``routes:`` from the directory file (message type with wildcards,
   sender, field conditions; ``to:`` partners or roles).
@@ -47,6 +50,7 @@ from adapters.hl7v2.er7 import Message
 from broker.directory import Directory, Partner, PartnerRef, Route
 from broker.envelope import Envelope, ProviderRef
 from broker.errors import MessageError
+from routing import cisis
 
 Kind = Literal["result", "referral", "answer", "other"]
 
@@ -279,8 +283,18 @@ def route(envelope: Envelope, directory: Directory) -> Decision:
             "identity policy is refuse",
         )
     collected = _Collector(envelope, directory)
+    try:
+        request = cisis.request_of(envelope)
+    except MessageError as exc:
+        return Decision(kind, refused=f"invalid CI-SIS document request: {exc}")
+    if request is not None:
+        # The creator chose the recipients, PRT by PRT: they replace the result rules.
+        chosen, left = cisis.choose(request, directory)
+        for choice in chosen:
+            collected.add(choice.partner, Reason(cisis.RULE, choice.field, choice.value))
+        collected.skipped += [Skipped(cisis.RULE, x.field, x.value, x.why) for x in left]
     copies_wanted = not envelope.handling or bool(COPIES_REQUESTED & set(envelope.handling))
-    for role in BUILT_IN[kind]:
+    for role in BUILT_IN[kind] if request is None else ():
         if role == "copies-to" and not copies_wanted:
             for ref, where in copies_to(envelope):
                 collected.skipped.append(

@@ -155,6 +155,7 @@ class Request:
     flag_obx: dict[str, int]
     bodies: dict[str, str] = field(default_factory=dict, repr=False)
     no_reply: bool = False  # NTE-4 FIN after DESTMSSANTEPAT: X-MSS-MES: FIN
+    patient_class: str = ""  # PV1-2: the XDS contentTypeCode is mapped from it
 
     @property
     def recipients(self) -> list[Participant]:
@@ -313,6 +314,7 @@ def read(message: Message) -> Request:
         flag_obx=flag_obx,
         bodies=bodies,
         no_reply=no_reply,
+        patient_class=message.get("PV1-2").strip().upper(),
     )
     check_rules(request)
     return request

@@ -8,8 +8,8 @@ are fixed by issue 15: ``SMTP_URL``, ``IMAP_URL``, ``MAILBOX``, ``CERT``,
 ``KEY``, ``CA``, ``USERNAME``, ``PASSWORD``.
 
 URLs say how to connect: ``smtps://host:465`` (TLS from the first byte),
-``smtp+starttls://host:587`` (STARTTLS, required), ``imaps://host:993``,
-``imap+starttls://host:143``. Plain ``smtp://`` and ``imap://`` are accepted
+``smtp+starttls://host:587`` (STARTTLS, required), ``imaps://host:993``
+(the IMAP client, aioimaplib, has no STARTTLS). Plain ``smtp://`` and ``imap://`` are accepted
 for a loopback host only (tests, a local relay): patient documents never
 cross a network in clear. ``CERT``/``KEY`` are the application mailbox's
 client certificate (IGC Santé in production), presented on both connections;
@@ -33,7 +33,6 @@ _SCHEMES: dict[str, tuple[str, Security, int]] = {
     "smtp+starttls": ("smtp", "starttls", 587),
     "smtp": ("smtp", "plain", 25),
     "imaps": ("imap", "tls", 993),
-    "imap+starttls": ("imap", "starttls", 143),
     "imap": ("imap", "plain", 143),
 }
 
@@ -88,8 +87,8 @@ class MssanteSettings(BaseModel):
     )
     imap_url: str | None = Field(
         default=None,
-        description="IMAP server of the application mailbox (imaps://host:993/INBOX, "
-        "imap+starttls://, imap:// to a loopback host only); unset: notices are not read.",
+        description="IMAP server of the application mailbox (imaps://host:993/INBOX; "
+        "imap:// to a loopback host only); unset: notices are not read.",
     )
     mailbox: str | None = Field(
         default=None,

@@ -70,7 +70,7 @@ reference for these is mounted and its path passed (the others' Secret
 references become secretKeyRef variables).
 */}}
 {{- define "carebroker.fileSettings" -}}
-{{- list "kafka_ssl_cafile" "mllp.tls_cert" "mllp.tls_key" "mllp.tls_client_ca" "audit_syslog_ca" "audit_syslog_cert" "audit_syslog_key" | toJson }}
+{{- list "kafka_ssl_cafile" "mllp.tls_cert" "mllp.tls_key" "mllp.tls_client_ca" "audit_syslog_ca" "audit_syslog_cert" "audit_syslog_key" "mssante.cert" "mssante.key" "mssante.ca" | toJson }}
 {{- end }}
 
 {{/*
@@ -78,7 +78,7 @@ The nested models of Settings (`mllp`, `console`, `fhir`): each is a map of the
 settings of the role of the same name, passed as CAREBROKER_<GROUP>__<NAME>.
 */}}
 {{- define "carebroker.settingGroups" -}}
-{{- list "mllp" "console" "fhir" | toJson }}
+{{- list "mllp" "console" "fhir" "mssante" | toJson }}
 {{- end }}
 
 {{/*
@@ -90,7 +90,8 @@ secret among them) only the role they belong to. Argument: dict key (dotted), ro
 {{- $groups := include "carebroker.settingGroups" . | fromJsonArray }}
 {{- $group := first (splitList "." .key) }}
 {{- if and (eq .key "audit_syslog_key") (ne .role "audit") }}
-{{- else if and (has $group $groups) (ne .role $group) }}
+{{- else if and (eq $group "mssante") (ne .role "delivery") }}
+{{- else if and (has $group $groups) (ne $group "mssante") (ne .role $group) }}
 {{- else }}yes{{- end }}
 {{- end }}
 
