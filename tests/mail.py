@@ -387,3 +387,54 @@ def imap_server(mail_ca: CertificateAuthority) -> Iterator[ImapServer]:
     finally:
         server.stop()
         shutil.rmtree(base, ignore_errors=True)
+
+
+def dsn(
+    *,
+    original_message_id: str,
+    recipient: str,
+    action: str = "delivered",
+    status: str = "2.0.0",
+    diagnostic: str = "smtp; 250 2.0.0 Ok: delivered",
+    envelope_id: str | None = None,
+    notice_id: str = "<dsn-1@mx.test-ci-sis.mssante.fr>",
+    to: str = MAILBOX,
+) -> bytes:
+    """Return a delivery status notification (RFC 3464) as a recipient's server sends it."""
+    envid = f"Original-Envelope-Id: {envelope_id}\r\n" if envelope_id else ""
+    return (
+        f"From: MAILER-DAEMON@mx.test-ci-sis.mssante.fr\r\nTo: {to}\r\n"
+        f"Message-ID: {notice_id}\r\nSubject: Delivery Status Notification\r\n"
+        "MIME-Version: 1.0\r\n"
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="DSN"\r\n\r\n'
+        "--DSN\r\nContent-Type: text/plain\r\n\r\nThis is the mail system.\r\n"
+        "--DSN\r\nContent-Type: message/delivery-status\r\n\r\n"
+        f"Reporting-MTA: dns; mx.test-ci-sis.mssante.fr\r\n{envid}\r\n"
+        f"Final-Recipient: rfc822; {recipient}\r\nOriginal-Recipient: rfc822; {recipient}\r\n"
+        f"Action: {action}\r\nStatus: {status}\r\nDiagnostic-Code: {diagnostic}\r\n\r\n"
+        "--DSN\r\nContent-Type: text/rfc822-headers\r\n\r\n"
+        f"From: {to}\r\nTo: {recipient}\r\nMessage-ID: {original_message_id}\r\n"
+        "Subject: XDM/1.0/DDM+\r\n\r\n--DSN--\r\n"
+    ).encode()
+
+
+def mdn(
+    *,
+    original_message_id: str,
+    reader: str,
+    disposition: str = "automatic-action/MDN-sent-automatically; processed",
+    notice_id: str = "<mdn-1@test-ci-sis.mssante.fr>",
+    to: str = MAILBOX,
+) -> bytes:
+    """Return a read receipt (RFC 8098) as the lps guide's struct-msg-mdn.md shapes it."""
+    return (
+        f"From: {reader}\r\nTo: {to}\r\nMessage-ID: {notice_id}\r\n"
+        "Subject: XDM/1.0/DDM+\r\nMIME-Version: 1.0\r\n"
+        "Content-Type: multipart/report; report-type=disposition-notification; "
+        'boundary="MDN"\r\n\r\n'
+        "--MDN\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nLe document a été traité.\r\n"
+        "--MDN\r\nContent-Type: message/disposition-notification\r\n\r\n"
+        f"Original-Recipient: rfc822;{reader}\r\nFinal-Recipient: rfc822; {reader}\r\n"
+        f"Original-Message-ID: {original_message_id}\r\nDisposition: {disposition}\r\n\r\n"
+        "--MDN--\r\n"
+    ).encode()

@@ -87,6 +87,7 @@ class MailPipeline:
 
 @pytest.fixture
 async def mail_pipeline(
+    request: pytest.FixtureRequest,
     settings: Settings,
     pool: asyncpg.Pool,
     tmp_path: Path,
@@ -94,20 +95,23 @@ async def mail_pipeline(
     smtp_server: SmtpServer,
     imap_server: ImapServer,
 ) -> AsyncIterator[MailPipeline]:
+    # Indirect parameters: {"reader": False} leaves the notices to a test's own reader,
+    # {"overdue_s": 1.0} makes a missing delivery notice overdue at once.
+    options = getattr(request, "param", {}) or {}
     smtp_server.reset()
     imap_server.clear()
     cert, key = mail_ca.issue(MAILBOX, client=True)
     mssante = settings.mssante.model_copy(
         update={
             "smtp_url": smtp_server.url,
-            "imap_url": imap_server.url,
+            "imap_url": imap_server.url if options.get("reader", True) else None,
             "mailbox": MAILBOX,
             "cert": cert,
             "key": key,
             "ca": mail_ca.cert_path,
             "password": PASSWORD,
             "notice_poll_s": 0.5,
-            "reception_overdue_s": 3600.0,
+            "reception_overdue_s": options.get("overdue_s", 3600.0),
         }
     )
     mssante = type(mssante).model_validate(mssante.model_dump())
