@@ -75,6 +75,13 @@ def zams(sink: MllpSink) -> list[tuple[str, str, str, str, str]]:
     return sorted(found)
 
 
+async def _all_zams_delivered(pipeline: MailPipeline, message: uuid.UUID) -> bool:
+    statuses = await pipeline.pipeline.pool.fetch(
+        "SELECT status FROM deliveries WHERE message_id = $1 AND kind LIKE 'zam:%'", message
+    )
+    return len(statuses) == 4 and all(r["status"] == "delivered" for r in statuses)
+
+
 def message_id(delivery_id: uuid.UUID) -> str:
     return f"<{delivery_id}@carebroker.test>"
 
