@@ -21,9 +21,10 @@ Only then is the mail marked on the server (design invariant 1). A ZAM is a
 delivery of its own to the creator's endpoint (``routing/zam.py``): retried,
 ordered in the creator's lane for that patient, audited, shown with the
 message. Every pass also queues ``ZAM^Z02`` N for mails the SMTP server
-refused outright (5xx, or dead after retries) and raises an alert
-(``alert_changed``, ``mssante_reception_overdue``) for mails whose delivery
-notice has not come within ``reception_overdue_s``.
+refused outright (5xx, or dead after retries) and notes the mails whose
+delivery notice has not come within ``reception_overdue_s``
+(``mssante_overdue``), from which ``broker/alerts.py`` raises
+``mssante_reception_overdue``.
 """
 
 from __future__ import annotations
@@ -281,24 +282,11 @@ class NoticeReader:
                         },
                     )
                 )
-            for row in await store.flag_overdue(conn, self.settings.reception_overdue_s):
-                audit.append(
-                    AuditEvent(
-                        kind="alert_changed",
-                        actor=ACTOR,
-                        outcome="minor_failure",
-                        message_id=row["message_id"],
-                        detail={
-                            "alert": "mssante_reception_overdue",
-                            "state": "firing",
-                            "delivery_id": str(row["delivery_id"]),
-                            "after_s": self.settings.reception_overdue_s,
-                        },
-                    )
-                )
+            # Noted once each; broker/alerts.py raises mssante_reception_overdue from them.
+            overdue = await store.flag_overdue(conn, self.settings.reception_overdue_s)
             await events.record(conn, audit)
-        if audit:
-            log.info("mssante: sweep", extra={"events": len(audit)})
+        if overdue:
+            log.warning("mssante: delivery notices overdue", extra={"count": len(overdue)})
 
 
 def _to(mail: store.MailRow) -> str:

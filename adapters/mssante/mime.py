@@ -28,14 +28,15 @@ receipt travels with the stored mail as parameters of its media type:
 
 from __future__ import annotations
 
+import binascii
+import quopri
 import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from email import policy
-from email.message import EmailMessage
-from email.utils import format_datetime
+from email.header import Header
+from email.utils import encode_rfc2231, format_datetime
 
 MAIL_TYPE = "message/rfc822"
 SUBJECT_PREFIX = "XDM/1.0/DDM+"
@@ -96,25 +97,64 @@ def is_patient_address(address: str) -> bool:
 
 
 def build_mail(mail: Mail) -> bytes:
-    """Return the mail (headers and MIME body, CRLF lines) without the sending headers."""
-    message = EmailMessage(policy=policy.SMTP)
-    message["To"] = mail.to
+    """Return the mail (headers and MIME body, CRLF lines) without the sending headers.
+
+    Written directly (RFC 2045-2047, 2183, 2231) rather than through
+    ``email.generator``: its line-by-line Base64 took 0.35 s of the 0.46 s a
+    mail with a 2 MB document cost to render, inside the router's transaction.
+    """
+    boundary = f"=_carebroker_{uuid.uuid4().hex}"
+    headers = [f"To: {mail.to}"]
     if mail.reply_to:
-        message["Reply-To"] = mail.reply_to
-    message["Subject"] = mail.subject
+        headers.append(f"Reply-To: {mail.reply_to}")
+    headers.append(f"Subject: {_encoded_word(mail.subject)}")
     if mail.cda_codes:
-        message["X-MSS-CODECDA"] = ",".join(dict.fromkeys(mail.cda_codes))
+        headers.append(f"X-MSS-CODECDA: {','.join(dict.fromkeys(mail.cda_codes))}")
         if mail.qualified_ins:
-            message["X-MSS-INS"] = "O"
+            headers.append("X-MSS-INS: O")
     if mail.no_reply and is_patient_address(mail.to):
-        message["X-MSS-MES"] = "FIN"
-    message.set_content(mail.body, charset="utf-8", cte="quoted-printable")
+        headers.append("X-MSS-MES: FIN")
+    headers += ["MIME-Version: 1.0", f'Content-Type: multipart/mixed; boundary="{boundary}"']
+    out = [("\r\n".join(headers) + "\r\n\r\n").encode("ascii")]
+    delimiter = f"--{boundary}\r\n".encode("ascii")
+    body = quopri.encodestring(mail.body.replace("\r\n", "\n").encode("utf-8"))
+    out += [
+        delimiter,
+        b"Content-Type: text/plain; charset=utf-8\r\n"
+        b"Content-Transfer-Encoding: quoted-printable\r\n\r\n",
+        body.replace(b"\n", b"\r\n").rstrip(b"\r\n") + b"\r\n",
+    ]
     for attachment in mail.attachments:
-        maintype, _, subtype = attachment.content_type.partition("/")
-        message.add_attachment(
-            attachment.data, maintype=maintype, subtype=subtype, filename=attachment.filename
-        )
-    return message.as_bytes()
+        name = _filename(attachment.filename)
+        out += [
+            delimiter,
+            f"Content-Type: {attachment.content_type}\r\n"
+            "Content-Transfer-Encoding: base64\r\n"
+            f"Content-Disposition: attachment; {name}\r\n\r\n".encode("ascii"),
+            _base64_lines(attachment.data),
+        ]
+    out.append(f"--{boundary}--\r\n".encode("ascii"))
+    return b"".join(out)
+
+
+def _base64_lines(data: bytes) -> bytes:
+    """Return ``data`` in Base64, 76 characters a line, CRLF (RFC 2045 §6.8)."""
+    encoded = binascii.b2a_base64(data, newline=False)
+    return b"\r\n".join(encoded[i : i + 76] for i in range(0, len(encoded), 76)) + b"\r\n"
+
+
+def _encoded_word(text: str) -> str:
+    """Return a header value, RFC 2047 encoded when it is not ASCII."""
+    if text.isascii():
+        return text
+    return Header(text, "utf-8").encode(maxlinelen=998)
+
+
+def _filename(name: str) -> str:
+    """Return the ``filename`` parameter, RFC 2231 encoded when it is not ASCII."""
+    if name.isascii() and '"' not in name:
+        return f'filename="{name}"'
+    return "filename*=" + encode_rfc2231(name, "utf-8")
 
 
 def scrub_addresses(text: str) -> str:

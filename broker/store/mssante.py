@@ -217,15 +217,14 @@ async def clear_overdue(conn: asyncpg.Connection, delivery_id: uuid.UUID) -> boo
     return cleared is not None
 
 
-async def overdue_open(pool: asyncpg.Pool) -> list[asyncpg.Record]:
-    """Return the open overdue alerts (delivery, message, since), oldest first."""
-    return list(
-        await pool.fetch(
-            "SELECT o.delivery_id, o.message_id, o.alerted_at, d.recipient"
-            " FROM mssante_overdue o JOIN deliveries d ON d.id = o.delivery_id"
-            " WHERE o.cleared_at IS NULL ORDER BY o.alerted_at LIMIT 500"
-        )
+async def overdue_counts(conn: asyncpg.Connection) -> dict[str, int]:
+    """Return, per recipient, the mails whose delivery notice is overdue and has not come."""
+    rows = await conn.fetch(
+        "SELECT d.recipient, count(*) AS n FROM mssante_overdue o"
+        " JOIN deliveries d ON d.id = o.delivery_id"
+        " WHERE o.cleared_at IS NULL AND d.status = 'delivered' GROUP BY d.recipient"
     )
+    return {r["recipient"]: r["n"] for r in rows}
 
 
 async def mails_of(pool: asyncpg.Pool, message_id: uuid.UUID) -> dict[str, Any]:

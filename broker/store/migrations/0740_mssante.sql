@@ -24,13 +24,14 @@ CREATE TABLE mssante_notices (
 CREATE INDEX mssante_notices_delivery ON mssante_notices (delivery_id, received_at);
 CREATE INDEX mssante_notices_message ON mssante_notices (message_id);
 
--- Mails whose delivery notice is overdue: alerted once (alert_changed), cleared when it comes.
+-- Mails whose delivery notice is overdue (broker/alerts.py raises the alert), cleared when it comes.
 CREATE TABLE mssante_overdue (
     delivery_id  uuid        PRIMARY KEY,
     message_id   uuid        NOT NULL,
     alerted_at   timestamptz NOT NULL DEFAULT now(),
     cleared_at   timestamptz
 );
+CREATE INDEX mssante_overdue_open ON mssante_overdue (delivery_id) WHERE cleared_at IS NULL;
 
 -- The sweeps' work lists: mails that failed (a ZAM^Z02 N may be owed) and mails
 -- sent whose delivery notice may be overdue.

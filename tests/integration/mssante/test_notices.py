@@ -180,16 +180,22 @@ async def test_smtp_refusals_fail_the_mail_with_the_servers_words_and_4xx_are_re
     assert zams(ris)[0][4].startswith("550^")
 
     # The mails sent asked for delivery notices; none came within the second allowed.
-    async def overdue() -> set[str] | None:
-        rows = await pool.fetch(
-            "SELECT event FROM audit_pending WHERE event->>'kind' = 'alert_changed'"
-            " AND event->'detail'->>'alert' = 'mssante_reception_overdue'"
-        )
-        found = {r["event"]["detail"]["delivery_id"] for r in rows}
+    async def overdue() -> dict[str, str] | None:
+        async with mail_pipeline.pipeline.api() as client:
+            alerts = (await client.get("/api/alerts")).json()["alerts"]
+        found = {
+            a["subject"]: a["summary"] for a in alerts if a["name"] == "mssante_reception_overdue"
+        }
         return found if len(found) == 3 else None
 
-    expected = {str(mails[a]) for a in (HODA, APPLI, PATIENT)}
-    assert await wait_for(overdue, timeout=15) == expected
+    assert await wait_for(overdue, timeout=15) == {
+        f"mssante:{HODA}": f"mssante:{HODA}: 1 MSSanté mail without the delivery notice "
+        "asked for, after 1 s",
+        "hopital-b-appli": "hopital-b-appli: 1 MSSanté mail without the delivery notice "
+        "asked for, after 1 s",
+        "mssante:patient": "patient (MSSanté): 1 MSSanté mail without the delivery notice "
+        "asked for, after 1 s",
+    }
 
 
 @pytest.mark.parametrize("mail_pipeline", [{"reader": False}], indirect=True)
