@@ -26,7 +26,14 @@ from adapters.hl7v2 import charset
 from adapters.hl7v2.er7 import Message
 from adapters.hl7v2.extract import build_envelope
 from broker.commands.options import settings_from
-from broker.directory import Directory, FhirEndpoint, MllpEndpoint, Partner, load_directory
+from broker.directory import (
+    Directory,
+    FhirEndpoint,
+    MllpEndpoint,
+    MssanteEndpoint,
+    Partner,
+    load_directory,
+)
 from broker.envelope import Envelope
 from broker.errors import ConfigError
 from broker.ids import new_id_at
@@ -85,7 +92,8 @@ def _explain(args: argparse.Namespace) -> int:
     if decision.recipients:
         out.write("recipients:\n")
         for recipient in decision.recipients:
-            partner = directory.partners[recipient.partner]
+            partner = directory.partner(recipient.partner)
+            assert partner is not None  # routing chose it from this directory
             out.write(f"  {partner.id}  ({_describe(partner)})\n")
             for reason in recipient.reasons:
                 out.write(f"    {reason}\n")
@@ -179,11 +187,12 @@ def _receives(
         rendered = render_copy(envelope, partner, decision, directory)
     except RenderError as exc:
         return f"nothing: {exc} (the delivery would fail)"
-    what = (
-        "FHIR message Bundle"
-        if rendered.content_type.startswith("application/fhir")
-        else f"HL7 v2 ({rendered.content_type.partition('charset=')[2] or 'utf-8'})"
-    )
+    if rendered.content_type.startswith("message/rfc822"):
+        what = f"an MSSanté mail of {len(rendered.payload):,} bytes (documents, PDF, IHE_XDM.zip)"
+    elif rendered.content_type.startswith("application/fhir"):
+        what = "FHIR message Bundle"
+    else:
+        what = f"HL7 v2 ({rendered.content_type.partition('charset=')[2] or 'utf-8'})"
     translation = rendered.translation
     if translation is not None:
         what += f", translated from {'HL7 v2' if translation.source == 'hl7v2' else 'FHIR'}"
@@ -205,6 +214,8 @@ def _describe(partner: Partner) -> str:
         where = f"mllp {endpoint.host}:{endpoint.port}"
     elif isinstance(endpoint, FhirEndpoint):
         where = f"fhir {endpoint.url}"
+    elif isinstance(endpoint, MssanteEndpoint):
+        return f"mssante {endpoint.address or '(the patient address of the message)'}"
     else:
         where = "mailbox"
     return f"{where}; reads {reads}"

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import yaml
 
+from broker.cli import main
 from broker.directory import parse_directory
 from broker.pseudonym import Pseudonymizer
 from routing import render
@@ -72,3 +75,19 @@ def test_a_patient_address_is_never_rendered_for_an_invisible_document() -> None
         render.render_for(envelope(data, "ris-y", KEYS), patient)
     assert "never mailed to a patient address" in str(caught.value)
     assert "146026322000196" not in str(caught.value)
+
+
+def test_route_explain_command_shows_the_mssante_recipients(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    partners = tmp_path / "partners.yaml"
+    partners.write_text(partners_yaml(7001, 7002, 7003, 7004))
+    request = tmp_path / "mdm_ex1.hl7"
+    request.write_bytes(example("mdm_ex1"))
+    status = main(["route", "explain", str(request), "--config", str(partners)])
+    out = capsys.readouterr().out
+    assert status == 0, out
+    assert "  mssante:patient  (mssante (the patient address of the message))" in out
+    assert "    mssante-rct via PRT(2)-15.4=(patient)@patient.mssante.fr" in out
+    assert "receives: an MSSanté mail of " in out
+    assert "146026322000196" not in out
