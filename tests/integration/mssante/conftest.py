@@ -104,7 +104,7 @@ async def mail_pipeline(
     mssante = settings.mssante.model_copy(
         update={
             "smtp_url": smtp_server.url,
-            "imap_url": imap_server.url if options.get("reader", True) else None,
+            "imap_url": imap_server.tls_url if options.get("reader", True) else None,
             "mailbox": MAILBOX,
             "cert": cert,
             "key": key,
