@@ -46,7 +46,7 @@ class MssanteService:
 
         if self.ctx.settings.mssante.imap is None:
             return
-        reader = NoticeReader(self.ctx, self.acks)
+        reader = NoticeReader(self.ctx, self.acks, self.ctx.stores.mssante)
         self._task = asyncio.create_task(reader.run(), name="mssante-notices")
 
     async def stop(self) -> None:

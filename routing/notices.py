@@ -30,11 +30,10 @@ delivery notice has not come within ``reception_overdue_s``
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import email.parser
 import email.policy
 import logging
-import uuid
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from adapters.hl7v2.ack import Header
@@ -42,20 +41,18 @@ from adapters.mssante.imap import REPORTS, ImapMailbox, MailboxError
 from adapters.mssante.notices import Notice, Report, read_notice
 from broker.directory import MailboxEndpoint, MllpEndpoint
 from broker.envelope import DeliveryRequest
-from broker.errors import StoreUnavailableError
+from broker.errors import StoreRefusedError, StoreUnavailableError
 from broker.events import AuditEvent
 from broker.ids import new_id
-from broker.store import events, outbox
-from broker.store import mssante as store
-from broker.store.db import UNAVAILABLE, transaction
+from broker.store.mssante import MailRow, MssanteStore, MssanteWork, zam_kind
+from broker.store.outbox import OutboxRow
+from broker.store.work import NewDelivery
 from routing import app_ack
 from routing.lanes import lane_of, partition_of
 from routing.render import V2_CONTENT_TYPE
 from routing.zam import Zam, build_zam, error_label
 
 if TYPE_CHECKING:
-    import asyncpg
-
     from broker.context import Context
 
 log = logging.getLogger(__name__)
@@ -63,15 +60,20 @@ log = logging.getLogger(__name__)
 ACTOR = "mssante"
 DONE = "$CarebrokerDone"
 _HEADERS = email.parser.BytesHeaderParser(policy=email.policy.default)
-_TROUBLE: tuple[type[BaseException], ...] = (MailboxError, StoreUnavailableError, *UNAVAILABLE)
+_TROUBLE: tuple[type[BaseException], ...] = (
+    MailboxError,
+    StoreUnavailableError,
+    StoreRefusedError,
+)
 
 
 class NoticeReader:
     """Read notices and act on them; the sweeps of owed ZAMs and overdue notices."""
 
-    def __init__(self, ctx: Context, acks: app_ack.Lanes) -> None:
+    def __init__(self, ctx: Context, acks: app_ack.Lanes, store: MssanteStore) -> None:
         self.ctx = ctx
         self.acks = acks
+        self.store = store
         self.settings = ctx.settings.mssante
         self.applied = 0  # notices whose effect was committed (tests, logs)
 
@@ -90,24 +92,20 @@ class NoticeReader:
             pause = min(pause * 2, self.settings.notice_poll_s)
 
     async def _session(self) -> None:
-        async with self.ctx.pool.acquire() as lock:
-            if not await lock.fetchval("SELECT pg_try_advisory_lock($1)", store.READER_LOCK):
+        async with self.store.reader_lock() as held:
+            if not held:
                 # Another delivery instance reads the mailbox: wait for it to stop.
                 await asyncio.sleep(self.settings.notice_poll_s)
                 return
+            mailbox = ImapMailbox(self.settings)
+            await mailbox.connect()
             try:
-                mailbox = ImapMailbox(self.settings)
-                await mailbox.connect()
-                try:
-                    while True:
-                        await self.read_once(mailbox)
-                        await self.sweep()
-                        await mailbox.wait(self.settings.notice_poll_s)
-                finally:
-                    await mailbox.close()
+                while True:
+                    await self.read_once(mailbox)
+                    await self.sweep()
+                    await mailbox.wait(self.settings.notice_poll_s)
             finally:
-                with contextlib.suppress(*UNAVAILABLE):
-                    await lock.execute("SELECT pg_advisory_unlock($1)", store.READER_LOCK)
+                await mailbox.close()
 
     async def read_once(self, mailbox: ImapMailbox) -> int:
         """Apply every notice waiting in the mailbox, marking each after its commit."""
@@ -127,15 +125,14 @@ class NoticeReader:
             return None
         directory = self.ctx.directory
         audit: list[AuditEvent] = []
-        async with transaction(self.ctx.pool) as conn:
+        async with self.store.transaction() as work:
             for part, report in enumerate(notice.reports):
                 mail = (
-                    await store.mail(conn, report.delivery_id)
+                    await work.mails.mail(report.delivery_id)
                     if report.delivery_id is not None
                     else None
                 )
-                recorded = await store.record_notice(
-                    conn,
+                recorded = await work.mails.record_notice(
                     notice_key=notice.key,
                     part=part,
                     kind=notice.kind,
@@ -153,27 +150,27 @@ class NoticeReader:
                 if mail is None:
                     audit.append(_event(notice, report, None, "minor_failure", matched=False))
                     continue
-                audit += await self._act(conn, notice, report, mail, recorded, directory)
-            await events.record(conn, audit)
+                audit += await self._act(work, notice, report, mail, recorded, directory)
+            await work.audit.record(audit)
         self.applied += 1
         return notice
 
     async def _act(
         self,
-        conn: asyncpg.Connection,
+        work: MssanteWork,
         notice: Notice,
         report: Report,
-        mail: store.MailRow,
-        recorded: tuple[uuid.UUID, Any],
+        mail: MailRow,
+        recorded: tuple[Any, datetime],
         directory: Any,
     ) -> list[AuditEvent]:
         produced: list[AuditEvent] = []
         detail: dict[str, Any] = {}
         event: str | None = None
         if notice.kind == "dsn" and report.final:
-            await store.clear_overdue(conn, mail.delivery_id)
-            if not report.success and await store.fail_mail(
-                conn, mail.delivery_id, report.code, report.words
+            await work.mails.clear_overdue(mail.delivery_id)
+            if not report.success and await work.mails.fail(
+                mail.delivery_id, report.code, report.words
             ):
                 produced.append(_failed(mail, report))
             if "ack_reception" in mail.flags:
@@ -188,17 +185,17 @@ class NoticeReader:
                 code=report.code,
                 label=report.label,
             )
-            detail["zam"] = await self._queue(conn, mail, zam, recorded, directory)
+            detail["zam"] = await self._queue(work, mail, zam, recorded[1], directory)
         outcome = "success" if report.success or not report.final else "minor_failure"
         produced.insert(0, _event(notice, report, mail, outcome, **detail))
         return produced
 
     async def _queue(
         self,
-        conn: asyncpg.Connection,
-        mail: store.MailRow,
+        work: MssanteWork,
+        mail: MailRow,
         zam: Zam,
-        recorded: tuple[uuid.UUID, Any],
+        when: datetime,
         directory: Any,
     ) -> str:
         """Queue a ZAM to the mail's sender; return what happened (for the audit event)."""
@@ -210,26 +207,33 @@ class NoticeReader:
         delivery_id = new_id()
         control_id = delivery_id.hex[:20].upper()
         original = Header.read(mail.header.decode(codec, "replace"))
-        text = build_zam(zam, original, control_id=control_id, now=recorded[1])
+        text = build_zam(zam, original, control_id=control_id, now=when)
         lane = lane_of(sender, str(envelope.get("ordering_key") or mail.message_id))
         partition = partition_of(lane, self.acks.partitions)
-        queued = await store.insert_zam(
-            conn,
-            delivery_id=delivery_id,
-            mail=mail,
-            event=zam.event,
-            lane=lane,
-            partition=partition,
-            payload=text.encode(codec, errors="replace"),
-            content_type=f"{V2_CONTENT_TYPE}; charset={codec}",
-            control_id=control_id,
+        queued = await work.deliveries.add(
+            [
+                NewDelivery(
+                    id=delivery_id,
+                    message_id=mail.message_id,
+                    message_received_at=mail.message_received_at,
+                    recipient=sender.id,
+                    lane=lane,
+                    partition=partition,
+                    payload=text.encode(codec, errors="replace"),
+                    content_type=f"{V2_CONTENT_TYPE}; charset={codec}",
+                    control_id=control_id,
+                    rules=["zam"],
+                    reasons=[{"rule": "zam", "field": zam.event, "value": str(mail.delivery_id)}],
+                    trace=mail.trace,
+                    kind=zam_kind(zam.event, mail.delivery_id),
+                )
+            ]
         )
         if not queued:
             return f"{zam.event} already queued"
-        await outbox.insert(
-            conn,
+        await work.outbox.publish(
             [
-                outbox.OutboxRow(
+                OutboxRow(
                     self.acks.topic,
                     DeliveryRequest(
                         delivery_id=delivery_id,
@@ -244,8 +248,7 @@ class NoticeReader:
                     partition,
                     headers=mail.trace,
                 )
-            ],
-            self.acks.outbox_shards,
+            ]
         )
         return f"{zam.event} queued {'Y' if zam.success else 'N'} ({delivery_id})"
 
@@ -253,19 +256,15 @@ class NoticeReader:
         """Queue ZAM^Z02 N for mails refused at submission; alert on overdue delivery notices."""
         directory = self.ctx.directory
         audit: list[AuditEvent] = []
-        async with transaction(self.ctx.pool) as conn:
-            for delivery_id in await store.failed_without_z02(conn):
-                mail = await store.mail(conn, delivery_id)
+        async with self.store.transaction() as work:
+            for delivery_id in await work.mails.failed_without_z02():
+                mail = await work.mails.mail(delivery_id)
                 if mail is None:
                     continue
-                row = await conn.fetchrow(
-                    "SELECT ack_code, last_error FROM deliveries WHERE id = $1", delivery_id
-                )
-                code = str(row["ack_code"] or "") if row else ""
-                code = code if code.isdigit() else "554"
+                code = mail.ack_code if mail.ack_code and mail.ack_code.isdigit() else "554"
                 zam = Zam("Z02", False, _to(mail), code=code, label=error_label("Z02", code))
-                when = await conn.fetchval("SELECT now()")
-                outcome = await self._queue(conn, mail, zam, (delivery_id, when), directory)
+                when = await work.mails.now()
+                outcome = await self._queue(work, mail, zam, when, directory)
                 audit.append(
                     AuditEvent(
                         kind="notice_received",
@@ -283,13 +282,13 @@ class NoticeReader:
                     )
                 )
             # Noted once each; broker/alerts.py raises mssante_reception_overdue from them.
-            overdue = await store.flag_overdue(conn, self.settings.reception_overdue_s)
-            await events.record(conn, audit)
+            overdue = await work.mails.flag_overdue(self.settings.reception_overdue_s)
+            await work.audit.record(audit)
         if overdue:
             log.warning("mssante: delivery notices overdue", extra={"count": len(overdue)})
 
 
-def _to(mail: store.MailRow) -> str:
+def _to(mail: MailRow) -> str:
     """Return the address a stored mail went to (its To header)."""
     return str(_HEADERS.parsebytes(mail.mail_head).get("To", "")).strip()
 
@@ -297,7 +296,7 @@ def _to(mail: store.MailRow) -> str:
 def _event(
     notice: Notice,
     report: Report,
-    mail: store.MailRow | None,
+    mail: MailRow | None,
     outcome: Any,
     **detail: Any,
 ) -> AuditEvent:
@@ -318,7 +317,7 @@ def _event(
     )
 
 
-def _failed(mail: store.MailRow, report: Report) -> AuditEvent:
+def _failed(mail: MailRow, report: Report) -> AuditEvent:
     return AuditEvent(
         kind="failed",
         actor=ACTOR,

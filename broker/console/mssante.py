@@ -20,7 +20,6 @@ from pydantic import BaseModel, Field
 from broker.console.auth import Viewer
 from broker.console.deps import Ctx
 from broker.directory import MSSANTE_PREFIX
-from broker.store import mssante as store
 
 router = APIRouter(prefix="/api/messages", tags=["messages"])
 MailState = Literal["pending", "sent", "delivered", "read", "failed"]
@@ -71,7 +70,8 @@ class MssanteView(BaseModel):
 @router.get("/{message_id}/mssante", summary="A message's MSSanté mails and ZAMs")
 async def get_mssante(message_id: uuid.UUID, _: Viewer, ctx: Ctx) -> MssanteView:
     """Return, per MSSanté recipient, sent / delivered / read / failed, and the ZAMs sent back."""
-    found = await store.mails_of(ctx.pool, message_id)
+    async with ctx.stores.mssante.connection() as work:
+        found = await work.mails.of_message(message_id)
     notices: dict[uuid.UUID, list[dict[str, Any]]] = {}
     for notice in found["notices"]:
         notices.setdefault(notice["delivery_id"], []).append(notice)

@@ -25,6 +25,7 @@ from broker.store.directory import DirectoryStore
 from broker.store.messages import MessageStore
 from broker.store.metrics import MetricsStore
 from broker.store.migrate import migrate
+from broker.store.mssante import MssanteStore
 from broker.store.outbox import OutboxStore
 from broker.store.partitions import PartitionStore
 from broker.store.routing import PgRoutingStore
@@ -47,6 +48,7 @@ class Stores:
     alerts: AlertStore
     metrics: MetricsStore
     partitions: PartitionStore
+    mssante: MssanteStore
 
     @classmethod
     def over(cls, database: Database, *, topic_prefix: str = "", outbox_shards: int = 8) -> Stores:
@@ -67,6 +69,7 @@ class Stores:
             alerts=AlertStore(general),
             metrics=MetricsStore(general),
             partitions=PartitionStore(database.upkeep),
+            mssante=MssanteStore(general, outbox_shards=outbox_shards),
         )
 
     @classmethod

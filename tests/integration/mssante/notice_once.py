@@ -23,6 +23,8 @@ from broker import topics
 from broker.directory import load_directory
 from broker.settings import Settings
 from broker.store import db
+from broker.store.mssante import MssanteStore
+from broker.store.unit import AuditPart
 from routing import app_ack, notices
 
 
@@ -34,23 +36,20 @@ async def main(partitions: int, kill_at: str | None) -> None:
     settings = Settings.from_environment()
     assert settings.config is not None
     pool = await db.connect(settings.database_dsn() or "", 2)
-    ctx: Any = SimpleNamespace(
-        pool=pool, directory=load_directory(settings.config), settings=settings
-    )
-    acks = app_ack.Lanes(
-        topics.DELIVERIES.full_name(settings.kafka_topic_prefix), partitions, settings.outbox_shards
-    )
-    reader = notices.NoticeReader(ctx, acks)
+    ctx: Any = SimpleNamespace(directory=load_directory(settings.config), settings=settings)
+    acks = app_ack.Lanes(topics.DELIVERIES.full_name(settings.kafka_topic_prefix), partitions)
+    store = MssanteStore(pool, outbox_shards=settings.outbox_shards)
+    reader = notices.NoticeReader(ctx, acks, store)
     mailbox = ImapMailbox(settings.mssante)
     await mailbox.connect()
     if kill_at == "commit":
-        record = notices.events.record
+        record = AuditPart.record
 
-        async def record_then_die(conn: Any, produced: Any) -> None:
-            await record(conn, produced)
-            die()
+        async def record_then_die(part: AuditPart, produced: Any) -> None:
+            await record(part, produced)
+            die()  # inside the transaction: the notice was read, nothing is committed
 
-        notices.events.record = record_then_die  # type: ignore[assignment]
+        AuditPart.record = record_then_die  # type: ignore[method-assign]
     elif kill_at == "flag":
         mailbox.flag = die  # type: ignore[method-assign, assignment]
     done = await reader.read_once(mailbox)
