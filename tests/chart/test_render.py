@@ -203,6 +203,8 @@ def _reaches(name: str, role: str) -> bool:
     if name == "audit_syslog_key":
         return role == "audit"
     group, nested, _ = name.partition(".")
+    if group == "mssante":  # the application mailbox: the delivery role sends and reads
+        return role == "delivery"
     return not nested or group == role
 
 
@@ -220,9 +222,13 @@ def test_role_settings_reach_their_role_only(render: Any) -> None:
         names = {e["name"] for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
         console = {n for n in names if n.startswith("CAREBROKER_CONSOLE__")}
         fhir = {n for n in names if n.startswith("CAREBROKER_FHIR__")}
+        mssante = {n for n in names if n.startswith("CAREBROKER_MSSANTE__")}
         assert ("CAREBROKER_CONSOLE__OIDC_CLIENT_SECRET" in console) == (role == "console"), role
         assert bool(console) == (role == "console"), role
         assert bool(fhir) == (role == "fhir"), role
+        # The mailbox's key and password: in the delivery pods, nowhere else.
+        assert ("CAREBROKER_MSSANTE__KEY" in mssante) == (role == "delivery"), role
+        assert bool(mssante) == (role == "delivery"), role
 
 
 def _merged(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
