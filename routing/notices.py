@@ -121,7 +121,7 @@ class NoticeReader:
         """Commit what one notice says (idempotent); return it, or None if it is not one."""
         notice = read_notice(data)
         if notice is None:
-            log.info("mssante: a report that is neither a DSN nor an MDN, left aside")
+            log.info("mssante: a report that is neither a DSN nor an MDN: marked, left aside")
             return None
         directory = self.ctx.directory
         audit: list[AuditEvent] = []
@@ -262,8 +262,25 @@ class NoticeReader:
                 if mail is None:
                     continue
                 code = mail.ack_code if mail.ack_code and mail.ack_code.isdigit() else "554"
+                # The refusal at submission, recorded as the notice it stands for: the sweep
+                # decides each mail once, whether or not a ZAM can go to its creator.
+                recorded = await work.mails.record_notice(
+                    notice_key=f"smtp:{mail.delivery_id}",
+                    part=0,
+                    kind="dsn",
+                    delivery_id=mail.delivery_id,
+                    message_id=mail.message_id,
+                    status="failed",
+                    final=True,
+                    success=False,
+                    code=code,
+                    label="",
+                    words="refused by the SMTP server at submission",
+                )
+                if recorded is None:
+                    continue
                 zam = Zam("Z02", False, _to(mail), code=code, label=error_label("Z02", code))
-                when = await work.mails.now()
+                when = recorded[1]
                 outcome = await self._queue(work, mail, zam, when, directory)
                 audit.append(
                     AuditEvent(

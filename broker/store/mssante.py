@@ -156,6 +156,9 @@ class MailRows:
             " AND d.status IN ('failed', 'dead') AND 'ack_reception' = ANY(d.flags)"
             " AND NOT EXISTS (SELECT 1 FROM deliveries z WHERE z.message_id = d.message_id"
             "  AND z.kind = 'zam:Z02:' || d.id::text)"
+            # Decided once: the refusal is recorded as a notice, whether a ZAM could go or not.
+            " AND NOT EXISTS (SELECT 1 FROM mssante_notices n"
+            "  WHERE n.notice_key = 'smtp:' || d.id::text)"
             " ORDER BY d.updated_at LIMIT $2",
             MAIL_TYPE_LIKE,
             limit,
@@ -199,11 +202,6 @@ class MailRows:
             " WHERE o.cleared_at IS NULL AND d.status = 'delivered' GROUP BY d.recipient"
         )
         return {r["recipient"]: r["n"] for r in rows}
-
-    async def now(self) -> datetime:
-        """Return the transaction's time (what the ZAMs it queues say in MSH-7)."""
-        value: datetime = await self.conn.fetchval("SELECT now()")
-        return value
 
     async def of_message(self, message_id: uuid.UUID) -> dict[str, list[dict[str, Any]]]:
         """Return a message's mails, their notices and overdue notes, and its ZAMs (console)."""

@@ -178,6 +178,10 @@ async def test_smtp_refusals_fail_the_mail_with_the_servers_words_and_4xx_are_re
     await wait_for(lambda: len(ris.processed) >= 1, timeout=30)
     assert [z[:3] for z in zams(ris)] == [("Z02", "N", RADIO)]
     assert zams(ris)[0][4].startswith("550^")
+    # The refusal is decided once: recorded as its notice, not looked at again.
+    assert await pool.fetchval(
+        "SELECT count(*) FROM mssante_notices WHERE notice_key = $1", f"smtp:{mails[RADIO]}"
+    )
 
     # The mails sent asked for delivery notices; none came within the second allowed.
     async def overdue() -> dict[str, str] | None:
@@ -196,6 +200,11 @@ async def test_smtp_refusals_fail_the_mail_with_the_servers_words_and_4xx_are_re
         "mssante:patient": "patient (MSSanté): 1 MSSanté mail without the delivery notice "
         "asked for, after 1 s",
     }
+    refusals = await pool.fetch(
+        "SELECT event FROM audit_pending WHERE event->>'kind' = 'notice_received'"
+        " AND event->'detail'->>'notice' = 'smtp'"
+    )
+    assert len(refusals) == 1
 
 
 @pytest.mark.parametrize("mail_pipeline", [{"reader": False}], indirect=True)
