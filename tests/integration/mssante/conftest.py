@@ -115,7 +115,8 @@ async def mail_pipeline(
         }
     )
     mssante = type(mssante).model_validate(mssante.model_dump())
-    settings = settings.model_copy(update={"mssante": mssante, "mllp_port": 0})
+    mllp = settings.mllp.model_copy(update={"port": 0})
+    settings = settings.model_copy(update={"mssante": mssante, "mllp": mllp})
     async with partner_sinks() as (labo, ris, fhir):
         cabinet = MllpSink("cabinet")
         await cabinet.start()
