@@ -184,7 +184,14 @@ class Partner(_Model):
     )
     identity_policy: Literal["strip", "refuse"] = Field(
         default="strip",
-        description="A non-qualified INS: `strip` forwards without it (flagged), `refuse` AEs.",
+        description="An INS that is not valid and qualified (adapters/hl7v2/ins.py): `strip` "
+        "forwards without it (flagged), `refuse` answers AE with ERR at PID-3/PID-32.",
+    )
+    qualified_statuses: list[Annotated[str, Field(pattern=r"^[A-Z]{4,5}$")]] = Field(
+        default_factory=lambda: ["VALI", "QUAL"],
+        min_length=1,
+        description="PID-32 codes by which this sender asserts a qualified identity (PAM FR "
+        "2.11 sends VALI; the RNIV status is QUAL).",
     )
 
     @field_validator("token_sha256")

@@ -39,6 +39,12 @@ class Identity(_Frozen):
         default=False, description="The message asserts a qualified identity (never inferred)."
     )
     reliability: str = Field(default="", description="PID-32 identity reliability code as sent.")
+    issues: list[str] = Field(
+        default_factory=list,
+        description="INS rules the message breaks (adapters/hl7v2/ins.py): oid_missing, "
+        "oid_unknown, oid_test_in_production, matricule_malformed, key_mismatch, "
+        "status_missing, not_qualified.",
+    )
 
 
 class ProviderRef(_Frozen):

@@ -34,6 +34,7 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from adapters.fhir.settings import FhirGatewaySettings
+from adapters.hl7v2.ins import InsSettings
 from adapters.hl7v2.settings import MllpSettings
 from broker.console.settings import ConsoleSettings
 from broker.errors import ConfigError
@@ -220,6 +221,10 @@ class Settings(BaseSettings):
     fhir: FhirGatewaySettings = Field(
         default_factory=FhirGatewaySettings,
         description="The fhir role: client certificates through a proxy, public base URL.",
+    )
+    ins: InsSettings = Field(
+        default_factory=InsSettings,
+        description="The French national health identifier (INS) rules: production or test.",
     )
 
     @model_validator(mode="before")

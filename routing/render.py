@@ -37,6 +37,7 @@ from functools import lru_cache
 from typing import Any, Literal
 
 from adapters.hl7v2 import charset as charsets
+from adapters.hl7v2 import ins
 from adapters.hl7v2.er7 import (
     Encoding,
     Message,
@@ -45,7 +46,7 @@ from adapters.hl7v2.er7 import (
     replace_fields,
     split_segments,
 )
-from adapters.hl7v2.extract import INS_OIDS, hd_authority
+from adapters.hl7v2.ins import INS_OIDS
 from adapters.translate import fhir_to_v2, v2_to_fhir
 from adapters.translate.bundle import NAMESPACE, dumps, loads
 from adapters.translate.vocabulary import V2_0003
@@ -239,7 +240,7 @@ def readdress(
         if strip_ins and raw.startswith("PID"):
             raw, removed = _strip_ins(raw, enc)
             if removed:
-                flags.append("ins_stripped")
+                flags += ["ins_stripped", *(f"ins_{k}" for k in envelope.identity.issues)]
         if "BCC" in envelope.handling and raw.startswith("OBR"):
             raw, blanked = _blank_field(raw, enc, 28)
             if blanked and "obr28_hidden" not in flags:
@@ -281,11 +282,16 @@ def _encoded(value: str, enc: Encoding) -> str:
 
 
 def _strip_ins(raw: str, enc: Encoding) -> tuple[str, bool]:
-    """Remove the INS repetitions of PID-3 (domain-requirements §3.1: no INS unless qualified)."""
+    """Remove the PID-3 repetitions claiming to be the INS (§3.1: no INS unless qualified).
+
+    Every claim goes, whatever was wrong with it: a wrong OID or key as much
+    as a missing qualified status (adapters/hl7v2/ins.py).
+    """
     segment = Segment(raw, enc)
     reps = segment.repetitions(3)
-    kept = [rep for i, rep in enumerate(reps, 1) if hd_authority(segment, 3, i, 4) not in INS_OIDS]
-    if len(kept) == len(reps):
+    claims = set(ins.claimed_repetitions(segment))
+    kept = [rep for i, rep in enumerate(reps, 1) if i not in claims]
+    if not claims:
         return raw, False
     return _set_field(raw, enc, 3, enc.repetition.join(kept)), True
 

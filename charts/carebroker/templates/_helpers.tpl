@@ -74,10 +74,15 @@ references become secretKeyRef variables).
 {{- end }}
 
 {{/*
-The nested models of Settings (`mllp`, `console`, `fhir`): each is a map of the
-settings of the role of the same name, passed as CAREBROKER_<GROUP>__<NAME>.
+The nested models of Settings (`mllp`, `console`, `fhir`, `ins`): each is a map of
+settings passed as CAREBROKER_<GROUP>__<NAME>. Those of roleGroups belong to the
+role of the same name; the others (`ins`) reach every role.
 */}}
 {{- define "carebroker.settingGroups" -}}
+{{- list "mllp" "console" "fhir" "ins" | toJson }}
+{{- end }}
+
+{{- define "carebroker.roleGroups" -}}
 {{- list "mllp" "console" "fhir" | toJson }}
 {{- end }}
 
@@ -87,7 +92,7 @@ a nested model's settings (the MLLP TLS private key, the console's OIDC client
 secret among them) only the role they belong to. Argument: dict key (dotted), role.
 */}}
 {{- define "carebroker.settingReaches" -}}
-{{- $groups := include "carebroker.settingGroups" . | fromJsonArray }}
+{{- $groups := include "carebroker.roleGroups" . | fromJsonArray }}
 {{- $group := first (splitList "." .key) }}
 {{- if and (eq .key "audit_syslog_key") (ne .role "audit") }}
 {{- else if and (has $group $groups) (ne .role $group) }}
