@@ -123,13 +123,39 @@ class MailboxEndpoint(_EndpointBase):
     unacked_alert_after_s: float = Field(default=24 * 3600, gt=0)
 
 
-Endpoint = Annotated[MllpEndpoint | FhirEndpoint | MailboxEndpoint, Field(discriminator="type")]
+class DirectoryEndpoint(_EndpointBase):
+    """Write each message as a file in a directory the partner's software reads (file exchange).
+
+    Written under a temporary name (``.<name>.tmp``) and renamed when whole, so
+    the reader never sees half a file; one file per delivery, named after it.
+    """
+
+    type: Literal["directory"]
+    path: Path = Field(description="An absolute directory carebroker may write to.")
+
+    @field_validator("path")
+    @classmethod
+    def _absolute(cls, path: Path) -> Path:
+        if not path.is_absolute():
+            raise ValueError("must be an absolute path")
+        return path
+
+
+Endpoint = Annotated[
+    MllpEndpoint | FhirEndpoint | MailboxEndpoint | DirectoryEndpoint,
+    Field(discriminator="type"),
+]
 
 
 class Accepts(_Model):
-    """What a partner reads: format, HL7 version, character set (table 0211), ACK mode."""
+    """What a partner reads: format, HL7 version, character set (table 0211), ACK mode.
 
-    format: Literal["hl7v2", "fhir"]
+    ``hprim-medecins`` (the text report GP software reads) and ``hprim-sante``
+    (HPRIM Santé records) carry lab results only; their ``charset`` defaults
+    to ISO-8859-1, as HPRIM files are in the field.
+    """
+
+    format: Literal["hl7v2", "fhir", "hprim-medecins", "hprim-sante"]
     version: str | None = None
     charset: str | None = None
     ack_mode: Literal["original", "enhanced"] | None = None

@@ -16,7 +16,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 Channel = Literal["mllp", "fhir", "file"]
-Format = Literal["hl7v2", "fhir"]
+# hprim: HPRIM Santé files refused as such (one accepted becomes hl7v2: an ORU^R01 per patient).
+Format = Literal["hl7v2", "fhir", "hprim"]
 
 
 class _Frozen(BaseModel):

@@ -34,6 +34,7 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from adapters.fhir.settings import FhirGatewaySettings
+from adapters.files.settings import FileIntakeSettings
 from adapters.hl7v2.ins import InsSettings
 from adapters.hl7v2.settings import MllpSettings
 from broker.console.settings import ConsoleSettings
@@ -42,8 +43,17 @@ from broker.errors import ConfigError
 ENV_PREFIX = "CAREBROKER_"
 NESTED_DELIMITER = "__"
 
-Role = Literal["mllp", "fhir", "relay", "router", "delivery", "audit", "console"]
-ROLES: tuple[Role, ...] = ("mllp", "fhir", "relay", "router", "delivery", "audit", "console")
+Role = Literal["mllp", "fhir", "files", "relay", "router", "delivery", "audit", "console"]
+ROLES: tuple[Role, ...] = (
+    "mllp",
+    "fhir",
+    "files",
+    "relay",
+    "router",
+    "delivery",
+    "audit",
+    "console",
+)
 
 
 class Settings(BaseSettings):
@@ -221,6 +231,10 @@ class Settings(BaseSettings):
     fhir: FhirGatewaySettings = Field(
         default_factory=FhirGatewaySettings,
         description="The fhir role: client certificates through a proxy, public base URL.",
+    )
+    files: FileIntakeSettings = Field(
+        default_factory=FileIntakeSettings,
+        description="The files role: the drop directory of HPRIM Santé results, its pace.",
     )
     ins: InsSettings = Field(
         default_factory=InsSettings,

@@ -118,6 +118,8 @@ def _address(partner: Partner) -> str:
         return ""
     if endpoint.type == "mllp":
         return f"{endpoint.host}:{endpoint.port}"
+    if endpoint.type == "directory":
+        return str(endpoint.path)
     return endpoint.url
 
 

@@ -4,7 +4,7 @@ The delivery workers (``routing/delivery.py``) never know which protocol a
 partner speaks: they give a transport an :class:`Outgoing` item and get an
 :class:`Outcome` back, which says what to do next:
 
-- ``delivered`` — the partner took it (MLLP AA/CA, HTTP 2xx);
+- ``delivered`` — the partner took it (MLLP AA/CA, HTTP 2xx, a file written);
 - ``retry`` — a transient failure (MLLP AR/CR or no ACK in time, HTTP 5xx or
   timeout, connection refused): try again after a backoff;
 - ``failed`` — the partner refused this message for good (MLLP AE/CE, HTTP
@@ -23,7 +23,13 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from broker.directory import FhirEndpoint, MailboxEndpoint, MllpEndpoint, Partner
+from broker.directory import (
+    DirectoryEndpoint,
+    FhirEndpoint,
+    MailboxEndpoint,
+    MllpEndpoint,
+    Partner,
+)
 
 OutcomeStatus = Literal["delivered", "retry", "failed", "posted"]
 
@@ -70,6 +76,7 @@ class Transport(Protocol):
 
 def transport_for(partner: Partner) -> Transport:
     """Return a new transport for ``partner``'s endpoint."""
+    from routing.transports.directory import DirectoryTransport
     from routing.transports.fhir import FhirTransport
     from routing.transports.mailbox import MailboxTransport
     from routing.transports.mllp import MllpTransport
@@ -81,4 +88,6 @@ def transport_for(partner: Partner) -> Transport:
         return FhirTransport(partner.id, endpoint)
     if isinstance(endpoint, MailboxEndpoint):
         return MailboxTransport()
+    if isinstance(endpoint, DirectoryEndpoint):
+        return DirectoryTransport(partner.id, endpoint)
     raise ValueError(f"partner {partner.id} has no endpoint to deliver to")
