@@ -40,7 +40,7 @@ app.kubernetes.io/part-of: carebroker
 
 {{/* The roles in broker/settings.py ROLES order; `roles` in values may only name these. */}}
 {{- define "carebroker.roles" -}}
-{{- list "mllp" "fhir" "relay" "router" "delivery" "audit" "console" | toJson }}
+{{- list "mllp" "fhir" "files" "relay" "router" "delivery" "audit" "console" | toJson }}
 {{- end }}
 
 {{- define "carebroker.image" -}}
@@ -74,16 +74,16 @@ references become secretKeyRef variables).
 {{- end }}
 
 {{/*
-The nested models of Settings (`mllp`, `console`, `fhir`, `ins`): each is a map of
-settings passed as CAREBROKER_<GROUP>__<NAME>. Those of roleGroups belong to the
-role of the same name; the others (`ins`) reach every role.
+The nested models of Settings (`mllp`, `console`, `fhir`, `files`, `ins`): each is
+a map of settings passed as CAREBROKER_<GROUP>__<NAME>. Those of roleGroups belong
+to the role of the same name; the others (`ins`) reach every role.
 */}}
 {{- define "carebroker.settingGroups" -}}
-{{- list "mllp" "console" "fhir" "ins" | toJson }}
+{{- list "mllp" "console" "fhir" "files" "ins" | toJson }}
 {{- end }}
 
 {{- define "carebroker.roleGroups" -}}
-{{- list "mllp" "console" "fhir" | toJson }}
+{{- list "mllp" "console" "fhir" "files" | toJson }}
 {{- end }}
 
 {{/*
@@ -212,6 +212,13 @@ CAREBROKER_CONSOLE__<NAME> (env_nested_delimiter "__").
     secretName: {{ .secretName | quote }}
 {{- end }}
 {{- end }}
+{{- if and (eq .role "files") .settings.files.directory }}
+{{- if not .root.Values.roles.files.dropVolume }}
+{{- fail "settings.files.directory needs roles.files.dropVolume: the volume the labs' files arrive on" }}
+{{- end }}
+- name: drop
+  {{- toYaml .root.Values.roles.files.dropVolume | nindent 2 }}
+{{- end }}
 {{- with .root.Values.extraVolumes }}
 {{ toYaml . }}
 {{- end }}
@@ -242,6 +249,10 @@ CAREBROKER_CONSOLE__<NAME> (env_nested_delimiter "__").
   mountPath: {{ printf "/etc/carebroker/partner-credentials/%s" .secretName | quote }}
   readOnly: true
 {{- end }}
+{{- end }}
+{{- if and (eq .role "files") .settings.files.directory }}
+- name: drop
+  mountPath: {{ .settings.files.directory | quote }}
 {{- end }}
 {{- with .root.Values.extraVolumeMounts }}
 {{ toYaml . }}
