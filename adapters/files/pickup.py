@@ -47,8 +47,9 @@ from pathlib import Path
 
 from adapters.hprim import intake, records
 from adapters.hprim.records import HprimError
+from broker import telemetry
 from broker.directory import Directory
-from broker.errors import StartupError
+from broker.errors import StartupError, StoreUnavailableError
 from broker.ids import new_id_at
 from broker.pseudonym import Pseudonymizer
 from broker.store.files import FilePickup, FileStore
@@ -139,8 +140,13 @@ class FileIntake:
             for path in present:
                 if stop is not None and stop.is_set():
                     break
-                if await self._consider(path, now):
-                    taken += 1
+                try:
+                    taken += await self._consider(path, now)
+                except StoreUnavailableError:
+                    raise  # every file waits: the role retries the scan later
+                except Exception:  # a bug costs this file a later retry, never the others
+                    log.exception("file intake: a file could not be taken; retried later")
+                    self._seen.pop(path.name, None)
         self.scans += 1
         return taken
 
@@ -205,16 +211,24 @@ class FileIntake:
         return _Look(data, digest, records.is_complete(text), now - seen.since)
 
     async def _take(self, path: Path, data: bytes, digest: str) -> None:
-        try:
-            read = intake.read(
-                data, digest, directory=self.directory(), pseudonymizer=self.pseudonymizer
+        with telemetry.ingress_span("file") as span:
+            try:
+                read = intake.read(
+                    data, digest, directory=self.directory(), pseudonymizer=self.pseudonymizer
+                )
+            except HprimError as error:
+                span.set_attribute("carebroker.outcome", "rejected")
+                await self._refuse(path, data, digest, _kind(error), error)
+                return
+            trace = telemetry.current_context() if telemetry.is_recording() else None
+            envelopes = [
+                e.model_copy(update={"trace": trace}) if trace else e for e in read.envelopes
+            ]
+            span.set_attribute("carebroker.sender", read.sender.id)
+            span.set_attribute("messaging.batch.message_count", len(envelopes))
+            results = await self.messages.accept(
+                [Accepted(e, b"", ACTOR) for e in envelopes]  # no answer: nobody waits
             )
-        except HprimError as error:
-            await self._refuse(path, data, digest, _kind(error), error)
-            return
-        results = await self.messages.accept(
-            [Accepted(e, b"", ACTOR) for e in read.envelopes]  # no answer: nobody waits
-        )
         outcome = "duplicate" if all(r.duplicate for r in results) else "accepted"
         pickup = FilePickup(
             directory=str(self.inbox),

@@ -67,6 +67,8 @@ class FilesRole(TaskRole):
                 log.warning("file intake: message store unavailable, files wait")
             except OSError as exc:
                 log.error("file intake: cannot scan the directory: %s", exc.strerror or "error")  # noqa: TRY400 - names no file
+            except Exception:  # the role keeps scanning whatever one pass ran into
+                log.exception("file intake: scan failed; next scan in %s s", self._poll_s)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._poll_s):
                     await ctx.stop.wait()

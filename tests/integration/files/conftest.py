@@ -4,11 +4,13 @@ Real PostgreSQL, tansu, MLLP sink and directories: the relay, router,
 delivery and files roles run as in a deployment. Three labs send HPRIM
 (tests/data/hprim/, one dialect each); cabinet-dupont reads HL7 v2 over MLLP,
 cabinet-hprim reads HPRIM Médecins from a directory, cabinet-sante HPRIM Santé
-from another (every labo-sud result is copied there by a route).
+from another (every labo-sud result is copied there by a route), and
+cabinet-boite fetches HPRIM Médecins from its mailbox (labo-est's, by a route).
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +32,7 @@ from tests.integration.routing.conftest import (  # noqa: F401 - fixtures
 from tests.sinks import FhirSink, MllpSink
 
 HPRIM = REPO / "tests" / "data" / "hprim"
+MAILBOX_TOKEN = "token-of-cabinet-boite"
 RPPS = "urn:oid:1.2.250.1.71.4.2.1"
 
 
@@ -63,10 +66,20 @@ partners:
     facilities: [CAB-SANTE]
     endpoint: {{type: directory, path: "{root / "cabinet-sante"}", {FAST_RETRY}}}
     accepts: {{format: hprim-sante}}
+  - id: cabinet-boite
+    name: Cabinet qui relève sa boîte
+    kind: gp
+    facilities: [CAB-BOITE]
+    token_sha256: [{hashlib.sha256(MAILBOX_TOKEN.encode()).hexdigest()}]
+    endpoint: {{type: mailbox}}
+    accepts: {{format: hprim-medecins}}
 routes:
   - name: sud-results-in-hprim-sante
     when: {{message: "ORU^R01", sender: labo-sud}}
     to: [{{partner: cabinet-sante}}]
+  - name: est-results-to-a-mailbox
+    when: {{message: "ORU^R01", sender: labo-est}}
+    to: [{{partner: cabinet-boite}}]
 """
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import pytest
 
 from adapters.files.pickup import FileIntake
@@ -16,7 +17,7 @@ from adapters.hl7v2.er7 import Message
 from adapters.hprim import records, sante
 from broker.store.files import FileStore
 from tests.conftest import wait_for
-from tests.integration.files.conftest import HPRIM, Drop
+from tests.integration.files.conftest import HPRIM, MAILBOX_TOKEN, Drop
 
 # (code, value, unit, reference range, flag) as each lab sent them.
 SUD = [
@@ -42,6 +43,13 @@ EST = [
     ("FER", "A", "", "µg/L", "15", "150", ""),
     ("CR", "A", "[fichier E26-7781.pdf]", "", "", "", ""),
 ]
+
+
+async def _waiting(client: httpx.AsyncClient, url: str) -> list[dict[str, str]]:
+    response = await client.get(url)
+    assert response.status_code == 200
+    messages: list[dict[str, str]] = response.json()["messages"]
+    return messages
 
 
 def hpm_reports(folder: Path) -> dict[str, tuple[list[str], list[tuple[str, ...]]]]:
@@ -100,6 +108,20 @@ async def test_three_labs_dialects_reach_each_gp_with_every_result_unit_and_flag
     assert reports["LEGRAND"][1] == NORD_2
     assert reports["BERTRAND"][1] == EST
     assert reports["BERTRAND"][0][6] == "17/04/1992"
+
+    # A GP without an interface: the same report, fetched from its mailbox.
+    async with httpx.AsyncClient(
+        base_url=drop.pipeline.url, headers={"Authorization": f"Bearer {MAILBOX_TOKEN}"}
+    ) as client:
+        listing = await wait_for(
+            lambda: _waiting(client, "/mailbox/cabinet-boite/messages"), timeout=30
+        )
+        [entry] = listing
+        fetched = await client.get(f"/mailbox/cabinet-boite/messages/{entry['id']}")
+    assert fetched.headers["content-type"] == "text/x-hprim-medecins; charset=iso-8859-1"
+    mailbox_lines = fetched.content.decode("iso-8859-1").split("\r\n")
+    lab = mailbox_lines[mailbox_lines.index("****LAB****") + 1 : mailbox_lines.index("****FIN****")]
+    assert [tuple(line.split("|")[2:9]) for line in lab] == EST
 
     files = await FileStore(drop.pipeline.pool).pickups(str(drop.inbox))
     assert sorted((f["name"], f["outcome"], len(f["message_ids"])) for f in files) == [
