@@ -39,6 +39,7 @@ import hashlib
 import logging
 import os
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -230,16 +231,8 @@ class FileIntake:
                 [Accepted(e, b"", ACTOR) for e in envelopes]  # no answer: nobody waits
             )
         outcome = "duplicate" if all(r.duplicate for r in results) else "accepted"
-        pickup = FilePickup(
-            directory=str(self.inbox),
-            name=path.name,
-            sha256=digest,
-            size=len(data),
-            format=intake.FORMAT,
-            outcome=outcome,
-            moved_to="done",
-            sender=read.sender.id,
-            message_ids=[r.message_id for r in results],
+        pickup = self._pickup(
+            path, data, digest, outcome, read.sender.id, [r.message_id for r in results]
         )
         await self.files.record(pickup)
         await asyncio.to_thread(self._move, path, self.done, digest, pickup)
@@ -287,17 +280,8 @@ class FileIntake:
                     )
                 ]
             )
-        pickup = FilePickup(
-            directory=str(self.inbox),
-            name=path.name,
-            sha256=digest,
-            size=len(data),
-            format=intake.FORMAT,
-            outcome="refused",
-            moved_to="error",
-            sender=sender.id if sender else None,
-            reason=reason,
-            message_ids=[message_id],
+        pickup = self._pickup(
+            path, data, digest, "refused", sender.id if sender else None, [message_id], reason
         )
         await self.files.record(pickup)
         await asyncio.to_thread(self._write_reason, path.name, reason, digest, pickup)
@@ -306,6 +290,30 @@ class FileIntake:
         log.info(
             "file refused",
             extra={"pickup_id": str(pickup.id), "partner": pickup.sender or "-", "reason": kind},
+        )
+
+    def _pickup(
+        self,
+        path: Path,
+        data: bytes,
+        digest: str,
+        outcome: str,
+        sender: str | None,
+        message_ids: list[uuid.UUID],
+        reason: str | None = None,
+    ) -> FilePickup:
+        """Return the record of one file: refused ones go to error/, the others to done/."""
+        return FilePickup(
+            directory=str(self.inbox),
+            name=path.name,
+            sha256=digest,
+            size=len(data),
+            format=intake.FORMAT,
+            outcome=outcome,
+            moved_to="error" if outcome == "refused" else "done",
+            sender=sender,
+            reason=reason,
+            message_ids=message_ids,
         )
 
     def _write_reason(self, name: str, reason: str, digest: str, pickup: FilePickup) -> None:

@@ -76,6 +76,7 @@ RULES: Final = {
     "not_qualified": (103, "PID-32"),
 }
 _NAMESPACE = re.compile(r"INS-(NIR|NIA)", re.IGNORECASE)
+_ARC = "1.2.250.1.213.1.4."
 _MATRICULE = re.compile(r"\d{5}(\d{2}|2[AB])\d{8}")
 # The key reads Corsica's departments as numbers: 2A is 20 less 1, 2B is 20 less 2 (x 10^6).
 _CORSICA: Final = {"2A": "19", "2B": "18"}
@@ -147,13 +148,34 @@ def is_claim(authority: str, id_type: str, namespace: str = "") -> bool:
     )
 
 
+@dataclass(frozen=True)
+class _Claim:
+    """One PID-3 repetition claiming to be the INS: where, its matricule, its OID."""
+
+    rep: int
+    value: str = field(repr=False)
+    oid: str
+
+
 def claimed_repetitions(pid: Segment) -> list[int]:
     """Return the PID-3 repetitions (1-based) that claim to be the INS."""
-    return [
-        rep
-        for rep in range(1, len(pid.repetitions(3)) + 1)
-        if is_claim(pid.get(3, rep, 4, 2), pid.get(3, rep, 5), pid.get(3, rep, 4, 1))
-    ]
+    return [claim.rep for claim in _claims(pid)]
+
+
+def _claims(pid: Segment) -> list[_Claim]:
+    raw = pid.field(3)
+    # The hot path: most messages outside France carry nothing an INS claim needs.
+    if "INS" not in raw.upper() and _ARC not in raw and pid.enc.escape not in raw:
+        return []
+    found = []
+    for rep in range(1, len(pid.repetitions(3)) + 1):
+        parts = pid.components(3, rep)
+        authority = parts[3].split(pid.enc.subcomponent) if len(parts) > 3 else [""]
+        namespace, oid = authority[0], authority[1] if len(authority) > 1 else ""
+        id_type = parts[4] if len(parts) > 4 else ""
+        if is_claim(oid, id_type, namespace):
+            found.append(_Claim(rep, parts[0], oid))
+    return found
 
 
 def nir_key(number: str) -> int:
@@ -186,12 +208,12 @@ def check_pid(pid: Segment | None, policy: Policy) -> Check:
         return Check()
     codes = [pid.get(32, rep, 1).upper() for rep in range(1, len(pid.repetitions(32)) + 1)]
     reliability = "~".join(codes)
-    claims = claimed_repetitions(pid)
+    claims = _claims(pid)
     if not claims:
         return Check(reliability=reliability)
     problems: list[Problem] = []
-    for rep in claims:
-        problems += _claim_problems(pid, rep, policy)
+    for claim in claims:
+        problems += _claim_problems(claim, policy)
     statuses = [c for c in codes if c]
     if not statuses:
         problems.append(
@@ -211,14 +233,13 @@ def check_pid(pid: Segment | None, policy: Policy) -> Check:
         qualified=not problems,
         reliability=reliability,
         problems=tuple(problems),
-        repetitions=tuple(claims),
+        repetitions=tuple(c.rep for c in claims),
     )
 
 
-def _claim_problems(pid: Segment, rep: int, policy: Policy) -> list[Problem]:
-    where = f"PID-3[{rep}]" if rep > 1 else "PID-3"
-    oid = pid.get(3, rep, 4, 2)
-    value = pid.get(3, rep, 1)
+def _claim_problems(claim: _Claim, policy: Policy) -> list[Problem]:
+    where = f"PID-3[{claim.rep}]" if claim.rep > 1 else "PID-3"
+    oid, value = claim.oid, claim.value
     if not oid:
         return [_problem("oid_missing", f"{where}.4", f"INS without its OID in {where}.4.2")]
     if oid not in INS_OIDS:
