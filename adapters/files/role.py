@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING
 from adapters.files.pickup import FileIntake
 from broker.context import TaskRole
 from broker.errors import StoreUnavailableError
-from broker.store.files import FileStore
 
 if TYPE_CHECKING:
     from broker.context import Context
@@ -37,8 +36,8 @@ class FilesRole(TaskRole):
         if settings.directory is not None:
             self.intake = FileIntake(
                 settings.directory.resolve(),
-                messages=ctx.messages,
-                files=FileStore(ctx.pool),
+                messages=ctx.stores.messages,
+                files=ctx.stores.files,
                 directory=lambda: ctx.directory,
                 pseudonymizer=ctx.pseudonymizer,
                 settle_s=settings.settle_s,

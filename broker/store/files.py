@@ -16,11 +16,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import asyncpg
-
-from broker.errors import StoreUnavailableError
 from broker.ids import new_id
-from broker.store.db import UNAVAILABLE
+from broker.store.db import Pool, connection
 
 
 @dataclass(frozen=True)
@@ -43,7 +40,7 @@ class FilePickup:
 class FileStore:
     """The ``file_pickups`` table and the per-directory scanning lock."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: Pool) -> None:
         self.pool = pool
 
     @asynccontextmanager
@@ -55,21 +52,18 @@ class FileStore:
         """
         digest = hashlib.sha256(f"files:{directory}".encode()).digest()
         key = int.from_bytes(digest[:8], "big", signed=True)  # a bigint lock key
-        try:
-            async with self.pool.acquire() as conn:
-                held = bool(await conn.fetchval("SELECT pg_try_advisory_lock($1)", key))
-                try:
-                    yield held
-                finally:
-                    if held:
-                        await conn.execute("SELECT pg_advisory_unlock($1)", key)
-        except UNAVAILABLE as exc:
-            raise StoreUnavailableError("message store unavailable (file intake lock)") from exc
+        async with connection(self.pool) as conn:
+            held = bool(await conn.fetchval("SELECT pg_try_advisory_lock($1)", key))
+            try:
+                yield held
+            finally:
+                if held:
+                    await conn.execute("SELECT pg_advisory_unlock($1)", key)
 
     async def record(self, pickup: FilePickup) -> None:
         """Keep what became of one file."""
-        try:
-            await self.pool.execute(
+        async with connection(self.pool) as conn:
+            await conn.execute(
                 "INSERT INTO file_pickups (id, directory, name, sha256, size, format, sender,"
                 " outcome, reason, message_ids, moved_to)"
                 " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
@@ -85,8 +79,6 @@ class FileStore:
                 pickup.message_ids,
                 pickup.moved_to,
             )
-        except UNAVAILABLE as exc:
-            raise StoreUnavailableError("message store unavailable (file pickup)") from exc
 
     async def refusal(self, control_id: str) -> uuid.UUID | None:
         """Return the rejected message already kept for a refused file (its control id), or None.
@@ -94,26 +86,27 @@ class FileStore:
         A file refused and kept, but not yet moved when the process stopped,
         is refused again at the next scan: this keeps it from being stored twice.
         """
-        try:
-            found: uuid.UUID | None = await self.pool.fetchval(
+        async with connection(self.pool) as conn:
+            found: uuid.UUID | None = await conn.fetchval(
                 "SELECT id FROM messages WHERE control_id = $1 AND channel = 'file'"
                 " AND status = 'rejected' LIMIT 1",
                 control_id,
             )
-        except UNAVAILABLE as exc:
-            raise StoreUnavailableError("message store unavailable (file refusal)") from exc
         return found
 
     async def pickups(self, directory: str) -> list[dict[str, Any]]:
         """Return the files taken from ``directory``, oldest first (operators, tests)."""
-        rows = await self.pool.fetch(
-            "SELECT * FROM file_pickups WHERE directory = $1 ORDER BY picked_at, id", directory
-        )
+        async with connection(self.pool) as conn:
+            rows = await conn.fetch(
+                "SELECT * FROM file_pickups WHERE directory = $1 ORDER BY picked_at, id",
+                directory,
+            )
         return [dict(r) for r in rows]
 
     async def forget_before(self, cutoff: datetime) -> int:
         """Delete the rows of files taken before ``cutoff`` (retention); return how many."""
-        status: str = await self.pool.execute(
-            "DELETE FROM file_pickups WHERE picked_at < $1", cutoff
-        )
+        async with connection(self.pool) as conn:
+            status: str = await conn.execute(
+                "DELETE FROM file_pickups WHERE picked_at < $1", cutoff
+            )
         return int(status.rsplit(" ", 1)[-1])

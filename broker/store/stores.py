@@ -22,6 +22,7 @@ from broker.store.consent import ConsentStore
 from broker.store.console import ConsoleStore
 from broker.store.db import Database
 from broker.store.directory import DirectoryStore
+from broker.store.files import FileStore
 from broker.store.messages import MessageStore
 from broker.store.metrics import MetricsStore
 from broker.store.migrate import migrate
@@ -47,6 +48,7 @@ class Stores:
     alerts: AlertStore
     metrics: MetricsStore
     partitions: PartitionStore
+    files: FileStore
 
     @classmethod
     def over(cls, database: Database, *, topic_prefix: str = "", outbox_shards: int = 8) -> Stores:
@@ -67,6 +69,7 @@ class Stores:
             alerts=AlertStore(general),
             metrics=MetricsStore(general),
             partitions=PartitionStore(database.upkeep),
+            files=FileStore(general),
         )
 
     @classmethod

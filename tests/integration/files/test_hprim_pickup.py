@@ -15,7 +15,6 @@ import pytest
 from adapters.files.pickup import FileIntake
 from adapters.hl7v2.er7 import Message
 from adapters.hprim import records, sante
-from broker.store.files import FileStore
 from tests.conftest import wait_for
 from tests.integration.files.conftest import HPRIM, MAILBOX_TOKEN, Drop
 
@@ -123,7 +122,7 @@ async def test_three_labs_dialects_reach_each_gp_with_every_result_unit_and_flag
     lab = mailbox_lines[mailbox_lines.index("****LAB****") + 1 : mailbox_lines.index("****FIN****")]
     assert [tuple(line.split("|")[2:9]) for line in lab] == EST
 
-    files = await FileStore(drop.pipeline.pool).pickups(str(drop.inbox))
+    files = await drop.pipeline.ctx.stores.files.pickups(str(drop.inbox))
     assert sorted((f["name"], f["outcome"], len(f["message_ids"])) for f in files) == [
         ("biolab-nord-h20.hpr", "accepted", 2),
         ("labo-est-h24.hpr", "accepted", 1),
@@ -209,7 +208,7 @@ async def test_the_same_file_dropped_twice_is_delivered_once(drop: Drop) -> None
     await wait_for(lambda: (drop.inbox / "done" / "LS0001.HPR").exists(), timeout=30)
     drop.drop("labo-sud-h22.hpr", "LS0001-resent.HPR")
     await wait_for(lambda: (drop.inbox / "done" / "LS0001-resent.HPR").exists(), timeout=30)
-    files = await FileStore(drop.pipeline.pool).pickups(str(drop.inbox))
+    files = await drop.pipeline.ctx.stores.files.pickups(str(drop.inbox))
     assert [(f["name"], f["outcome"]) for f in files] == [
         ("LS0001.HPR", "accepted"),
         ("LS0001-resent.HPR", "duplicate"),
@@ -234,8 +233,8 @@ async def test_a_file_stored_but_not_moved_is_taken_again_without_a_duplicate(
     def intake() -> FileIntake:
         made = FileIntake(
             inbox,
-            messages=ctx.messages,
-            files=FileStore(ctx.pool),
+            messages=ctx.stores.messages,
+            files=ctx.stores.files,
             directory=lambda: ctx.directory,
             pseudonymizer=ctx.pseudonymizer,
             settle_s=0.0,
@@ -254,15 +253,15 @@ async def test_a_file_stored_but_not_moved_is_taken_again_without_a_duplicate(
     with pytest.raises(Killed):
         await crashing.scan()  # stores it, then dies before the move
     assert (inbox / "LS0001.HPR").exists()
-    assert await ctx.pool.fetchval("SELECT count(*) FROM messages") == 1
+    assert await drop.pipeline.pool.fetchval("SELECT count(*) FROM messages") == 1
 
     restarted = intake()  # a new process: nothing remembered but the store
     await restarted.scan()
     await restarted.scan()
     assert (inbox / "done" / "LS0001.HPR").exists() and not (inbox / "LS0001.HPR").exists()
-    files = await FileStore(ctx.pool).pickups(str(inbox))
+    files = await ctx.stores.files.pickups(str(inbox))
     assert [f["outcome"] for f in files] == ["accepted", "duplicate"]
-    assert await ctx.pool.fetchval("SELECT count(*) FROM messages") == 1
+    assert await drop.pipeline.pool.fetchval("SELECT count(*) FROM messages") == 1
     [message_id] = files[0]["message_ids"]
     await drop.pipeline.wait_status([message_id], {"delivered"})
     assert drop.dupont.processed_ids() == [drop.dupont.processed[0].control_id]
