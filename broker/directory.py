@@ -138,16 +138,40 @@ class MssanteEndpoint(_EndpointBase):
     )
 
 
+class DirectoryEndpoint(_EndpointBase):
+    """Write each message as a file in a directory the partner's software reads (file exchange).
+
+    Written under a temporary name (``.<name>.tmp``) and renamed when whole, so
+    the reader never sees half a file; one file per delivery, named after it.
+    """
+
+    type: Literal["directory"]
+    path: Path = Field(description="An absolute directory carebroker may write to.")
+
+    @field_validator("path")
+    @classmethod
+    def _absolute(cls, path: Path) -> Path:
+        if not path.is_absolute():
+            raise ValueError("must be an absolute path")
+        return path
+
+
 Endpoint = Annotated[
-    MllpEndpoint | FhirEndpoint | MailboxEndpoint | MssanteEndpoint, Field(discriminator="type")
+    MllpEndpoint | FhirEndpoint | MailboxEndpoint | MssanteEndpoint | DirectoryEndpoint,
+    Field(discriminator="type"),
 ]
 MSSANTE_PREFIX = "mssante:"  # recipient ids of MSSanté addresses no partner declares
 
 
 class Accepts(_Model):
-    """What a partner reads: format, HL7 version, character set (table 0211), ACK mode."""
+    """What a partner reads: format, HL7 version, character set (table 0211), ACK mode.
 
-    format: Literal["hl7v2", "fhir"]
+    ``hprim-medecins`` (the text report GP software reads) and ``hprim-sante``
+    (HPRIM Santé records) carry lab results only; their ``charset`` defaults
+    to ISO-8859-1, as HPRIM files are in the field.
+    """
+
+    format: Literal["hl7v2", "fhir", "hprim-medecins", "hprim-sante"]
     version: str | None = None
     charset: str | None = None
     ack_mode: Literal["original", "enhanced"] | None = None
@@ -202,7 +226,14 @@ class Partner(_Model):
     )
     identity_policy: Literal["strip", "refuse"] = Field(
         default="strip",
-        description="A non-qualified INS: `strip` forwards without it (flagged), `refuse` AEs.",
+        description="An INS that is not valid and qualified (adapters/hl7v2/ins.py): `strip` "
+        "forwards without it (flagged), `refuse` answers AE with ERR at PID-3/PID-32.",
+    )
+    qualified_statuses: list[Annotated[str, Field(pattern=r"^[A-Z]{4,5}$")]] = Field(
+        default_factory=lambda: ["VALI", "QUAL"],
+        min_length=1,
+        description="PID-32 codes by which this sender asserts a qualified identity (PAM FR "
+        "2.11 sends VALI; the RNIV status is QUAL).",
     )
 
     @field_validator("token_sha256")

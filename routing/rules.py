@@ -32,9 +32,10 @@ input names the same fields in ``ProviderRef.source``):
 Never back to the sender unless a route says ``include_sender``; one
 recipient per partner however many rules chose it.
 
-Identity (domain-requirements §3.1): a message carrying an INS without
-asserting a qualified identity is refused when its sender's policy is
-``refuse``; otherwise it is routed and the render strips the INS (flagged).
+Identity (domain-requirements §3.1): a message carrying an INS that is not
+valid and qualified (``adapters/hl7v2/ins.py``; HL7 v2 ingress already
+refused it when the sender's policy is ``refuse``) is refused here too under
+that policy; otherwise it is routed and the render strips the INS (flagged).
 Routing never uses the INS: recipients come from providers, not patients.
 """
 
@@ -46,6 +47,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
+from adapters.hl7v2 import ins
 from adapters.hl7v2.er7 import Message
 from broker.directory import Directory, Partner, PartnerRef, Route
 from broker.envelope import Envelope, ProviderRef
@@ -129,6 +131,8 @@ class Decision:
     skipped: list[Skipped] = field(default_factory=list)
     refused: str | None = None
     strip_ins: bool = False
+    # A refusal's ERRs: (HL7 table 0357 code, field), e.g. (102, "PID-3").
+    refused_errors: tuple[tuple[int, str], ...] = ()
 
     @property
     def is_routable(self) -> bool:
@@ -277,10 +281,12 @@ def route(envelope: Envelope, directory: Directory) -> Decision:
     identity = envelope.identity
     unqualified_ins = identity.ins_present and not identity.ins_qualified
     if unqualified_ins and sender is not None and sender.identity_policy == "refuse":
+        issues = identity.issues or ["not_qualified"]
         return Decision(
             kind,
-            refused="INS present without a qualified identity (PID-32) and the sender's "
+            refused=f"INS not valid and qualified ({', '.join(issues)}) and the sender's "
             "identity policy is refuse",
+            refused_errors=tuple(dict.fromkeys(ins.RULES[i] for i in issues if i in ins.RULES)),
         )
     collected = _Collector(envelope, directory)
     try:

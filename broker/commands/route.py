@@ -22,7 +22,7 @@ from typing import Any
 from adapters.fhir import auth
 from adapters.fhir import extract as fhir_extract
 from adapters.fhir.validate import parse_json, validate
-from adapters.hl7v2 import charset
+from adapters.hl7v2 import charset, ins
 from adapters.hl7v2.er7 import Message
 from adapters.hl7v2.extract import build_envelope
 from broker.commands.options import settings_from
@@ -79,7 +79,9 @@ def _explain(args: argparse.Namespace) -> int:
     if data.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"{":
         envelope = _fhir_envelope(data, args.sender, directory, pseudonymizer)
     else:
-        envelope = _v2_envelope(data, args.sender, directory, pseudonymizer)
+        envelope = _v2_envelope(
+            data, args.sender, directory, pseudonymizer, production=settings.ins.production
+        )
     decision = rules.route(envelope, directory)
     out = sys.stdout
     out.write(
@@ -105,14 +107,20 @@ def _explain(args: argparse.Namespace) -> int:
         for skipped in decision.skipped:
             out.write(f"  {skipped}\n")
     if decision.strip_ins:
-        out.write("identity: INS without a qualified identity: forwarded without the INS\n")
+        issues = ", ".join(envelope.identity.issues) or "not_qualified"
+        out.write(f"identity: INS not valid and qualified ({issues}): forwarded without it\n")
     return 0 if decision.recipients else 1
 
 
 def _v2_envelope(
-    data: bytes, given: str | None, directory: Directory, pseudonymizer: Pseudonymizer
+    data: bytes,
+    given: str | None,
+    directory: Directory,
+    pseudonymizer: Pseudonymizer,
+    *,
+    production: bool,
 ) -> Envelope:
-    """Read an HL7 v2 file as the MLLP ingress does (charset, sender by MSH-4)."""
+    """Read an HL7 v2 file as the MLLP ingress does (charset, sender by MSH-4, its INS policy)."""
     text, codec = charset.decode(data)
     message = Message(text)
     sender = _given(given, directory)
@@ -136,6 +144,9 @@ def _v2_envelope(
         message_id=message_id,
         received_at=at,
         pseudonymizer=pseudonymizer,
+        ins_check=ins.check(
+            message, ins.Policy.of(sender.qualified_statuses, production=production)
+        ),
     )
 
 

@@ -120,6 +120,8 @@ def _address(partner: Partner) -> str:
         return f"{endpoint.host}:{endpoint.port}"
     if endpoint.type == "mssante":
         return endpoint.address or ""
+    if endpoint.type == "directory":
+        return str(endpoint.path)
     return endpoint.url
 
 

@@ -22,6 +22,7 @@ from broker.store.consent import ConsentStore
 from broker.store.console import ConsoleStore
 from broker.store.db import Database
 from broker.store.directory import DirectoryStore
+from broker.store.files import FileStore
 from broker.store.messages import MessageStore
 from broker.store.metrics import MetricsStore
 from broker.store.migrate import migrate
@@ -49,6 +50,7 @@ class Stores:
     metrics: MetricsStore
     partitions: PartitionStore
     mssante: MssanteStore
+    files: FileStore
 
     @classmethod
     def over(cls, database: Database, *, topic_prefix: str = "", outbox_shards: int = 8) -> Stores:
@@ -70,6 +72,7 @@ class Stores:
             metrics=MetricsStore(general),
             partitions=PartitionStore(database.upkeep),
             mssante=MssanteStore(general, outbox_shards=outbox_shards),
+            files=FileStore(general),
         )
 
     @classmethod

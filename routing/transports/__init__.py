@@ -4,7 +4,7 @@ The delivery workers (``routing/delivery.py``) never know which protocol a
 partner speaks: they give a transport an :class:`Outgoing` item and get an
 :class:`Outcome` back, which says what to do next:
 
-- ``delivered`` — the partner took it (MLLP AA/CA, HTTP 2xx);
+- ``delivered`` — the partner took it (MLLP AA/CA, HTTP 2xx, a file written);
 - ``retry`` — a transient failure (MLLP AR/CR or no ACK in time, HTTP 5xx or
   timeout, connection refused): try again after a backoff;
 - ``failed`` — the partner refused this message for good (MLLP AE/CE, HTTP
@@ -26,7 +26,14 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Protocol
 
-from broker.directory import FhirEndpoint, MailboxEndpoint, MllpEndpoint, MssanteEndpoint, Partner
+from broker.directory import (
+    DirectoryEndpoint,
+    FhirEndpoint,
+    MailboxEndpoint,
+    MllpEndpoint,
+    MssanteEndpoint,
+    Partner,
+)
 
 if TYPE_CHECKING:
     from adapters.mssante.smtp import MailSender
@@ -76,6 +83,7 @@ class Transport(Protocol):
 
 def transport_for(partner: Partner, *, mail: MailSender | None = None) -> Transport:
     """Return a new transport for ``partner``'s endpoint (``mail``: the shared SMTP sender)."""
+    from routing.transports.directory import DirectoryTransport
     from routing.transports.fhir import FhirTransport
     from routing.transports.mailbox import MailboxTransport
     from routing.transports.mllp import MllpTransport
@@ -90,4 +98,6 @@ def transport_for(partner: Partner, *, mail: MailSender | None = None) -> Transp
         return MailboxTransport()
     if isinstance(endpoint, MssanteEndpoint):
         return MssanteTransport(partner.id, mail)
+    if isinstance(endpoint, DirectoryEndpoint):
+        return DirectoryTransport(partner.id, endpoint)
     raise ValueError(f"partner {partner.id} has no endpoint to deliver to")

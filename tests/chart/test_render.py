@@ -428,3 +428,30 @@ def test_pods_carry_no_service_variables(render: Any, tmp_path: Path) -> None:
     assert linked["CAREBROKER_MLLP_TCP_PORT"].startswith("tcp://10.96.")
     assert linked["CAREBROKER_CONSOLE_SERVICE_PORT_HTTP"] == "8080"
     assert _settings_from(linked).http_port == 8080
+
+
+def test_the_files_role_mounts_its_drop_volume_where_its_settings_say(render: Any) -> None:
+    claim = {"persistentVolumeClaim": {"claimName": "lab-drop"}}
+    rendered = render(
+        {
+            "settings": {"files": {"directory": "/srv/lab-drop"}},
+            "roles": {"files": {"dropVolume": claim}},
+        }
+    )
+    deployments = rendered.deployments()
+    pod = deployments["files"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    [volume] = [v for v in pod["volumes"] if v["name"] == "drop"]
+    assert volume == {"name": "drop", **claim}
+    assert {"name": "drop", "mountPath": "/srv/lab-drop"} in container["volumeMounts"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["CAREBROKER_FILES__DIRECTORY"] == "/srv/lab-drop"
+    for role, deployment in deployments.items():  # only the files pods get the drop
+        if role != "files":
+            other = deployment["spec"]["template"]["spec"]["containers"][0]
+            assert all(e["name"] != "CAREBROKER_FILES__DIRECTORY" for e in other["env"])
+            assert all(
+                v["name"] != "drop" for v in deployment["spec"]["template"]["spec"]["volumes"]
+            )
+    with pytest.raises(helm_python.HelmRenderError, match=r"needs roles\.files\.dropVolume"):
+        render({"settings": {"files": {"directory": "/srv/lab-drop"}}})
