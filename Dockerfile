@@ -38,7 +38,7 @@ ENV PATH=/opt/carebroker/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     HOME=/tmp \
-    CAREBROKER_MLLP_HOST=0.0.0.0 \
+    CAREBROKER_MLLP__HOST=0.0.0.0 \
     CAREBROKER_HTTP_HOST=0.0.0.0 \
     CAREBROKER_DATA_DIR=/tmp/carebroker
 USER 10001:10001
@@ -51,4 +51,4 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=60s \
 ENTRYPOINT ["carebroker"]
 # Every role in one process against the configured PostgreSQL and Kafka; the
 # chart passes `run --role ROLE` for each Deployment.
-CMD ["run", "--role", "mllp", "--role", "fhir", "--role", "relay", "--role", "router", "--role", "delivery", "--role", "audit", "--role", "console", "--role", "feed"]
+CMD ["run", "--role", "mllp", "--role", "fhir", "--role", "files", "--role", "relay", "--role", "router", "--role", "delivery", "--role", "audit", "--role", "console", "--role", "feed"]

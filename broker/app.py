@@ -1,7 +1,7 @@
 """Roles and the lifespan of one carebroker process.
 
-A process runs one or more roles (``mllp``, ``fhir``, ``relay``, ``router``,
-``delivery``, ``audit``, ``console``, ``feed``) against one PostgreSQL and one Kafka:
+A process runs one or more roles (``mllp``, ``fhir``, ``files``, ``relay``,
+``router``, ``delivery``, ``audit``, ``console``, ``feed``) against one PostgreSQL and one Kafka:
 ``carebroker up`` runs them all with embedded defaults, ``carebroker run
 --role R`` one of them for deployments that scale roles separately.
 
@@ -25,7 +25,7 @@ from pathlib import Path
 
 from fastapi import APIRouter, FastAPI
 
-from adapters.hl7v2.role import MllpRole
+from adapters.hl7v2.role import MllpRole, sender_check
 from broker import alerts, kafka, metrics, telemetry
 from broker.audit_role import AuditRole
 from broker.context import Context, RoleService, TaskRole
@@ -40,7 +40,7 @@ from broker.errors import (
 )
 from broker.health import Readiness
 from broker.http import HttpServer, bind, create_app
-from broker.local import EmbeddedPostgres, LocalKafka
+from broker.local import PG_APP_ROLE, EmbeddedPostgres, LocalKafka
 from broker.pseudonym import Pseudonymizer
 from broker.relay import Relay, republish_unrouted
 from broker.settings import ROLES, Role, Settings
@@ -108,6 +108,7 @@ class FhirRole(TaskRole):
 
 def role_service(role: Role) -> RoleService:
     """Return the service implementing ``role``."""
+    from adapters.files.role import FilesRole
     from broker.console.role import ConsoleRole
     from routing.feed import FeedRole
     from routing.roles import DeliveryRole, RouterRole
@@ -121,6 +122,7 @@ def role_service(role: Role) -> RoleService:
         "console": ConsoleRole,
         "fhir": FhirRole,
         "feed": FeedRole,
+        "files": FilesRole,
     }
     factory = factories.get(role)
     return factory() if factory else ShellRole(role)
@@ -184,7 +186,8 @@ async def _serve(
     if "mllp" in roles:
         from broker.local import check_port_free
 
-        check_port_free(settings.mllp_host, settings.mllp_port, "MLLP")
+        sender_check(settings.mllp, directory)  # early, on the file; the role checks its own
+        check_port_free(settings.mllp.host, settings.mllp.port, "MLLP")
 
     readiness = Readiness("postgresql", "kafka", *roles)
     telemetry.configure(settings)
@@ -199,12 +202,16 @@ async def _serve(
     settings = settings.model_copy(update={"http_port": http.port})
     announce(f"http: http://{settings.http_host}:{http.port} (health: /healthz)")
 
+    owner_dsn = None  # the embedded server: migrations and upkeep as its owner
     if dsn is None:
         pg = EmbeddedPostgres(settings.data_dir)
         cleanup.append(pg.stop)
         await pg.start()
-        dsn = pg.dsn
-        announce(f"database: embedded PostgreSQL at {db.describe_dsn(dsn)} (data in {pg.pgdata})")
+        dsn, owner_dsn = pg.app_dsn, pg.owner_dsn
+        announce(
+            f"database: embedded PostgreSQL at {db.describe_dsn(dsn)} (data in {pg.pgdata}; "
+            f"password auth, roles run as {PG_APP_ROLE})"
+        )
     else:
         announce(f"database: PostgreSQL at {db.describe_dsn(dsn)}")
     ephemeral = False
@@ -225,7 +232,7 @@ async def _serve(
     else:
         announce(f"kafka: {settings.kafka_bootstrap_servers}")
 
-    stores = await open_stores(settings, dsn, roles)
+    stores = await open_stores(settings, dsn, roles, owner_dsn)
     cleanup.append(stores.database.close)
     await stores.migrate()
     await stores.partitions.ensure()
@@ -278,16 +285,20 @@ async def _serve(
     announce("stopping: finishing in-flight work")
 
 
-async def open_stores(settings: Settings, dsn: str, roles: Sequence[Role]) -> Stores:
+async def open_stores(
+    settings: Settings, dsn: str, roles: Sequence[Role], owner_dsn: str | None = None
+) -> Stores:
     """Open the process's PostgreSQL connections and its stores.
 
     The general pool (``database_pool_size``) serves every role; when the
     process runs ``mllp`` or ``fhir``, ingress gets ``database_ingress_pool_size``
     connections of its own, opened now, so that no console, API, router or
-    delivery load can keep a sender waiting for its ACK.
+    delivery load can keep a sender waiting for its ACK. With ``owner_dsn``
+    (the embedded PostgreSQL, where the roles run as ``carebroker_app``),
+    migrations, partitions and retention use the schema owner's connections.
     """
     ingress = settings.database_ingress_pool_size if INGRESS_ROLES & set(roles) else 0
-    database = await Database.open(dsn, settings.database_pool_size, ingress)
+    database = await Database.open(dsn, settings.database_pool_size, ingress, owner_dsn)
     return Stores.over(
         database, topic_prefix=settings.kafka_topic_prefix, outbox_shards=settings.outbox_shards
     )

@@ -62,6 +62,7 @@ _TYPES: dict[str, tuple[tuple[str, str, str], str, str | None]] = {
     "published": (_EXPORT, "R", None),
     "withheld": (_ACTIVITY, "E", None),
     "feed_read": (_EXPORT, "R", None),
+    "notice_received": (_IMPORT, "C", None),
     "content_viewed": (_REST, "R", "read"),
     "patient_searched": (_REST, "E", "search"),
 }

@@ -14,6 +14,11 @@ answers for the whole deployment and no role has to count anything itself:
   group against the end offsets of its topic), cached for a few seconds;
 - alerts firing from ``alerts`` (``broker.alerts``).
 
+A few figures only the process that sees them can count (an MLLP listener's
+refused connections) are ``prometheus_client`` metrics in
+:data:`PROCESS_REGISTRY`, rendered after the shared ones: they describe this
+instance, as every instance is scraped.
+
 Labels are partner ids, message types and codes, passed through
 ``broker.redact.label``: never patient data (design invariant 6).
 """
@@ -53,6 +58,8 @@ from broker.store.metrics import MetricsStore
 log = logging.getLogger(__name__)
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+# What this process counts itself (listeners' refusals): see the module docstring.
+PROCESS_REGISTRY = CollectorRegistry(auto_describe=True)
 # Counted audit events shown as their own metric (the rest: carebroker_audit_events_total).
 _MESSAGE_METRICS = {
     "received": ("carebroker_messages_received", "Messages accepted, per sender and type."),
@@ -295,8 +302,8 @@ async def prometheus(request: Request) -> Response:
     """Read the figures now and render them (``app.state``: ``context``, ``lag_probe``)."""
     state = request.app.state
     lag: LagProbe | None = getattr(state, "lag_probe", None)
-    shot = await snapshot(state.context.stores.metrics, lag)
-    return Response(render(shot), media_type=CONTENT_TYPE)
+    shared = render(await snapshot(state.context.stores.metrics, lag))
+    return Response(shared + generate_latest(PROCESS_REGISTRY), media_type=CONTENT_TYPE)
 
 
 # What a process serves from this module (broker.app mounts them on every process).

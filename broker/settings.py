@@ -6,10 +6,13 @@ flags override the environment) and hand the result down; the roles find it
 at ``ctx.settings``. Nothing else in carebroker reads ``os.environ`` or builds
 settings of its own.
 
-Nested models group a role's own settings (``console``, ``fhir``); their
-variables join the names with ``__``: ``Settings.console.cookie_secure`` is
-``CAREBROKER_CONSOLE__COOKIE_SECURE``. :func:`variables` lists every variable
-(the README's configuration table is generated from it), and a
+Nested models group a role's own settings (``mllp``, ``console``, ``fhir``);
+their variables join the names with ``__``: ``Settings.console.cookie_secure``
+is ``CAREBROKER_CONSOLE__COOKIE_SECURE``. A name from before a group existed
+(``CAREBROKER_MLLP_PORT``, now ``CAREBROKER_MLLP__PORT``) is refused with its
+new name, in the environment and as a keyword of ``Settings(...)``.
+:func:`variables` lists every variable (the README's configuration table is
+generated from it), and a
 ``CAREBROKER_*`` variable that is none of them stops start-up with its name,
 so that a typo is an error rather than a default silently kept.
 
@@ -26,11 +29,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError
+from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from adapters.fhir.settings import FhirGatewaySettings
+from adapters.files.settings import FileIntakeSettings
+from adapters.hl7v2.ins import InsSettings
+from adapters.hl7v2.settings import MllpSettings
+from adapters.mssante.settings import MssanteSettings
 from adapters.translate.settings import FeedSettings
 from broker.console.settings import ConsoleSettings
 from broker.errors import ConfigError
@@ -38,10 +45,11 @@ from broker.errors import ConfigError
 ENV_PREFIX = "CAREBROKER_"
 NESTED_DELIMITER = "__"
 
-Role = Literal["mllp", "fhir", "relay", "router", "delivery", "audit", "console", "feed"]
+Role = Literal["mllp", "fhir", "files", "relay", "router", "delivery", "audit", "console", "feed"]
 ROLES: tuple[Role, ...] = (
     "mllp",
     "fhir",
+    "files",
     "relay",
     "router",
     "delivery",
@@ -118,21 +126,6 @@ class Settings(BaseSettings):
     )
 
     # --- listeners --------------------------------------------------------------
-    mllp_host: str = Field(default="127.0.0.1", description="MLLP listen address.")
-    mllp_port: int = Field(default=2575, ge=0, le=65535, description="MLLP listen port.")
-    mllp_max_frame_bytes: int = Field(
-        default=32 * 1024 * 1024,
-        ge=1024,
-        description="Largest MLLP frame accepted; a larger one is refused with AR.",
-    )
-    mllp_idle_timeout_s: float = Field(
-        default=300.0, gt=0, description="Close an MLLP connection idle this long (seconds)."
-    )
-    mllp_tls_cert: Path | None = Field(default=None, description="Server certificate (PEM).")
-    mllp_tls_key: Path | None = Field(default=None, description="Server private key (PEM).")
-    mllp_tls_client_ca: Path | None = Field(
-        default=None, description="CA for client certificates: set to require mutual TLS."
-    )
     http_host: str = Field(default="127.0.0.1", description="HTTP listen address.")
     http_port: int = Field(default=8080, ge=0, le=65535, description="HTTP listen port.")
     http_max_body_bytes: int = Field(
@@ -229,7 +222,11 @@ class Settings(BaseSettings):
         "expires within this many days.",
     )
 
-    # --- roles' own settings (nested: CAREBROKER_CONSOLE__..., CAREBROKER_FHIR__...) ------
+    # --- roles' own settings (nested: CAREBROKER_MLLP__..., CAREBROKER_CONSOLE__..., ...) ------
+    mllp: MllpSettings = Field(
+        default_factory=MllpSettings,
+        description="The mllp role: listen address, TLS, sender verification, resource limits.",
+    )
     console: ConsoleSettings = Field(
         default_factory=ConsoleSettings,
         description="The console role: sessions, sign-in lockout, single sign-on.",
@@ -243,6 +240,29 @@ class Settings(BaseSettings):
         description="The feed role: the research stream's key and pseudonymisation, audited "
         "consumer groups.",
     )
+    mssante: MssanteSettings = Field(
+        default_factory=MssanteSettings,
+        description="MSSanté: the application mailbox, its SMTP and IMAP servers, certificate.",
+    )
+    files: FileIntakeSettings = Field(
+        default_factory=FileIntakeSettings,
+        description="The files role: the drop directory of HPRIM Santé results, its pace.",
+    )
+    ins: InsSettings = Field(
+        default_factory=InsSettings,
+        description="The French national health identifier (INS) rules: production or test.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_names_from_before_the_nesting(cls, data: Any) -> Any:
+        """Refuse ``Settings(mllp_port=0)``: with extra ignored it would silently do nothing."""
+        if isinstance(data, dict):
+            renamed = {"_".join(v.path): v.key for v in variables() if len(v.path) > 1}
+            stale = [f"{k} is now {renamed[k]}" for k in data if k in renamed]
+            if stale:
+                raise ValueError("; ".join(stale))
+        return data
 
     @classmethod
     def from_environment(cls, **overrides: Any) -> Settings:

@@ -6,6 +6,9 @@
   migrated template, so tests never see each other's rows.
 - Kafka: one tansu broker per session on a free loopback port; each test gets
   its own topic prefix ``t.<uuid>.``.
+- Mail (``tests/mail.py``): an SMTP server (aiosmtpd, STARTTLS, client
+  certificate), an IMAP server (dovecot) and their test CA, started by the
+  first test that asks for ``smtp_server`` / ``imap_server``.
 """
 
 from __future__ import annotations
@@ -22,12 +25,14 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from adapters.hl7v2.settings import MllpSettings
 from broker.local import EmbeddedPostgres, LocalKafka
 from broker.settings import Settings
 from broker.store import db
 from broker.store.migrate import migrate
 from broker.store.partitions import ensure_partitions
 from broker.store.stores import Stores
+from tests.mail import imap_server, mail_ca, smtp_server  # noqa: F401  # session fixtures
 
 REPO = Path(__file__).resolve().parent.parent
 CORPUS = REPO / "tests" / "corpus"
@@ -54,7 +59,7 @@ async def pg_admin_dsn() -> AsyncIterator[str]:
     server = EmbeddedPostgres(data_dir)
     await server.start()
     try:
-        yield f"postgresql://postgres@127.0.0.1:{server.port}/postgres"
+        yield server.dsn_for("owner", "postgres")
     finally:
         await server.stop()
         shutil.rmtree(data_dir, ignore_errors=True)
@@ -148,7 +153,7 @@ def settings(
         kafka_partitions=4,
         kafka_fetch_max_wait_ms=10,  # tansu holds fetches for the whole wait
         data_dir=tmp_path / "data",
-        mllp_port=0,
+        mllp=MllpSettings(port=0),
         http_port=0,
     )
 

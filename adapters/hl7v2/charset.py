@@ -55,6 +55,10 @@ CHARSETS: dict[str, str] = {
     "JIS X 0202": "iso2022_jp",
 }
 FORBIDDEN = frozenset({"UNICODE", "UNICODE UTF-16", "UNICODE UTF-32"})
+# Python codecs that are not character sets a message can be written in (found by tests/fuzz).
+_NOT_CHARSETS = frozenset(
+    {"undefined", "unicode-escape", "raw-unicode-escape", "idna", "punycode", "utf-7"}
+)
 
 
 def read_msh18(data: bytes) -> str:
@@ -87,12 +91,17 @@ def codec_for(label: str) -> str:
         )
     if key in CHARSETS:
         return CHARSETS[key]
-    try:  # an override may name a Python codec directly ("cp1252")
-        return codecs.lookup(label).name
-    except LookupError:
+    try:  # an override (or a lenient sender) may name a Python codec directly ("cp1252")
+        name = codecs.lookup(label).name
+    except (LookupError, ValueError):  # ValueError: a NUL in the name (found by tests/fuzz)
+        name = ""
+    if not name or name in _NOT_CHARSETS or name.startswith(("utf-16", "utf-32")):
+        # Python also names transforms and escapes ("undefined" fails every
+        # decode, "unicode-escape" rewrites backslashes): a character set only.
         raise MessageError(
             f"MSH-18 character set {label!r} is not supported", location="MSH-18", code=103
         ) from None
+    return name
 
 
 def decode(data: bytes, override: str | None = None) -> tuple[str, str]:
@@ -101,6 +110,10 @@ def decode(data: bytes, override: str | None = None) -> tuple[str, str]:
     codec = codec_for(label)
     try:
         return data.decode(codec), codec
+    except LookupError:  # a transform (base64, rot13 ...), not a text codec
+        raise MessageError(
+            f"MSH-18 character set {label!r} is not supported", location="MSH-18", code=103
+        ) from None
     except UnicodeDecodeError as exc:
         raise MessageError(
             f"bytes at offset {exc.start} are not valid {codec} (MSH-18 {label or 'empty'!r})",

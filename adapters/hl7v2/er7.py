@@ -40,8 +40,10 @@ NULL: Final = '""'
 
 _HEADER_SEGMENTS: Final = frozenset({"MSH", "BHS", "FHS"})
 _SEGMENT_NAME = re.compile(r"^[A-Z0-9]{3}")
-# C0 control characters other than TAB, LF and CR (those two are escaped by name).
-_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
+# C0 control characters other than TAB, LF and CR (those two are escaped by name),
+# and the other characters str.splitlines (and python-hl7) break lines on: NEL
+# (U+0085, what byte 0x85 is in ISO-8859-1), LINE and PARAGRAPH SEPARATOR.
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x85\u2028\u2029]")
 _PATH = re.compile(
     r"^(?P<seg>[A-Z][A-Z0-9]{2})(?:\((?P<occ>\d+)\))?-(?P<field>\d+)"
     r"(?:\[(?P<rep>\d+)\])?(?:\.(?P<comp>\d+))?(?:\.(?P<sub>\d+))?$"
@@ -87,11 +89,19 @@ class Encoding:
                 code=102,
             )
         delimiters = field + chars
-        # Letters are legal, if unwise (hl7apy's tests use "r" for repetition);
-        # duplicates and white space cannot be read unambiguously.
-        if len(set(delimiters)) != len(delimiters) or any(c.isspace() for c in delimiters):
+        # Lower-case letters are legal, if unwise (hl7apy's tests use "r" for
+        # repetition). Duplicates, white space and control characters (NUL ...)
+        # cannot be read unambiguously; digits and capital letters collide with
+        # segment names, codes and timestamps, which an answer writes as they are
+        # (found by tests/fuzz).
+        if (
+            len(set(delimiters)) != len(delimiters)
+            or any(c.isspace() or c.isdigit() or "A" <= c <= "Z" for c in delimiters)
+            or _CONTROL.search(delimiters)
+        ):
             raise MessageError(
-                f"{segment[:3]}-1/2 delimiters must be distinct, non-blank",
+                f"{segment[:3]}-1/2 delimiters must be distinct, visible characters "
+                "other than digits and capital letters",
                 location=f"{segment[:3]}-2",
                 code=102,
             )
@@ -191,7 +201,7 @@ def escape(value: str, enc: Encoding = DEFAULT_ENCODING) -> str:
     return "".join(
         f"{esc}{specials[c]}{esc}"
         if c in specials
-        else f"{esc}X{ord(c):02X}{esc}"
+        else f"{esc}X{_hex(c)}{esc}"
         if _CONTROL.match(c)
         else c
         for c in value
@@ -206,7 +216,12 @@ def escape_controls(raw: str, enc: Encoding = DEFAULT_ENCODING) -> str:
     """
     if not _CONTROL.search(raw):
         return raw
-    return _CONTROL.sub(lambda m: f"{enc.escape}X{ord(m[0]):02X}{enc.escape}", raw)
+    return _CONTROL.sub(lambda m: f"{enc.escape}X{_hex(m[0])}{enc.escape}", raw)
+
+
+def _hex(char: str) -> str:
+    r"""Return a character's ``\Xhh..\`` digits: its UTF-8 bytes, as :func:`unescape` reads them."""
+    return char.encode("utf-8").hex().upper()
 
 
 # --- writing ---------------------------------------------------------------------

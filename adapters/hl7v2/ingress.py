@@ -3,14 +3,18 @@
 For each message: decode by MSH-18 (or the partner's ``inbound_charset``),
 read the header with the lazy ER7 reader, check MSH-9/10/11/12, identify the
 sender from MSH-4 (and MSH-3 when the partner lists ``applications``; with
-mutual TLS the client certificate must name the same partner), build the
-envelope routing reads, and store it through the group commit. The ACK is
+mutual TLS the client certificate must name the same partner; without it, a
+partner that declares ``networks`` must send from one of them), build the
+envelope routing reads, and store it through the group commit. The peer's
+address (and certificate subject) is kept with every message, accepted or
+refused, and in its ``received`` / ``rejected`` audit event. The ACK is
 built before the commit (it is stored with the message, so a resend gets it
 back) but *sent* only after the commit (design invariant 1).
 
 Every refused input (malformed, undecodable, unknown or spoofed sender,
 unsupported version, oversize, incomplete, a batch whose counts do not add
-up) is kept with its reason through ``MessageStore.reject`` and answered
+up, an INS breaking the rules of a sender whose identity policy is
+``refuse``) is kept with its reason through ``MessageStore.reject`` and answered
 AE/AR with an ERR naming segment and field (design invariant 2). When the
 store cannot keep it, the answer is AR ("resend later") instead: nothing is
 answered as handled that was not kept.
@@ -38,7 +42,14 @@ from adapters.hl7v2.ack import (
     code_for,
     is_due,
 )
-from adapters.hl7v2.checks import Refusal, check_header, identify
+from adapters.hl7v2.checks import (
+    Refusal,
+    SenderCheck,
+    check_header,
+    check_identity,
+    check_profile,
+    identify,
+)
 from adapters.hl7v2.commit import GroupCommit
 from adapters.hl7v2.er7 import Message, escape_controls
 from adapters.hl7v2.extract import build_envelope
@@ -56,6 +67,9 @@ from broker.store.messages import Accepted, AcceptResult, MessageStore, Rejected
 log = logging.getLogger(__name__)
 
 STORE_DOWN = AckError(207, "message store unavailable: resend later")
+OVERLOADED = AckError(207, "too many large frames in progress at once: resend later")
+# Refusals whose sender is not known, whatever MSH-4 claims: kept without one.
+_UNKNOWN_SENDER = frozenset({"unknown_sender", "spoofed_sender", "unverified_sender"})
 _HEADER_PEEK = 4096
 # Under load, wait this long before a group commit so that the connections just
 # answered can join it: fewer, larger commits (about 15% less CPU per message in
@@ -81,6 +95,7 @@ class _Item:
     header: Header
     codec: str
     answer: bytes
+    peer: Peer
     accepted: Accepted | None = None
     rejected: Rejected | None = None
     message: Message | None = None  # kept for a strict partner's validation only
@@ -106,11 +121,15 @@ class Ingress:
         commit_linger_s: float = COMMIT_LINGER_S,
         channel: Channel = "mllp",
         actor: str = "mllp",
+        senders: SenderCheck = "off",
+        ins_production: bool = False,
     ) -> None:
         self.store = store
+        self.ins_production = ins_production  # CAREBROKER_INS__PRODUCTION
         self.pseudonymizer = pseudonymizer
         self.channel: Channel = channel
         self.actor = actor
+        self.senders: SenderCheck = senders
         self.stats = IngressStats()
         self._accepts: GroupCommit[Accepted, AcceptResult] = GroupCommit(
             store.accept,
@@ -194,6 +213,15 @@ class Ingress:
         await self._commit([item])
         return item.answer
 
+    async def overloaded(self, frame: Frame, peer: Peer) -> bytes | None:
+        """Answer a frame the listener could not hold (frames in progress took the budget).
+
+        AR, "resend later", as when the store is down: nothing is kept, so
+        nothing is answered as handled; the listener counts it.
+        """
+        header = Header.read(frame.data[:_HEADER_PEEK].decode("latin-1"))
+        return self._ack(header, "reject", new_id_at(), [OVERLOADED], "latin-1")
+
     async def incomplete(self, data: bytes, peer: Peer) -> None:
         """Keep the bytes of a frame the peer never finished (connection closed inside it)."""
         await self.refuse_frame(
@@ -226,11 +254,18 @@ class Ingress:
             return self._refused(data, header, codec, ids, peer, refusal, batch_id=batch_id)
         header = Header.of(message.msh)
         checked = check_header(message, header) or identify(
-            self.directory, message, peer.certificate_cn
+            self.directory, message, peer.certificate_cn, peer_host=peer.host, senders=self.senders
         )
+        if isinstance(checked, Partner):
+            checked = check_profile(message, checked)
         if isinstance(checked, Refusal):
             return self._refused(
                 data, header, codec, ids, peer, checked, batch_id=batch_id, message=message
+            )
+        identity = check_identity(message, checked, production=self.ins_production)
+        if isinstance(identity, Refusal):
+            return self._refused(
+                data, header, codec, ids, peer, identity, batch_id=batch_id, message=message
             )
         envelope = build_envelope(
             message,
@@ -242,6 +277,7 @@ class Ingress:
             received_at=ids[1],
             pseudonymizer=self.pseudonymizer,
             batch_id=batch_id,
+            ins_check=identity,
         )
         trace = telemetry.current_context() if telemetry.is_recording() else None
         if trace:  # the frame's span: the message's trace starts at its arrival
@@ -251,7 +287,14 @@ class Ingress:
             header,
             codec,
             answer,
-            accepted=Accepted(envelope, answer, self.actor),
+            peer,
+            accepted=Accepted(
+                envelope,
+                answer,
+                self.actor,
+                peer=peer.address if peer.host else None,
+                peer_certificate=peer.certificate_subject,
+            ),
             message=message if checked.strict else None,
         )
 
@@ -270,7 +313,7 @@ class Ingress:
     ) -> _Item:
         """Return a refused item: its negative ACK, and the input to keep with the reason."""
         sender = refusal.sender
-        if sender is None and refusal.kind != "unknown_sender":
+        if sender is None and refusal.kind not in _UNKNOWN_SENDER:
             known = (
                 self.directory.by_facility(message.sending_facility)
                 if message is not None
@@ -279,7 +322,7 @@ class Ingress:
             sender = known.id if known else None
         answer = (
             b"" if refusal.kind == "acknowledgement"  # never acknowledged
-            else self._ack(header, refusal.outcome, ids, [refusal.error], codec)
+            else self._ack(header, refusal.outcome, ids, refusal.errors, codec)
         )  # fmt: skip
         detail: dict[str, object] = {
             "kind": refusal.kind,
@@ -289,6 +332,8 @@ class Ingress:
         }
         if peer.certificate_cn is not None:
             detail["certificate_cn"] = peer.certificate_cn
+        if peer.certificate_subject is not None:
+            detail["certificate_subject"] = peer.certificate_subject
         if size is not None:
             detail["size"] = size
         rejected = Rejected(
@@ -309,8 +354,10 @@ class Ingress:
             detail=detail,
             actor=self.actor,
             size=size,
+            peer=peer.address if peer.host else None,
+            peer_certificate=peer.certificate_subject,
         )
-        return _Item(header, codec, answer, rejected=rejected)
+        return _Item(header, codec, answer, peer, rejected=rejected)
 
     def _ack(
         self,
@@ -428,7 +475,7 @@ class Ingress:
             item.header,
             item.codec,
             (envelope.message_id, envelope.received_at),
-            Peer("-"),
+            item.peer,
             Refusal(error, "error", "invalid", envelope.sender),
             batch_id=envelope.batch_id,
             message=item.message,

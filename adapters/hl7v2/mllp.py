@@ -9,9 +9,17 @@ idle longer than ``idle_timeout_s`` while waiting for a frame is closed.
 Nothing a peer sends can stop the listener: the handler never raises on
 input, and transport errors end only their own connection.
 
+What peers can make the listener hold is bounded (:class:`Limits`): open
+connections, in all and per source address (one more is closed at once,
+before any TLS handshake, and counted in
+``carebroker_mllp_connections_refused_total``); bytes of frames in progress
+across all connections (:class:`FrameBudget`: a frame beyond it is answered
+AR, resend later); bytes outside any frame (the connection is closed).
+
 TLS is optional; with a client CA it is mutual TLS, and the verified client
-certificate's subject CN travels with every frame (:class:`Peer`) so that
-ingress can check it names the same partner as MSH-4.
+certificate's subject travels with every frame (:class:`Peer`) so that
+ingress can check it names the same partner as MSH-4. The source address
+travels too: ingress checks it against the partner's ``networks``.
 
 Client: :class:`MllpClient` sends one message and awaits the answer frame,
 with a timeout; it is carebroker's one MLLP client, used by the delivery
@@ -26,23 +34,88 @@ import asyncio
 import contextlib
 import logging
 import ssl
+import time
+from collections import Counter as Tally
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from adapters.hl7v2.framing import Frame, FrameReader, frame
+from prometheus_client import Counter, Gauge
+
+from adapters.hl7v2.framing import (
+    Frame,
+    FrameBudget,
+    FrameReader,
+    StrayBytesError,
+    frame,
+)
 from broker.errors import ConfigError, DeliveryTimeoutError, TransientError
+from broker.metrics import PROCESS_REGISTRY
 
 log = logging.getLogger(__name__)
+
+# The stream buffer of a connection: the most it reads ahead of the frame it
+# is working on is about twice this (asyncio pauses reading past 2 x limit).
+STREAM_LIMIT = 64 * 1024
+REFUSAL_LOG_INTERVAL_S = 60.0
+
+_OPEN = Gauge(
+    "carebroker_mllp_connections_open",
+    "MLLP connections open in this process.",
+    registry=PROCESS_REGISTRY,
+)
+_REFUSED = Counter(
+    "carebroker_mllp_connections_refused",
+    "MLLP connections closed by this process on arrival: too many in all or from one address.",
+    ["reason"],
+    registry=PROCESS_REGISTRY,
+)
+_DROPPED = Counter(
+    "carebroker_mllp_connections_dropped",
+    "MLLP connections this process closed for what the peer sent (bytes outside any frame).",
+    ["reason"],
+    registry=PROCESS_REGISTRY,
+)
+_OVERLOADED = Counter(
+    "carebroker_mllp_frames_overloaded",
+    "MLLP frames answered AR (resend later) because frames in progress held the whole budget.",
+    registry=PROCESS_REGISTRY,
+)
 
 
 @dataclass(frozen=True)
 class Peer:
-    """Who is on the other end of a connection: address, and the verified certificate CN."""
+    """Who is on the other end of a connection: source address, and the verified certificate.
 
-    address: str
+    ``host`` is the IP address the connection comes from ("" when the input
+    did not come over the network); ``certificate_subject`` the verified client
+    certificate's subject (RFC 4514), ``certificate_cn`` its common name.
+    """
+
+    host: str
+    port: int = 0
     certificate_cn: str | None = None
+    certificate_subject: str | None = None
+
+    @property
+    def address(self) -> str:
+        """Return ``host:port`` as operators read it (``[v6]:port``), or ``-``."""
+        if not self.host:
+            return "-"
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What peers may make one listener hold (``MllpSettings``; docs/security.md)."""
+
+    max_frame_bytes: int
+    idle_timeout_s: float
+    max_connections: int = 1000
+    max_connections_per_peer: int = 50
+    max_buffered_bytes: int = 128 * 1024 * 1024
+    max_stray_bytes: int = 16 * 1024
 
 
 FrameHandler = Callable[[Frame, Peer], Awaitable[bytes | None]]
@@ -78,6 +151,31 @@ def certificate_cn(peercert: object) -> str | None:
     return None
 
 
+_RDN_NAMES = {
+    "commonName": "CN",
+    "organizationName": "O",
+    "organizationalUnitName": "OU",
+    "countryName": "C",
+    "localityName": "L",
+    "stateOrProvinceName": "ST",
+    "serialNumber": "serialNumber",
+}
+
+
+def certificate_subject(peercert: object) -> str | None:
+    """Return the subject of a verified peer certificate as RFC 4514 writes it (``CN=x,O=y``)."""
+    if not isinstance(peercert, dict) or not peercert.get("subject"):
+        return None
+    parts = []
+    for rdn in reversed(peercert["subject"]):  # RFC 4514: the most specific first
+        for key, value in rdn:
+            text = str(value)
+            for special in ("\\", ",", "+", '"', "<", ">", ";", "="):
+                text = text.replace(special, "\\" + special)
+            parts.append(f"{_RDN_NAMES.get(key, key)}={text}")
+    return ",".join(parts)
+
+
 class MllpServer:
     """Serve MLLP: read frames, hand each to ``handle``, write its answer, in order."""
 
@@ -87,33 +185,39 @@ class MllpServer:
         *,
         host: str,
         port: int,
-        max_frame_bytes: int,
-        idle_timeout_s: float,
+        limits: Limits,
         tls: ssl.SSLContext | None = None,
         on_incomplete: IncompleteHandler | None = None,
+        on_overloaded: FrameHandler | None = None,
     ) -> None:
         self.handle = handle
         self.host = host
         self.port = port
-        self.max_frame_bytes = max_frame_bytes
-        self.idle_timeout_s = idle_timeout_s
+        self.limits = limits
         self.tls = tls
         self.on_incomplete = on_incomplete
+        self.on_overloaded = on_overloaded or handle
         self.mutual = tls is not None and tls.verify_mode == ssl.CERT_REQUIRED
+        self.budget = FrameBudget(limits.max_buffered_bytes)
         self._server: asyncio.Server | None = None
         self._connections: dict[asyncio.Task[None], bool] = {}  # task -> busy with a frame
+        self._per_host: Tally[str] = Tally()
+        self._refusals_logged_at: dict[str, float] = {}
+        self.refused: Tally[str] = Tally()  # this listener's refusals, by reason
         self.connections_total = 0
         self.frames_total = 0
 
+    @property
+    def max_frame_bytes(self) -> int:
+        """Return the largest frame accepted."""
+        return self.limits.max_frame_bytes
+
     async def start(self) -> None:
         """Bind and listen; ``port`` 0 picks a free one (see :attr:`address`)."""
+        # TLS is started per connection once it is admitted, so a connection
+        # beyond the limits costs no handshake.
         self._server = await asyncio.start_server(
-            self._accept,
-            self.host,
-            self.port,
-            ssl=self.tls,
-            limit=256 * 1024,
-            ssl_handshake_timeout=30 if self.tls else None,
+            self._accept, self.host, self.port, limit=STREAM_LIMIT
         )
         self.port = self._server.sockets[0].getsockname()[1]
 
@@ -121,6 +225,11 @@ class MllpServer:
     def address(self) -> str:
         """Return ``host:port`` the server listens on."""
         return f"{self.host}:{self.port}"
+
+    @property
+    def open_connections(self) -> int:
+        """Return how many connections are open now."""
+        return len(self._connections)
 
     async def stop(self, grace_s: float = 5.0) -> None:
         """Stop listening; let frames being handled finish (their ACK goes out), close the rest."""
@@ -139,35 +248,113 @@ class MllpServer:
         self._server = None
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peername = writer.get_extra_info("peername")
+        host, port = (
+            (str(peername[0]), int(peername[1])) if isinstance(peername, tuple) else ("", 0)
+        )
+        reason = self._refusal(host)
+        if reason is not None:
+            # Closed at once (an orderly close, as a full server would), before TLS:
+            # a flood of connections costs a socket each for an instant, never a
+            # handshake, a buffer or a task for long.
+            self._refuse(reason, host)
+            writer.close()
+            return
         task = asyncio.current_task()
         assert task is not None
         self._connections[task] = False
+        self._per_host[host] += 1
         self.connections_total += 1
+        _OPEN.inc()
         try:
-            await self._serve(task, reader, writer)
+            if self.tls is not None:
+                await writer.start_tls(self.tls, ssl_handshake_timeout=30)
+            await self._serve(task, reader, writer, host, port)
         except asyncio.CancelledError:
             # Stopping: asyncio would report a cancelled connection task as an error.
             return
+        except (*_TRANSPORT_ERRORS, TimeoutError):
+            return  # a failed handshake ends this connection only
         finally:
+            _OPEN.dec()
             self._connections.pop(task, None)
+            self._per_host[host] -= 1
+            if self._per_host[host] <= 0:
+                del self._per_host[host]
             writer.close()
             with contextlib.suppress(*_TRANSPORT_ERRORS, asyncio.CancelledError):
                 await writer.wait_closed()
 
+    def _refusal(self, host: str) -> str | None:
+        if len(self._connections) >= self.limits.max_connections:
+            return "total"
+        if self._per_host[host] >= self.limits.max_connections_per_peer:
+            return "per_peer"
+        return None
+
+    def _refuse(self, reason: str, host: str) -> None:
+        self.refused[reason] += 1
+        _REFUSED.labels(reason).inc()
+        now = time.monotonic()
+        # One line per reason per interval: a flood must not flood the logs too.
+        if now - self._refusals_logged_at.get(reason, -REFUSAL_LOG_INTERVAL_S) >= (
+            REFUSAL_LOG_INTERVAL_S
+        ):
+            self._refusals_logged_at[reason] = now
+            log.warning(
+                "mllp connection refused: too many connections",
+                extra={
+                    "reason": reason,
+                    "peer": host,
+                    "open": len(self._connections),
+                    "refused": self.refused[reason],
+                },
+            )
+
     async def _serve(
-        self, task: asyncio.Task[None], reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        self,
+        task: asyncio.Task[None],
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        host: str,
+        port: int,
     ) -> None:
-        peername = writer.get_extra_info("peername")
-        address = f"{peername[0]}:{peername[1]}" if isinstance(peername, tuple) else "?"
-        cn = certificate_cn(writer.get_extra_info("peercert")) if self.mutual else None
-        peer = Peer(address, cn)
-        frames = FrameReader(reader, self.max_frame_bytes)
+        peer = Peer(host, port)
+        if self.mutual:
+            peercert = writer.get_extra_info("peercert")
+            peer = Peer(host, port, certificate_cn(peercert), certificate_subject(peercert))
+        frames = FrameReader(
+            reader,
+            self.limits.max_frame_bytes,
+            budget=self.budget,
+            max_stray_bytes=self.limits.max_stray_bytes,
+        )
+        try:
+            await self._serve_frames(task, frames, writer, peer)
+        finally:
+            frames.release()
+
+    async def _serve_frames(
+        self,
+        task: asyncio.Task[None],
+        frames: FrameReader,
+        writer: asyncio.StreamWriter,
+        peer: Peer,
+    ) -> None:
         while True:
             try:
-                async with asyncio.timeout(self.idle_timeout_s):
+                async with asyncio.timeout(self.limits.idle_timeout_s):
                     item = await frames.read()
             except TimeoutError:
-                log.info("mllp connection idle, closing", extra={"peer": address})
+                log.info("mllp connection idle, closing", extra={"peer": peer.address})
+                return
+            except StrayBytesError:
+                self.refused["stray_bytes"] += 1
+                _DROPPED.labels("stray_bytes").inc()
+                log.info(
+                    "mllp connection closed: bytes outside any frame",
+                    extra={"peer": peer.address, "bytes": frames.stray_bytes},
+                )
                 return
             except asyncio.IncompleteReadError as exc:
                 if exc.partial and self.on_incomplete is not None:
@@ -180,7 +367,14 @@ class MllpServer:
             self._connections[task] = True
             self.frames_total += 1
             try:
-                answer = await self.handle(item, peer)
+                if item.overloaded:
+                    self.refused["overloaded"] += 1
+                    _OVERLOADED.inc()
+                    answer = await self.on_overloaded(item, peer)
+                else:
+                    answer = await self.handle(item, peer)
+                del item
+                frames.release()  # answered: its bytes are no longer held
                 if answer:
                     writer.write(frame(answer))
                     await writer.drain()
@@ -191,7 +385,7 @@ class MllpServer:
             if frames.stray_bytes:
                 log.info(
                     "bytes outside MLLP frames ignored",
-                    extra={"peer": address, "bytes": frames.stray_bytes},
+                    extra={"peer": peer.address, "bytes": frames.stray_bytes},
                 )
                 frames.stray_bytes = 0
 

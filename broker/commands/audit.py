@@ -20,7 +20,7 @@ from broker import retention
 from broker.audit_export import to_atna, to_fhir
 from broker.commands.options import settings_from
 from broker.errors import ConfigError, SchemaMissingError
-from broker.local import PG_DATABASE
+from broker.local import embedded_dsn
 from broker.settings import Settings
 from broker.store import audit, db
 from broker.store.stores import Stores
@@ -96,16 +96,13 @@ def store_dsn(settings: Settings) -> str:
     dsn = settings.database_dsn()
     if dsn:
         return dsn
-    pid_file = settings.data_dir / "postgres" / "postmaster.pid"
-    try:
-        lines = pid_file.read_text().splitlines()
-        port = int(lines[3])
-    except (OSError, IndexError, ValueError):
+    embedded = embedded_dsn(settings.data_dir)
+    if embedded is None:
         raise ConfigError(
             "no database: set CAREBROKER_DATABASE_URL (or --database-url), or run this "
             f"while `carebroker up` runs with --data-dir {settings.data_dir}"
-        ) from None
-    return f"postgresql://postgres@127.0.0.1:{port}/{PG_DATABASE}"
+        )
+    return embedded
 
 
 def with_stores(args: argparse.Namespace, work: Callable[[Stores], Awaitable[T]]) -> T:

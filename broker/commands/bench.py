@@ -58,14 +58,20 @@ ORU_TEMPLATE = (
 )
 BENCH_PARTNERS: dict[str, Any] = {
     "partners": [
-        {"id": "bench-lab", "name": "Bench lab", "kind": "lab", "facilities": ["BENCH-LAB"]}
+        {
+            "id": "bench-lab",
+            "name": "Bench lab",
+            "kind": "lab",
+            "facilities": ["BENCH-LAB"],
+            "networks": ["127.0.0.0/8"],  # checked on every message, as a deployment would
+        }
     ]
 }
 
 
 def register(commands: Any) -> None:
     """Add ``bench`` and its subcommands."""
-    from broker.commands import bench_convert, bench_e2e
+    from broker.commands import bench_convert, bench_e2e, bench_mssante
 
     bench = commands.add_parser(
         "bench",
@@ -76,6 +82,7 @@ def register(commands: Any) -> None:
     subcommands = bench.add_subparsers(dest="bench", metavar="BENCH", required=False)
     bench_e2e.register(subcommands)
     bench_convert.register(subcommands)
+    bench_mssante.register(subcommands)
     ingress = subcommands.add_parser(
         "ingress",
         help="durable HL7 v2 ingress over MLLP vs a python-hl7 parse-and-ACK server",
@@ -185,7 +192,7 @@ async def _serve_carebroker(
     dsn: str, concurrency: int, linger_ms: float, ports: Any, mark: EventType, stop: EventType
 ) -> None:
     from adapters.hl7v2.ingress import Ingress
-    from adapters.hl7v2.mllp import MllpServer
+    from adapters.hl7v2.mllp import Limits, MllpServer
     from broker.directory import parse_directory
     from broker.pseudonym import Pseudonymizer
     from broker.settings import Settings
@@ -198,14 +205,15 @@ async def _serve_carebroker(
             Pseudonymizer(b"bench-key-" * 4),
             commit_concurrency=concurrency,
             commit_linger_s=linger_ms / 1000,
+            senders="declared",  # as the mllp role on loopback
         )
         ingress.start()
         server = MllpServer(
             ingress.handle,
             host="127.0.0.1",
             port=0,
-            max_frame_bytes=32 << 20,
-            idle_timeout_s=300,
+            # The bench's own connections, all from loopback: no per-peer cap applies.
+            limits=Limits(32 << 20, 300, max_connections=100_000, max_connections_per_peer=100_000),
             on_incomplete=ingress.incomplete,
         )
         await server.start()
@@ -373,7 +381,7 @@ async def scratch_database(dsn: str | None) -> AsyncIterator[str]:
         if dsn is None:
             embedded = EmbeddedPostgres(Path(scratch) / "pg")
             await embedded.start()
-            dsn = embedded.dsn
+            dsn = embedded.owner_dsn
         try:
             async with seed.scratch_database(dsn) as scratch_dsn:
                 yield scratch_dsn

@@ -198,6 +198,7 @@ class Timing:
 @asynccontextmanager
 async def serve_api(dsn: str, pseudonymizer: Pseudonymizer) -> AsyncIterator[tuple[str, str]]:
     """Serve the message API on a loopback port; yield its URL and an operator's API token."""
+    from adapters.hl7v2.settings import MllpSettings
     from broker.app import mount
     from broker.console.role import build_console
     from broker.context import Context
@@ -207,7 +208,7 @@ async def serve_api(dsn: str, pseudonymizer: Pseudonymizer) -> AsyncIterator[tup
     from broker.settings import Settings
     from broker.store.stores import Stores
 
-    settings = Settings(database_url=dsn, http_port=0, mllp_port=0)
+    settings = Settings(database_url=dsn, http_port=0, mllp=MllpSettings(port=0))
     async with Stores.open(dsn, settings, size=4) as stores:
         ctx = Context(
             settings=settings,

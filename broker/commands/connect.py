@@ -2,8 +2,9 @@
 
 The DSN comes from ``--database-url`` / ``CAREBROKER_DATABASE_URL``; without
 one, a command finds the embedded PostgreSQL of a running ``carebroker up``
-in ``--data-dir`` (its ``postmaster.pid`` names the port), so operators of a
-single-machine installation need no DSN at all.
+in ``--data-dir`` (its ``postmaster.pid`` names the port, its
+``postgres.secret`` the owner's password, readable by the account that runs
+``up``), so operators of a single-machine installation need no DSN at all.
 """
 
 from __future__ import annotations
@@ -12,10 +13,9 @@ import getpass
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 from broker.errors import ConfigError
-from broker.local import PG_DATABASE
+from broker.local import embedded_dsn
 from broker.pseudonym import Pseudonymizer
 from broker.settings import Settings
 from broker.store.stores import Stores
@@ -26,21 +26,13 @@ def database_dsn(settings: Settings) -> str:
     dsn = settings.database_dsn()
     if dsn is not None:
         return dsn
-    port = _embedded_port(settings.data_dir)
-    if port is None:
+    embedded = embedded_dsn(settings.data_dir)
+    if embedded is None:
         raise ConfigError(
             "CAREBROKER_DATABASE_URL (or --database-url) is not set and no running "
             f"`carebroker up` was found in {settings.data_dir} (set --data-dir)"
         )
-    return f"postgresql://postgres@127.0.0.1:{port}/{PG_DATABASE}"
-
-
-def _embedded_port(data_dir: Path) -> int | None:
-    try:
-        lines = (data_dir / "postgres" / "postmaster.pid").read_text().splitlines()
-        return int(lines[3])
-    except (OSError, IndexError, ValueError):
-        return None
+    return embedded
 
 
 @asynccontextmanager

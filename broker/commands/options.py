@@ -8,11 +8,11 @@ from typing import Any
 
 from broker.settings import Settings
 
-# flag dest -> Settings field
+# flag dest -> Settings field (dotted: a field of a nested model)
 _OVERRIDES = {
     "config": "config",
-    "mllp_port": "mllp_port",
-    "mllp_host": "mllp_host",
+    "mllp_port": "mllp.port",
+    "mllp_host": "mllp.host",
     "http_port": "http_port",
     "http_host": "http_host",
     "data_dir": "data_dir",
@@ -30,12 +30,12 @@ def add_service_options(parser: argparse.ArgumentParser) -> None:
         "--mllp-port",
         type=int,
         metavar="N",
-        help="MLLP listen port (CAREBROKER_MLLP_PORT, default 2575)",
+        help="MLLP listen port (CAREBROKER_MLLP__PORT, default 2575)",
     )
     parser.add_argument(
         "--mllp-host",
         metavar="HOST",
-        help="MLLP listen address (CAREBROKER_MLLP_HOST, default 127.0.0.1)",
+        help="MLLP listen address (CAREBROKER_MLLP__HOST, default 127.0.0.1)",
     )
     parser.add_argument(
         "--http-port",
@@ -75,9 +75,14 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
     Raise ConfigError naming any unknown or invalid ``CAREBROKER_*`` variable.
     """
-    overrides: dict[str, Any] = {
-        field: getattr(args, dest)
-        for dest, field in _OVERRIDES.items()
-        if getattr(args, dest, None) is not None
-    }
+    overrides: dict[str, Any] = {}
+    for dest, field in _OVERRIDES.items():
+        value = getattr(args, dest, None)
+        if value is None:
+            continue
+        *groups, name = field.split(".")
+        level = overrides
+        for group in groups:  # merged with the group's other variables, not replacing them
+            level = level.setdefault(group, {})
+        level[name] = value
     return Settings.from_environment(**overrides)

@@ -26,7 +26,7 @@ from broker.console.sessions import Sessions
 from broker.console.users import USER_ROLES, UserError, Users, check_password
 from broker.errors import ConfigError
 from broker.events import AuditEvent
-from broker.local import PG_DATABASE, EmbeddedPostgres
+from broker.local import EmbeddedPostgres, embedded_dsn
 from broker.settings import Settings
 from broker.store.accounts import AccountStore
 from broker.store.stores import Stores
@@ -121,8 +121,8 @@ async def _stores(settings: Settings) -> AsyncIterator[Stores]:
     dsn = settings.database_dsn()
     server: EmbeddedPostgres | None = None
     if dsn is None:
-        port = _running_port(settings.data_dir)
-        if port is None:
+        dsn = embedded_dsn(settings.data_dir)
+        if dsn is None:
             if not (settings.data_dir / "postgres" / "PG_VERSION").exists():
                 raise ConfigError(
                     f"no database: set CAREBROKER_DATABASE_URL (or --database-url), or run "
@@ -130,9 +130,7 @@ async def _stores(settings: Settings) -> AsyncIterator[Stores]:
                 )
             server = EmbeddedPostgres(settings.data_dir)
             await server.start()
-            dsn = server.dsn
-        else:
-            dsn = f"postgresql://postgres@127.0.0.1:{port}/{PG_DATABASE}"
+            dsn = server.owner_dsn
     try:
         async with Stores.open(dsn, settings, size=2) as stores:
             await stores.migrate()
@@ -140,18 +138,6 @@ async def _stores(settings: Settings) -> AsyncIterator[Stores]:
     finally:
         if server is not None:
             await server.stop()
-
-
-def _running_port(data_dir: Path) -> int | None:
-    """Return the port of the embedded PostgreSQL running on ``data_dir``, if one is."""
-    pid_file = data_dir / "postgres" / "postmaster.pid"
-    try:
-        lines = pid_file.read_text().splitlines()
-        pid, port = int(lines[0]), int(lines[3])  # postmaster.pid: pid, datadir, start, port
-        os.kill(pid, 0)
-    except (OSError, ValueError, IndexError):
-        return None
-    return port
 
 
 async def _add(args: argparse.Namespace, store: AccountStore, _: Settings) -> int:

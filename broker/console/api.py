@@ -162,6 +162,15 @@ class MessageDetail(BaseModel):
     status: MessageStatus
     reason: str | None
     updated_at: datetime
+    peer: str | None = Field(
+        default=None,
+        description="Source address (host:port) of the connection it came over; null when "
+        "it did not come over one (or was stored before carebroker recorded it).",
+    )
+    peer_certificate: str | None = Field(
+        default=None,
+        description="Subject of the client certificate that connection presented (mutual TLS).",
+    )
     deliveries: list[Delivery]
 
 

@@ -257,7 +257,7 @@ class MessageRows:
         return await self._one(
             message_id,
             "SELECT id, received_at, channel, format, sender, control_id, message_type,"
-            " version, status, reason, updated_at FROM messages m"
+            " version, status, reason, updated_at, peer, peer_certificate FROM messages m"
             " WHERE m.id = $1 AND ($2::timestamptz IS NULL OR m.received_at = $2)",
         )
 

@@ -157,28 +157,43 @@ class Database:
     the process, or with one shared pool (tests), ``ingress`` is ``general``.
     """
 
-    def __init__(self, general: asyncpg.Pool, ingress: asyncpg.Pool | None = None) -> None:
+    def __init__(
+        self,
+        general: asyncpg.Pool,
+        ingress: asyncpg.Pool | None = None,
+        owner: asyncpg.Pool | None = None,
+    ) -> None:
         self.general = general
         self.ingress = ingress if ingress is not None else general
+        # Migrations, partitions, retention: the schema owner's connections when the
+        # roles' own database role may not create or drop tables (the embedded
+        # PostgreSQL runs the roles as carebroker_app), else the general pool.
+        self.upkeep = owner if owner is not None else general
 
     @classmethod
-    async def open(cls, dsn: str, size: int = 10, ingress_size: int = 0) -> Database:
-        """Open the general pool, and an ingress pool of ``ingress_size`` when above 0."""
-        general = await connect(dsn, size)
-        if ingress_size <= 0:
-            return cls(general)
+    async def open(
+        cls, dsn: str, size: int = 10, ingress_size: int = 0, owner_dsn: str | None = None
+    ) -> Database:
+        """Open the general pool, an ingress pool of ``ingress_size`` when above 0,
+        and two connections as the schema owner with ``owner_dsn``."""
+        opened: list[asyncpg.Pool] = []
         try:
-            ingress = await connect(dsn, ingress_size, min_size=ingress_size)
+            opened.append(general := await connect(dsn, size))
+            ingress = owner = None
+            if ingress_size > 0:
+                opened.append(ingress := await connect(dsn, ingress_size, min_size=ingress_size))
+            if owner_dsn is not None:
+                opened.append(owner := await connect(owner_dsn, 2))
         except BaseException:
-            await general.close()
+            for pool in opened:
+                await pool.close()
             raise
-        return cls(general, ingress)
+        return cls(general, ingress, owner)
 
     async def close(self) -> None:
-        """Close both pools (waiting for connections in use to come back)."""
-        if self.ingress is not self.general:
-            await self.ingress.close()
-        await self.general.close()
+        """Close every pool (waiting for connections in use to come back)."""
+        for pool in {id(p): p for p in (self.upkeep, self.ingress, self.general)}.values():
+            await pool.close()
 
 
 def _reason(exc: BaseException) -> str:
@@ -297,6 +312,27 @@ async def ensure_database(admin_dsn: str, name: str) -> None:
             exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
             if not exists:
                 await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+    except (*UNAVAILABLE, asyncpg.PostgresError) as exc:
+        raise _translated(exc) from exc
+
+
+async def ensure_login_role(admin_dsn: str, role: str, password: str) -> None:
+    """Make ``role`` a login role with ``password``, neither superuser nor creator.
+
+    For the embedded PostgreSQL's ``carebroker_app``: made before the migration
+    that grants it (which then finds it made), its password set at every start.
+    """
+    literal = password.replace("'", "''")
+    try:
+        conn = await asyncpg.connect(admin_dsn)
+        try:
+            exists = await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role)
+            await conn.execute(
+                f'{"ALTER" if exists else "CREATE"} ROLE "{role}" LOGIN NOSUPERUSER NOCREATEDB'
+                f" NOCREATEROLE PASSWORD '{literal}'"
+            )
         finally:
             await conn.close()
     except (*UNAVAILABLE, asyncpg.PostgresError) as exc:

@@ -38,6 +38,8 @@ class Accepted:
     envelope: Envelope
     answer: bytes
     actor: str = "ingress"
+    peer: str | None = None  # source address ("host:port") of a network peer
+    peer_certificate: str | None = None  # subject of its verified client certificate
 
 
 @dataclass
@@ -61,6 +63,8 @@ class Rejected:
     detail: dict[str, Any] = field(default_factory=dict)
     actor: str = "ingress"
     size: int | None = None  # bytes received, when ``payload`` is already only the first ones
+    peer: str | None = None
+    peer_certificate: str | None = None
 
     @property
     def received_size(self) -> int:
@@ -178,11 +182,14 @@ class MessageStore:
                             message_id=i.envelope.message_id,
                             control_id=i.envelope.control_id,
                             partner=i.envelope.sender,
-                            detail={
-                                "message_type": i.envelope.message_type,
-                                "channel": i.envelope.channel,
-                                "size": len(i.envelope.payload),
-                            },
+                            detail=_with_peer(
+                                {
+                                    "message_type": i.envelope.message_type,
+                                    "channel": i.envelope.channel,
+                                    "size": len(i.envelope.payload),
+                                },
+                                i,
+                            ),
                         )
                         for i in fresh
                     ),
@@ -247,16 +254,17 @@ class MessageStore:
         await conn.execute(
             "INSERT INTO messages (id, received_at, channel, format, sender, sending_application,"
             " sending_facility, control_id, message_type, version, status, batch_id, charset,"
-            " size, patient_digests, envelope, ack)"
+            " size, patient_digests, envelope, ack, peer, peer_certificate)"
             " SELECT id, received_at, channel, format, sender, sending_application,"
             " sending_facility, control_id, message_type, version, 'accepted', batch_id, charset,"
-            " size, string_to_array(digests, ' '), envelope::jsonb, ack"
+            " size, string_to_array(digests, ' '), envelope::jsonb, ack, peer, peer_certificate"
             " FROM unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::text[], $5::text[],"
             " $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[],"
-            " $12::text[], $13::integer[], $14::text[], $15::text[], $16::bytea[])"
+            " $12::text[], $13::integer[], $14::text[], $15::text[], $16::bytea[], $17::text[],"
+            " $18::text[])"
             " AS t(id, received_at, channel, format, sender, sending_application,"
             " sending_facility, control_id, message_type, version, batch_id, charset, size,"
-            " digests, envelope, ack)",
+            " digests, envelope, ack, peer, peer_certificate)",
             *(
                 [getattr(e, name) for e in envelopes]
                 for name in _ENVELOPE_COLUMNS  # $1 to $12, in this order
@@ -265,6 +273,8 @@ class MessageStore:
             [" ".join(k.digest for k in e.patient_keys) for e in envelopes],
             views,
             [i.answer for i in fresh],
+            [i.peer for i in fresh],
+            [i.peer_certificate for i in fresh],
         )
         await conn.execute(
             "INSERT INTO payloads (message_id, received_at, data)"
@@ -304,8 +314,9 @@ class MessageStore:
             await conn.executemany(
                 "INSERT INTO messages (id, received_at, channel, format, sender,"
                 " sending_application, sending_facility, control_id, message_type, version,"
-                " status, reason, batch_id, size, ack)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'rejected', $11, $12, $13, $14)",
+                " status, reason, batch_id, size, ack, peer, peer_certificate)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'rejected', $11, $12, $13, $14,"
+                " $15, $16)",
                 [
                     (
                         r.message_id,
@@ -322,6 +333,8 @@ class MessageStore:
                         r.batch_id,
                         r.received_size,
                         r.answer,
+                        r.peer,
+                        r.peer_certificate,
                     )
                     for r in items
                 ],
@@ -356,7 +369,8 @@ class MessageStore:
             row = await conn.fetchrow(
                 "SELECT id, received_at, channel, format, sender, sending_application,"
                 " sending_facility, control_id, message_type, version, status, reason, batch_id,"
-                " charset, size, updated_at FROM messages WHERE id = $1 AND received_at = $2",
+                " charset, size, updated_at, peer, peer_certificate"
+                " FROM messages WHERE id = $1 AND received_at = $2",
                 message_id,
                 id_time(message_id),
             )
@@ -380,6 +394,15 @@ def with_payload(view: str, payload: bytes) -> bytes:
     """
     encoded = base64.urlsafe_b64encode(payload)
     return b"".join((view[:-1].encode(), b',"payload":"', encoded, b'"}'))
+
+
+def _with_peer(detail: dict[str, Any], item: Accepted) -> dict[str, Any]:
+    """Add who sent it, as the network saw it, to a ``received`` event's detail."""
+    if item.peer is not None:
+        detail["peer"] = item.peer
+    if item.peer_certificate is not None:
+        detail["certificate_subject"] = item.peer_certificate
+    return detail
 
 
 def _key(envelope: Envelope) -> tuple[str, str, str]:

@@ -23,9 +23,11 @@ from broker.store.console import ConsoleStore
 from broker.store.db import Database
 from broker.store.directory import DirectoryStore
 from broker.store.feed import FeedStore
+from broker.store.files import FileStore
 from broker.store.messages import MessageStore
 from broker.store.metrics import MetricsStore
 from broker.store.migrate import migrate
+from broker.store.mssante import MssanteStore
 from broker.store.outbox import OutboxStore
 from broker.store.partitions import PartitionStore
 from broker.store.routing import PgRoutingStore
@@ -49,6 +51,8 @@ class Stores:
     metrics: MetricsStore
     partitions: PartitionStore
     feed: FeedStore
+    mssante: MssanteStore
+    files: FileStore
 
     @classmethod
     def over(cls, database: Database, *, topic_prefix: str = "", outbox_shards: int = 8) -> Stores:
@@ -68,7 +72,9 @@ class Stores:
             accounts=AccountStore(general),
             alerts=AlertStore(general),
             metrics=MetricsStore(general),
-            partitions=PartitionStore(general),
+            partitions=PartitionStore(database.upkeep),
+            mssante=MssanteStore(general, outbox_shards=outbox_shards),
+            files=FileStore(general),
             feed=FeedStore(general),
         )
 
@@ -98,7 +104,7 @@ class Stores:
 
     async def migrate(self) -> list[str]:
         """Apply pending migrations; return the names applied."""
-        return await migrate(self.database.general)
+        return await migrate(self.database.upkeep)
 
     async def ping(self, timeout: float = 2.0) -> bool:
         """Tell whether PostgreSQL answers within ``timeout`` seconds."""

@@ -74,13 +74,18 @@ def test_default_command_and_every_role_command_parse() -> None:
     assert parser.parse_args(["migrate"]).command == "migrate"
 
 
-def test_image_environment_is_valid_settings() -> None:
-    env = {k: v for k, v in image_environment().items() if k.startswith("CAREBROKER_")}
-    settings = Settings(**{k.removeprefix("CAREBROKER_").lower(): v for k, v in env.items()})
-    assert settings.http_host == settings.mllp_host == "0.0.0.0"
+def test_image_environment_is_valid_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("CAREBROKER_"):
+            monkeypatch.delenv(name)
+    for name, value in image_environment().items():
+        if name.startswith("CAREBROKER_"):
+            monkeypatch.setenv(name, value)
+    settings = Settings.from_environment()
+    assert settings.http_host == settings.mllp.host == "0.0.0.0"
     exposed = {int(p) for i, a in _final_stage() if i == "EXPOSE" for p in a.split()}
     defaults = load_yaml(REPO / "charts" / "carebroker" / "values.yaml")["settings"]
-    assert exposed == {defaults["mllp_port"], defaults["http_port"]}
+    assert exposed == {defaults["mllp"]["port"], defaults["http_port"]}
 
 
 def _ignored(path: str, patterns: list[str]) -> bool:

@@ -72,9 +72,8 @@ async def test_install_migrates_then_every_role_starts_and_stops(
                 "kafka_topic_prefix": topic_prefix,
                 "kafka_partitions": 4,
                 # Loopback only: test traffic stays on this machine.
-                "mllp_host": "127.0.0.1",
+                "mllp": {"host": "127.0.0.1", "port": mllp_port},
                 "http_host": "127.0.0.1",
-                "mllp_port": mllp_port,
                 "config": {"directory": PARTNERS.read_text()},
             },
             # Pods each have their own address; here the roles share one, so their ports differ.

@@ -37,9 +37,9 @@ def test_pseudonyms_are_stable_per_key_and_hide_the_value() -> None:
 def test_settings_read_the_environment_with_the_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CAREBROKER_DATABASE_URL", "postgresql://u:secret@db:5432/x")
     monkeypatch.setenv("CAREBROKER_KAFKA_BOOTSTRAP_SERVERS", "k1:9092,k2:9092")
-    monkeypatch.setenv("CAREBROKER_MLLP_PORT", "6661")
+    monkeypatch.setenv("CAREBROKER_MLLP__PORT", "6661")
     settings = Settings()
     assert settings.database_dsn() == "postgresql://u:secret@db:5432/x"
     assert "u:secret@" not in repr(settings)
     assert settings.kafka_bootstrap_servers == "k1:9092,k2:9092"
-    assert settings.mllp_port == 6661
+    assert settings.mllp.port == 6661

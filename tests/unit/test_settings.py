@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from broker.cli import build_parser, main
 from broker.commands.options import settings_from
@@ -76,6 +77,8 @@ def test_unknown_variables_are_refused_by_name_never_by_value(
         ("CAREBROKER_CONSOLE_OIDC_CLIENT_SECRET", "CAREBROKER_CONSOLE__OIDC_CLIENT_SECRET"),
         ("carebroker_console_session_idle_timeout_s", "CAREBROKER_CONSOLE__SESSION_IDLE_TIMEOUT_S"),
         ("CAREBROKER_FHIR_CLIENT_CERT_HEADER", "CAREBROKER_FHIR__CLIENT_CERT_HEADER"),
+        ("CAREBROKER_MLLP_PORT", "CAREBROKER_MLLP__PORT"),
+        ("CAREBROKER_MLLP_TLS_CLIENT_CA", "CAREBROKER_MLLP__TLS_CLIENT_CA"),
     ],
 )
 def test_names_from_before_the_nesting_are_told_their_new_name(
@@ -85,6 +88,13 @@ def test_names_from_before_the_nesting_are_told_their_new_name(
     monkeypatch.setenv(old, "x")
     with pytest.raises(ConfigError, match=f"^unknown settings: {old} is now {new}$"):
         Settings.from_environment()
+
+
+def test_a_field_name_from_before_the_nesting_is_refused_in_code_too() -> None:
+    """``Settings(mllp_port=0)`` would otherwise be ignored and listen on 2575."""
+    with pytest.raises(ValidationError, match=r"mllp_port is now mllp\.port"):
+        Settings(mllp_port=0)
+    assert Settings(mllp={"port": 0}).mllp.port == 0
 
 
 def test_kubernetes_service_variables_are_not_settings() -> None:
@@ -125,7 +135,8 @@ def test_an_invalid_value_names_the_variable_not_the_value(
 
 
 def test_command_line_flags_override_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CAREBROKER_MLLP_PORT", "2599")
+    monkeypatch.setenv("CAREBROKER_MLLP__PORT", "2599")
+    monkeypatch.setenv("CAREBROKER_MLLP__HOST", "0.0.0.0")
     monkeypatch.setenv("CAREBROKER_KAFKA_BOOTSTRAP_SERVERS", "from-env:9092")
     monkeypatch.setenv("CAREBROKER_HTTP_PORT", "8099")
     monkeypatch.setenv("CAREBROKER_CONSOLE__COOKIE_SECURE", "true")
@@ -133,7 +144,8 @@ def test_command_line_flags_override_the_environment(monkeypatch: pytest.MonkeyP
         ["run", "--role", "console", "--mllp-port", "2600", "--kafka", "from-flag:9092"]
     )
     settings = settings_from(args)
-    assert settings.mllp_port == 2600
+    assert settings.mllp.port == 2600
+    assert settings.mllp.host == "0.0.0.0"  # the group's other variables stay
     assert settings.kafka_bootstrap_servers == "from-flag:9092"
     assert settings.http_port == 8099  # no flag given: the environment's
     assert settings.console.cookie_secure is True
@@ -167,7 +179,7 @@ def test_the_readme_table_lists_every_variable_as_generated() -> None:
 
 
 # Where a name appears as the example of a refused pre-nesting name.
-SHOWN_AS_RENAMED = {"CAREBROKER_CONSOLE_COOKIE_SECURE"}
+SHOWN_AS_RENAMED = {"CAREBROKER_CONSOLE_COOKIE_SECURE", "CAREBROKER_MLLP_PORT"}
 
 
 def _documents() -> list[Path]:

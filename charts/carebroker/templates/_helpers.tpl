@@ -40,7 +40,7 @@ app.kubernetes.io/part-of: carebroker
 
 {{/* The roles in broker/settings.py ROLES order; `roles` in values may only name these. */}}
 {{- define "carebroker.roles" -}}
-{{- list "mllp" "fhir" "relay" "router" "delivery" "audit" "console" "feed" | toJson }}
+{{- list "mllp" "fhir" "files" "relay" "router" "delivery" "audit" "console" "feed" | toJson }}
 {{- end }}
 
 {{- define "carebroker.image" -}}
@@ -65,36 +65,56 @@ returned as JSON (templates can only return text). Argument: dict root, role.
 {{- end }}
 
 {{/*
-Settings whose value is a file: a Secret reference for these is mounted and its
-path passed (the others' Secret references become secretKeyRef variables).
+Settings whose value is a file (dotted: a nested model's field): a Secret
+reference for these is mounted and its path passed (the others' Secret
+references become secretKeyRef variables).
 */}}
 {{- define "carebroker.fileSettings" -}}
-{{- list "kafka_ssl_cafile" "mllp_tls_cert" "mllp_tls_key" "mllp_tls_client_ca" "audit_syslog_ca" "audit_syslog_cert" "audit_syslog_key" | toJson }}
+{{- list "kafka_ssl_cafile" "mllp.tls_cert" "mllp.tls_key" "mllp.tls_client_ca" "audit_syslog_ca" "audit_syslog_cert" "audit_syslog_key" "mssante.cert" "mssante.key" "mssante.ca" | toJson }}
 {{- end }}
 
 {{/*
-The nested models of Settings (`console`, `fhir`, `feed`): each is a map of the settings
-of the role of the same name, passed as CAREBROKER_<GROUP>__<NAME>.
+The nested models of Settings (`mllp`, `console`, `fhir`, `files`, `feed`, `ins`,
+`mssante`): each is a map of settings passed as CAREBROKER_<GROUP>__<NAME>. Those of
+roleGroups belong to the role of the same name; `mssante` reaches the delivery role
+only; the others (`ins`) reach every role.
 */}}
 {{- define "carebroker.settingGroups" -}}
-{{- list "console" "fhir" "feed" | toJson }}
+{{- list "mllp" "console" "fhir" "files" "feed" "ins" "mssante" | toJson }}
+{{- end }}
+
+{{- define "carebroker.roleGroups" -}}
+{{- list "mllp" "console" "fhir" "files" "feed" | toJson }}
 {{- end }}
 
 {{/*
-Whether a setting reaches a role: MLLP TLS material (a private key) only the mllp
-role gets, the syslog client key only the audit role, and a nested model's
-settings (the console's OIDC client secret among them) only the role they belong to.
+Whether a setting reaches a role: the syslog client key only the audit role, and
+a nested model's settings (the MLLP TLS private key, the console's OIDC client
+secret among them) only the role they belong to. Argument: dict key (dotted), role.
 */}}
 {{- define "carebroker.settingReaches" -}}
-{{- $groups := include "carebroker.settingGroups" . | fromJsonArray }}
-{{- if and (hasPrefix "mllp_tls_" .key) (ne .role "mllp") }}
-{{- else if and (eq .key "audit_syslog_key") (ne .role "audit") }}
-{{- else if and (has .key $groups) (ne .role .key) }}
+{{- $groups := include "carebroker.roleGroups" . | fromJsonArray }}
+{{- $group := first (splitList "." .key) }}
+{{- if and (eq .key "audit_syslog_key") (ne .role "audit") }}
+{{- else if and (eq $group "mssante") (ne .role "delivery") }}
+{{- else if and (has $group $groups) (ne $group "mssante") (ne .role $group) }}
 {{- else }}yes{{- end }}
 {{- end }}
 
+{{/*
+A Secret reference set at a dotted path of a settings map, as JSON; empty when the
+setting is null. Argument: dict settings, key.
+*/}}
+{{- define "carebroker.secretAt" -}}
+{{- $value := .settings }}
+{{- range $part := splitList "." .key }}
+{{- $value = get (default dict $value) $part }}
+{{- end }}
+{{- if $value }}{{ toJson $value }}{{- end }}
+{{- end }}
+
 {{- define "carebroker.secretMountPath" -}}
-{{- printf "/etc/carebroker/secrets/%s" . }}
+{{- printf "/etc/carebroker/secrets/%s" (. | replace "." "_") }}
 {{- end }}
 
 {{- define "carebroker.partnersConfigMap" -}}
@@ -176,9 +196,10 @@ CAREBROKER_CONSOLE__<NAME> (env_nested_delimiter "__").
     name: {{ . | quote }}
 {{- end }}
 {{- range $key := $files }}
-{{- $value := get $.settings $key }}
-{{- if and $value (include "carebroker.settingReaches" (dict "key" $key "role" $.role)) }}
-- name: {{ $key | replace "_" "-" }}
+{{- $raw := include "carebroker.secretAt" (dict "settings" $.settings "key" $key) }}
+{{- if and $raw (include "carebroker.settingReaches" (dict "key" $key "role" $.role)) }}
+{{- $value := $raw | fromJson }}
+- name: {{ $key | replace "_" "-" | replace "." "-" }}
   secret:
     secretName: {{ $value.secretName | quote }}
     items:
@@ -192,6 +213,13 @@ CAREBROKER_CONSOLE__<NAME> (env_nested_delimiter "__").
   secret:
     secretName: {{ .secretName | quote }}
 {{- end }}
+{{- end }}
+{{- if and (eq .role "files") .settings.files.directory }}
+{{- if not .root.Values.roles.files.dropVolume }}
+{{- fail "settings.files.directory needs roles.files.dropVolume: the volume the labs' files arrive on" }}
+{{- end }}
+- name: drop
+  {{- toYaml .root.Values.roles.files.dropVolume | nindent 2 }}
 {{- end }}
 {{- with .root.Values.extraVolumes }}
 {{ toYaml . }}
@@ -209,9 +237,10 @@ CAREBROKER_CONSOLE__<NAME> (env_nested_delimiter "__").
   readOnly: true
 {{- end }}
 {{- range $key := $files }}
-{{- $value := get $.settings $key }}
-{{- if and $value (include "carebroker.settingReaches" (dict "key" $key "role" $.role)) }}
-- name: {{ $key | replace "_" "-" }}
+{{- $raw := include "carebroker.secretAt" (dict "settings" $.settings "key" $key) }}
+{{- if and $raw (include "carebroker.settingReaches" (dict "key" $key "role" $.role)) }}
+{{- $value := $raw | fromJson }}
+- name: {{ $key | replace "_" "-" | replace "." "-" }}
   mountPath: {{ include "carebroker.secretMountPath" $key | quote }}
   readOnly: true
 {{- end }}
@@ -222,6 +251,10 @@ CAREBROKER_CONSOLE__<NAME> (env_nested_delimiter "__").
   mountPath: {{ printf "/etc/carebroker/partner-credentials/%s" .secretName | quote }}
   readOnly: true
 {{- end }}
+{{- end }}
+{{- if and (eq .role "files") .settings.files.directory }}
+- name: drop
+  mountPath: {{ .settings.files.directory | quote }}
 {{- end }}
 {{- with .root.Values.extraVolumeMounts }}
 {{ toYaml . }}

@@ -56,7 +56,11 @@ def build(
     shutil.copy(PARTNERS, config)
     ctx = Context(
         settings=Settings(
-            database_url=database_url, config=config, http_port=0, mllp_port=0, console=settings
+            database_url=database_url,
+            config=config,
+            http_port=0,
+            mllp={"port": 0},
+            console=settings,
         ),
         stores=Stores.over(Database(pool)),
         directory=load_directory(config),

@@ -13,8 +13,9 @@ import hl7
 import pytest
 from hl7.mllp import open_hl7_connection
 
+from adapters.hl7v2.checks import SenderCheck
 from adapters.hl7v2.ingress import Ingress
-from adapters.hl7v2.mllp import MllpServer
+from adapters.hl7v2.mllp import Limits, MllpServer
 from broker.directory import Directory, parse_directory
 from broker.pseudonym import Pseudonymizer
 from broker.store.messages import MessageStore
@@ -62,8 +63,8 @@ PARTNERS: dict[str, Any] = {
 }
 
 
-def directory() -> Directory:
-    return parse_directory(PARTNERS)
+def directory(partners: dict[str, Any] | None = None) -> Directory:
+    return parse_directory(partners or PARTNERS)
 
 
 @dataclass
@@ -104,18 +105,28 @@ async def start_listener(pool: asyncpg.Pool, topic_prefix: str) -> AsyncIterator
         idle_timeout_s: float = 60.0,
         tls: ssl.SSLContext | None = None,
         store_pool: asyncpg.Pool | None = None,
+        partners: dict[str, Any] | None = None,
+        senders: SenderCheck = "off",
+        limits: Limits | None = None,
+        ins_production: bool = False,
     ) -> Listener:
         store = MessageStore(store_pool or pool, topic_prefix=topic_prefix)
-        ingress = Ingress(store, directory(), Pseudonymizer(b"k" * 32))
+        ingress = Ingress(
+            store,
+            directory(partners),
+            Pseudonymizer(b"k" * 32),
+            senders=senders,
+            ins_production=ins_production,
+        )
         ingress.start()
         server = MllpServer(
             ingress.handle,
             host="127.0.0.1",
             port=0,
-            max_frame_bytes=max_frame_bytes,
-            idle_timeout_s=idle_timeout_s,
+            limits=limits or Limits(max_frame_bytes, idle_timeout_s),
             tls=tls,
             on_incomplete=ingress.incomplete,
+            on_overloaded=ingress.overloaded,
         )
         await server.start()
         listener = Listener(server, ingress, store, store_pool or pool)

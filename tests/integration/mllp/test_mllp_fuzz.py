@@ -19,26 +19,16 @@ from hypothesis import strategies as st
 
 from adapters.hl7v2.framing import END, START, frame
 from adapters.hl7v2.ingress import Ingress
-from adapters.hl7v2.mllp import MllpServer
+from adapters.hl7v2.mllp import Limits, MllpServer
 from broker.pseudonym import Pseudonymizer
 from broker.store import db
 from broker.store.messages import MessageStore
-from tests.conftest import CORPUS, REPO
+from tests.conftest import REPO
+from tests.fuzz.conftest import public_seeds
 from tests.integration.mllp.conftest import directory
 
 PROBE = (REPO / "tests" / "data" / "oru_labo_sud.hl7").read_bytes().replace(b"\n", b"\r")
-SEEDS = [
-    (CORPUS / name).read_bytes()
-    for name in (
-        "python-hl7/sample_hl7.hl7",
-        "python-hl7/sample_batch1.hl7",
-        "python-hl7/sample_file1.hl7",
-        "hl7apy/custom_delimiters_rsp.hl7",
-        "hapi/cv.04_001_chem.hl7",
-        "node-hl7-complete/ORU_R01_2.5.1_SampleTestCase1.hl7",
-        "fhir-converter/REF_I12/REF-I12-01.hl7",
-    )
-]
+SEEDS = public_seeds()
 ANSWER_CODES = {"AA", "AE", "AR", "CA", "CE", "CR"}
 
 
@@ -66,8 +56,7 @@ class ThreadedListener:
             self.ingress.handle,
             host="127.0.0.1",
             port=0,
-            max_frame_bytes=64 * 1024,
-            idle_timeout_s=30,
+            limits=Limits(64 * 1024, 30),
             on_incomplete=self.ingress.incomplete,
         )
         await self.server.start()

@@ -94,6 +94,16 @@ async def test_mutual_tls_identifies_the_partner_and_refuses_spoofing(
     spoof = next(e for e in events if e["detail"].get("kind") == "spoofed_sender")
     assert spoof["kind"] == "rejected" and spoof["partner"] == "tls-clinic"
     assert spoof["detail"]["certificate_cn"] == "tls-clinic.example"
+    # Operators see which certificate each message came with, accepted or not.
+    subjects = await pool.fetch("SELECT control_id, peer_certificate FROM messages ORDER BY id")
+    assert [tuple(r) for r in subjects] == [
+        ("T-1", "CN=tls-clinic.example"),
+        ("T-2", "CN=tls-clinic.example"),
+        ("T-3", "CN=stranger.example"),
+    ]
+    received = next(e for e in events if e["kind"] == "received")
+    assert received["detail"]["certificate_subject"] == "CN=tls-clinic.example"
+    assert received["detail"]["peer"].startswith("127.0.0.1:")
 
 
 async def test_mutual_tls_refuses_a_client_without_certificate(

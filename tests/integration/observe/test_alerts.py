@@ -67,7 +67,7 @@ def test_evaluate_is_pure_and_applies_each_threshold() -> None:
 async def test_alerts_fire_show_and_resolve_once_each(pool: asyncpg.Pool, tmp_path: Path) -> None:
     soon, _ = self_signed_certificate(tmp_path / "soon", days=2)
     settings = Settings(
-        alert_queue_age_minutes=5, mllp_tls_cert=soon, audit_syslog_ca=tmp_path / "missing.pem"
+        alert_queue_age_minutes=5, mllp={"tls_cert": soon}, audit_syslog_ca=tmp_path / "missing.pem"
     )
     monitor = alerts.AlertMonitor(AlertStore(pool), lambda: DIRECTORY, settings)
     monitor.started = datetime.now(UTC) - timedelta(minutes=2)
