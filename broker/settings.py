@@ -267,7 +267,7 @@ class Settings(BaseSettings):
     )
     console: ConsoleSettings = Field(
         default_factory=ConsoleSettings,
-        description="The console role: sessions, sign-in lockout, single sign-on.",
+        description="The console role: sessions, sign-in throttling, API tokens, single sign-on.",
     )
     fhir: FhirGatewaySettings = Field(
         default_factory=FhirGatewaySettings,

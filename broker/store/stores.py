@@ -27,8 +27,10 @@ from broker.store.metrics import MetricsStore
 from broker.store.migrate import migrate
 from broker.store.outbox import OutboxStore
 from broker.store.partitions import PartitionStore
+from broker.store.refusals import RefusalStore
 from broker.store.routing import PgRoutingStore
 from broker.store.seed import BenchStore
+from broker.store.throttle import ThrottleStore
 
 
 @dataclass
@@ -47,6 +49,8 @@ class Stores:
     alerts: AlertStore
     metrics: MetricsStore
     partitions: PartitionStore
+    throttle: ThrottleStore
+    refusals: RefusalStore
 
     @classmethod
     def over(cls, database: Database, *, topic_prefix: str = "", outbox_shards: int = 8) -> Stores:
@@ -67,6 +71,8 @@ class Stores:
             alerts=AlertStore(general),
             metrics=MetricsStore(general),
             partitions=PartitionStore(database.upkeep),
+            throttle=ThrottleStore(general),
+            refusals=RefusalStore(general),
         )
 
     @classmethod
