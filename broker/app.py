@@ -48,6 +48,7 @@ from broker.settings import ROLES, Role, Settings
 from broker.store import db
 from broker.store.db import Database
 from broker.store.stores import Stores
+from broker.strangers import StrangerRecorder
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +82,10 @@ class ShellRole(TaskRole):
 
 
 class FhirRole(TaskRole):
-    """Serve the FHIR gateway (``/fhir``) on the process's HTTP listener."""
+    """Serve the FHIR gateway (``/fhir``) on the process's HTTP listener.
+
+    Its task writes the strangers' refusals the gateway counts (broker/strangers.py).
+    """
 
     name = "fhir"
 
@@ -89,6 +93,7 @@ class FhirRole(TaskRole):
         from adapters.fhir.gateway import Gateway, create_router
 
         fhir = ctx.settings.fhir
+        self.strangers = StrangerRecorder(ctx.stores.refusals)
         ctx.routers.append(
             create_router(
                 Gateway(
@@ -98,10 +103,14 @@ class FhirRole(TaskRole):
                     max_body_bytes=ctx.settings.http_max_body_bytes,
                     cert_header=fhir.client_cert_header,
                     base_url=fhir.base_url,
+                    strangers=self.strangers,
                 )
             )
         )
         await super().start(ctx)
+
+    async def run(self, ctx: Context) -> None:
+        await self.strangers.run(ctx.stop)
 
     def endpoints(self) -> list[str]:
         return ["fhir: /fhir on the HTTP listener (FHIR R4 $process-message, REST create)"]
