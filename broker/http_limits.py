@@ -10,14 +10,17 @@ protocol class, which uvicorn lets a caller choose, with the four rules a
 public-facing HTTP server needs:
 
 - **header deadline**: a request's line and headers must have arrived
-  ``header_timeout_s`` after the connection opened or the previous response
-  was sent, however the bytes trickle; else ``408`` and the connection closes;
+  ``header_timeout_s`` (plus up to a quarter, at random, so that a flood's
+  connections do not all expire at once) after the connection opened or the
+  previous response was sent, however the bytes trickle; else ``408`` and the
+  connection closes;
 - **body deadline**: its body must have arrived ``body_timeout_s`` after the
   headers; else the connection closes (the route sees a disconnect);
 - **per-address cap**: at most ``max_connections_per_address`` connections
   from one client address (a trusted proxy is exempt: it carries everyone);
   the next one is answered ``503`` and closed;
-- **total cap**: at most ``max_connections``; when full, the connection that
+- **total cap**: at most ``max_connections`` (4,096: a few KiB each, and 2,500
+  slow clients are held until their deadline rather than churned); when full, the connection that
   has waited longest for its request is closed to make room (a slow client
   loses its place, never a client that sends its request promptly), and only
   when every connection is busy with a request is the new one answered 503.
@@ -41,6 +44,7 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import random
 import resource
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
@@ -71,7 +75,7 @@ class HttpLimits:
 
     header_timeout_s: float = 10.0
     body_timeout_s: float = 60.0
-    max_connections: int = 1000
+    max_connections: int = 4096
     max_connections_per_address: int = 64
     trusted_proxies: tuple[str, ...] = ()
 
@@ -253,7 +257,10 @@ class GuardedProtocol(H11Protocol):
             self.guard.set_waiting(self, False)
 
     def _await_request(self) -> None:
-        self._arm("headers", self.guard.limits.header_timeout_s)
+        # Up to a quarter more, at random: connections opened together by a
+        # flood must not all expire (and come back) in the same instant.
+        jitter = 1.0 + random.random() / 4  # noqa: S311 - spreading timers, not a secret
+        self._arm("headers", self.guard.limits.header_timeout_s * jitter)
         self.guard.set_waiting(self, True)
 
     def _arm(self, phase: str, seconds: float) -> None:

@@ -138,7 +138,7 @@ class Settings(BaseSettings):
         "else the connection is closed.",
     )
     http_max_connections: int = Field(
-        default=1000,
+        default=4096,
         ge=16,
         description="Open connections per HTTP listener. When full, the connection waiting "
         "longest for its request is closed to make room.",
