@@ -51,4 +51,4 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=60s \
 ENTRYPOINT ["carebroker"]
 # Every role in one process against the configured PostgreSQL and Kafka; the
 # chart passes `run --role ROLE` for each Deployment.
-CMD ["run", "--role", "mllp", "--role", "fhir", "--role", "relay", "--role", "router", "--role", "delivery", "--role", "audit", "--role", "console"]
+CMD ["run", "--role", "mllp", "--role", "fhir", "--role", "files", "--role", "relay", "--role", "router", "--role", "delivery", "--role", "audit", "--role", "console"]

@@ -12,8 +12,12 @@ domain-requirements §5). Conditions, each configurable:
 - ``dead_letters``: a recipient has dead-lettered deliveries
   (``alert_dead_letters``);
 - ``certificate_expiring``: a certificate carebroker uses (MLLP server and
-  client CA, syslog client and CA, Kafka CA) expires within
-  ``alert_certificate_days``, or cannot be read.
+  client CA, syslog client and CA, Kafka CA, the MSSanté mailbox's and its
+  CA) expires within ``alert_certificate_days``, or cannot be read;
+- ``mssante_reception_overdue``: MSSanté mails to a recipient asked for a
+  delivery notice (ACK_RECEPTION) that has not come within
+  ``CAREBROKER_MSSANTE__RECEPTION_OVERDUE_S`` (noted by the notice reader,
+  ``routing/notices.py``; the alert ends when the notice comes).
 
 :func:`evaluate` is pure (facts in, alerts out). :class:`AlertMonitor` runs in
 the audit role: it gathers the facts, records each alert's start and end in
@@ -42,10 +46,17 @@ from broker.events import AuditEvent
 from broker.ops_access import OPERATIONS_RESPONSES, require_operations_access
 from broker.settings import Settings
 from broker.store.alerts import AlertStore
+from broker.store.mssante import MailRows
 
 log = logging.getLogger(__name__)
 
-AlertName = Literal["sender_silent", "queue_stale", "dead_letters", "certificate_expiring"]
+AlertName = Literal[
+    "sender_silent",
+    "queue_stale",
+    "dead_letters",
+    "certificate_expiring",
+    "mssante_reception_overdue",
+]
 # Silence is looked for this far back at most: older is "silent" anyway.
 _LOOKBACK = timedelta(days=8)
 
@@ -71,6 +82,7 @@ class Facts:
     oldest_pending: dict[str, datetime]
     dead: dict[str, int]
     certificates: dict[str, datetime | None]
+    mssante_overdue: dict[str, int] = field(default_factory=dict)  # recipient -> mails
 
 
 def evaluate(facts: Facts, directory: Directory, settings: Settings) -> list[Alert]:
@@ -120,6 +132,17 @@ def evaluate(facts: Facts, directory: Directory, settings: Settings) -> list[Ale
                         detail={"count": count},
                     )
                 )
+    for recipient, count in sorted(facts.mssante_overdue.items()):
+        shown = "patient (MSSanté)" if recipient.startswith("mssante:patient") else recipient
+        alerts.append(
+            Alert(
+                "mssante_reception_overdue",
+                recipient,
+                f"{shown}: {count} MSSanté mail{'' if count == 1 else 's'} without the delivery "
+                f"notice asked for, after {_duration(settings.mssante.reception_overdue_s)}",
+                detail={"mails": count, "after_s": settings.mssante.reception_overdue_s},
+            )
+        )
     horizon = facts.now + timedelta(days=settings.alert_certificate_days)
     for path, expires in sorted(facts.certificates.items()):
         if expires is None:
@@ -170,6 +193,8 @@ def watched_certificates(settings: Settings) -> list[Path]:
         settings.audit_syslog_cert,
         settings.audit_syslog_ca,
         settings.kafka_ssl_cafile,
+        settings.mssante.cert,
+        settings.mssante.ca,
     ]
     return list(dict.fromkeys(f for f in files if f is not None))
 
@@ -201,9 +226,16 @@ async def gather(
     senders = [p.id for p in directory.partners.values() if p.expected_interval_s is not None]
     async with store.connection() as work:
         found = await work.alerts.facts(senders, now - _LOOKBACK)
+        overdue = await MailRows(work.alerts.conn).overdue_counts()
     certificates = {str(p): certificate_expiry(p) for p in watched_certificates(settings)}
     return Facts(
-        now, watching_since, found.last_received, found.oldest_pending, found.dead, certificates
+        now,
+        watching_since,
+        found.last_received,
+        found.oldest_pending,
+        found.dead,
+        certificates,
+        overdue,
     )
 
 

@@ -1,7 +1,7 @@
 """Roles and the lifespan of one carebroker process.
 
-A process runs one or more roles (``mllp``, ``fhir``, ``relay``, ``router``,
-``delivery``, ``audit``, ``console``) against one PostgreSQL and one Kafka:
+A process runs one or more roles (``mllp``, ``fhir``, ``files``, ``relay``,
+``router``, ``delivery``, ``audit``, ``console``) against one PostgreSQL and one Kafka:
 ``carebroker up`` runs them all with embedded defaults, ``carebroker run
 --role R`` one of them for deployments that scale roles separately.
 
@@ -118,6 +118,7 @@ class FhirRole(TaskRole):
 
 def role_service(role: Role) -> RoleService:
     """Return the service implementing ``role``."""
+    from adapters.files.role import FilesRole
     from broker.console.role import ConsoleRole
     from routing.roles import DeliveryRole, RouterRole
 
@@ -129,6 +130,7 @@ def role_service(role: Role) -> RoleService:
         "delivery": DeliveryRole,
         "console": ConsoleRole,
         "fhir": FhirRole,
+        "files": FilesRole,
     }
     factory = factories.get(role)
     return factory() if factory else ShellRole(role)

@@ -59,6 +59,7 @@ _TYPES: dict[str, tuple[tuple[str, str, str], str, str | None]] = {
     "dead_lettered": (_EXPORT, "R", None),
     "replayed": (_EXPORT, "R", None),
     "app_ack_sent": (_EXPORT, "R", None),
+    "notice_received": (_IMPORT, "C", None),
     "content_viewed": (_REST, "R", "read"),
     "patient_searched": (_REST, "E", "search"),
 }

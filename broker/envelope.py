@@ -16,7 +16,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 Channel = Literal["mllp", "fhir", "file"]
-Format = Literal["hl7v2", "fhir"]
+# hprim: HPRIM Santé files refused as such (one accepted becomes hl7v2: an ORU^R01 per patient).
+Format = Literal["hl7v2", "fhir", "hprim"]
 
 
 class _Frozen(BaseModel):
@@ -39,6 +40,12 @@ class Identity(_Frozen):
         default=False, description="The message asserts a qualified identity (never inferred)."
     )
     reliability: str = Field(default="", description="PID-32 identity reliability code as sent.")
+    issues: list[str] = Field(
+        default_factory=list,
+        description="INS rules the message breaks (adapters/hl7v2/ins.py): oid_missing, "
+        "oid_unknown, oid_test_in_production, matricule_malformed, key_mismatch, "
+        "status_missing, not_qualified.",
+    )
 
 
 class ProviderRef(_Frozen):

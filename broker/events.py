@@ -32,6 +32,7 @@ EventKind = Literal[
     "dead_lettered",
     "replayed",
     "app_ack_sent",
+    "notice_received",
     "content_viewed",
     "patient_searched",
     "partners_reloaded",

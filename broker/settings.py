@@ -34,15 +34,27 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from adapters.fhir.settings import FhirGatewaySettings
+from adapters.files.settings import FileIntakeSettings
+from adapters.hl7v2.ins import InsSettings
 from adapters.hl7v2.settings import MllpSettings
+from adapters.mssante.settings import MssanteSettings
 from broker.console.settings import ConsoleSettings
 from broker.errors import ConfigError
 
 ENV_PREFIX = "CAREBROKER_"
 NESTED_DELIMITER = "__"
 
-Role = Literal["mllp", "fhir", "relay", "router", "delivery", "audit", "console"]
-ROLES: tuple[Role, ...] = ("mllp", "fhir", "relay", "router", "delivery", "audit", "console")
+Role = Literal["mllp", "fhir", "files", "relay", "router", "delivery", "audit", "console"]
+ROLES: tuple[Role, ...] = (
+    "mllp",
+    "fhir",
+    "files",
+    "relay",
+    "router",
+    "delivery",
+    "audit",
+    "console",
+)
 
 
 class Settings(BaseSettings):
@@ -272,6 +284,18 @@ class Settings(BaseSettings):
     fhir: FhirGatewaySettings = Field(
         default_factory=FhirGatewaySettings,
         description="The fhir role: client certificates through a proxy, public base URL.",
+    )
+    mssante: MssanteSettings = Field(
+        default_factory=MssanteSettings,
+        description="MSSanté: the application mailbox, its SMTP and IMAP servers, certificate.",
+    )
+    files: FileIntakeSettings = Field(
+        default_factory=FileIntakeSettings,
+        description="The files role: the drop directory of HPRIM Santé results, its pace.",
+    )
+    ins: InsSettings = Field(
+        default_factory=InsSettings,
+        description="The French national health identifier (INS) rules: production or test.",
     )
 
     @model_validator(mode="before")

@@ -46,7 +46,12 @@ TRACE_HEADERS = ("traceparent", "tracestate")
 SYSTEM = "kafka"
 # `messaging.system` of the partner-facing hops (not registered systems: HL7 v2 over
 # MLLP, FHIR messaging over HTTP, carebroker's mailbox).
-_PROTOCOLS = {"mllp": "hl7v2", "fhir": "fhir", "mailbox": "carebroker-mailbox"}
+_PROTOCOLS = {
+    "mllp": "hl7v2",
+    "fhir": "fhir",
+    "mailbox": "carebroker-mailbox",
+    "directory": "file",
+}
 
 
 def configure(

@@ -15,8 +15,8 @@ outcome                                       MSA   ERR
 ============================================  ====  ==========================================
 unroutable: no recipient resolved             AE    204 at the first field that named nobody
                                                     (OBR-16 ...), else 200 at MSH-9
-refused: INS without a qualified identity     AE    103 at PID-32
-  and the sender's policy is ``refuse``
+refused: INS not valid and qualified and     AE    per INS rule (adapters/hl7v2/ins.py):
+  the sender's policy is ``refuse``                 101/102/103 at PID-3 or PID-32
 every delivery final, all delivered (or       AA
   blocked by a patient's opposition: nothing
   for the sender to correct)
@@ -120,7 +120,9 @@ def is_due(condition: str, code: str) -> bool:
 def for_undelivered(decision: Decision) -> Verdict:
     """Return the ACK of a message nobody receives: refused by identity policy, or unroutable."""
     if decision.refused:
-        return Verdict("AE", (AckError(103, _short(decision.refused), "PID-32"),))
+        text = _short(decision.refused)
+        located = decision.refused_errors or ((103, "PID-32"),)
+        return Verdict("AE", tuple(AckError(code, text, field) for code, field in located))
     skipped = decision.skipped[0] if decision.skipped else None
     if skipped is None:
         return Verdict("AE", (AckError(200, _short(decision.reason()), "MSH-9"),))

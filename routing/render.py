@@ -37,6 +37,7 @@ from functools import lru_cache
 from typing import Any, Literal
 
 from adapters.hl7v2 import charset as charsets
+from adapters.hl7v2 import ins
 from adapters.hl7v2.er7 import (
     Encoding,
     Message,
@@ -45,17 +46,23 @@ from adapters.hl7v2.er7 import (
     replace_fields,
     split_segments,
 )
-from adapters.hl7v2.extract import INS_OIDS, hd_authority
+from adapters.hl7v2.ins import INS_OIDS
+from adapters.hprim import medecins as hprim_medecins
+from adapters.hprim import oru as hprim_oru
+from adapters.hprim import sante as hprim_sante
 from adapters.translate import fhir_to_v2, v2_to_fhir
 from adapters.translate.bundle import NAMESPACE, dumps, loads
 from adapters.translate.vocabulary import V2_0003
-from broker.directory import Partner
+from broker.directory import MssanteEndpoint, Partner
 from broker.envelope import Envelope
 from broker.errors import MessageError, PermanentError
+from routing import cisis
 
 Json = dict[str, Any]
 V2_CONTENT_TYPE = "x-application/hl7-v2+er7"
 FHIR_CONTENT_TYPE = "application/fhir+json"
+HPRIM_FORMATS = {"hprim-medecins": "text/x-hprim-medecins", "hprim-sante": "text/x-hprim-sante"}
+HPRIM_CHARSET = "iso-8859-1"  # what HPRIM readers in the field expect, unless `accepts` says
 _TRANSLATION_BUGS = (KeyError, IndexError, TypeError, AttributeError, ValueError)
 UNMAPPED_SHOWN = 50  # an audit event lists this many unmapped parts, then counts the rest
 # What a FHIR resource sent alone means as a message event (HL7 table 0003 codes,
@@ -83,7 +90,7 @@ class Translation:
     """
 
     source: Literal["hl7v2", "fhir"]
-    target: Literal["hl7v2", "fhir"]
+    target: Literal["hl7v2", "fhir", "hprim-medecins", "hprim-sante"]
     produced: dict[str, Any]
     unmapped: tuple[str, ...] = ()
 
@@ -129,11 +136,15 @@ def render_for(
     ``sender`` (the partner the message came from) names MSH-3/4 of HL7 v2
     translated from FHIR; ``timezone`` reads HL7 v2 times sent without offset.
     """
+    if isinstance(recipient.endpoint, MssanteEndpoint):
+        return _mail(envelope, recipient)
     if recipient.accepts is None:
         raise RenderError(f"partner {recipient.id} declares no `accepts`")
     try:
         if recipient.accepts.format == "fhir":
             return to_fhir_message(envelope, recipient, strip_ins=strip_ins, timezone=timezone)
+        if recipient.accepts.format in HPRIM_FORMATS:
+            return to_hprim(envelope, recipient, strip_ins=strip_ins, sender=sender)
         return to_hl7v2(envelope, recipient, strip_ins=strip_ins, sender=sender)
     except RenderError:
         raise
@@ -150,6 +161,18 @@ def render_for(
             f"{envelope.control_id} cannot be rendered for {recipient.id}: "
             f"translation failed ({type(exc).__name__})"
         ) from exc
+
+
+def _mail(envelope: Envelope, recipient: Partner) -> Rendered:
+    """Return the MSSanté mail of a CI-SIS document request (``routing/cisis.py``)."""
+    try:
+        mail = cisis.render_mail(envelope, recipient)
+    except MessageError as exc:
+        # Names the rule or the element, never a value (the patient's address included).
+        raise RenderError(
+            f"{envelope.control_id} cannot be mailed to {recipient.id}: {exc}"
+        ) from exc
+    return Rendered(mail.payload, mail.content_type, mail.flags)
 
 
 # --- HL7 v2 out -------------------------------------------------------------------------
@@ -239,7 +262,7 @@ def readdress(
         if strip_ins and raw.startswith("PID"):
             raw, removed = _strip_ins(raw, enc)
             if removed:
-                flags.append("ins_stripped")
+                flags += ["ins_stripped", *(f"ins_{k}" for k in envelope.identity.issues)]
         if "BCC" in envelope.handling and raw.startswith("OBR"):
             raw, blanked = _blank_field(raw, enc, 28)
             if blanked and "obr28_hidden" not in flags:
@@ -281,11 +304,16 @@ def _encoded(value: str, enc: Encoding) -> str:
 
 
 def _strip_ins(raw: str, enc: Encoding) -> tuple[str, bool]:
-    """Remove the INS repetitions of PID-3 (domain-requirements §3.1: no INS unless qualified)."""
+    """Remove the PID-3 repetitions claiming to be the INS (§3.1: no INS unless qualified).
+
+    Every claim goes, whatever was wrong with it: a wrong OID or key as much
+    as a missing qualified status (adapters/hl7v2/ins.py).
+    """
     segment = Segment(raw, enc)
     reps = segment.repetitions(3)
-    kept = [rep for i, rep in enumerate(reps, 1) if hd_authority(segment, 3, i, 4) not in INS_OIDS]
-    if len(kept) == len(reps):
+    claims = set(ins.claimed_repetitions(segment))
+    kept = [rep for i, rep in enumerate(reps, 1) if i not in claims]
+    if not claims:
         return raw, False
     return _set_field(raw, enc, 3, enc.repetition.join(kept)), True
 
@@ -302,6 +330,76 @@ def _set_field(raw: str, enc: Encoding, n: int, value: str) -> str:
         parts.append("")
     parts[n] = value
     return enc.field.join(parts)
+
+
+# --- HPRIM out --------------------------------------------------------------------------
+
+
+def to_hprim(
+    envelope: Envelope,
+    recipient: Partner,
+    *,
+    strip_ins: bool = False,
+    sender: Partner | None = None,
+) -> Rendered:
+    """Return a lab result as HPRIM Médecins or HPRIM Santé text for ``recipient``.
+
+    The result is first the HL7 v2 message the recipient would get (FHIR input
+    translated, the INS stripped unless qualified), then read into HPRIM
+    (``adapters/hprim``). Only results can be written: anything else fails
+    this delivery with the reason. A value HPRIM has no type for (an ED
+    document) is listed as unmapped, never silently dropped.
+    """
+    accepts = recipient.accepts
+    assert accepts is not None
+    if envelope.format == "fhir":
+        as_v2 = to_hl7v2(envelope, recipient, strip_ins=strip_ins, sender=sender)
+        text = as_v2.payload.decode(as_v2.content_type.rsplit("charset=", 1)[-1])
+        flags = [f for f in as_v2.flags if f != "translated"]
+    else:
+        text, flags = readdress(envelope, recipient, strip_ins=strip_ins)
+    message = Message(text)
+    if not message.message_type.startswith(("ORU^", "OUL^")):
+        raise RenderError(
+            f"{envelope.control_id} is {message.message_type or 'not a result'}: "
+            f"{accepts.format} carries lab results (ORU) only"
+        )
+    hprim = hprim_oru.to_hprim(
+        message,
+        sender_name=sender.name if sender else "",
+        receiver=(recipient.msh_facility, recipient.name),
+    )
+    results = [r for p in hprim.patients for q in p.requests for r in q.results]
+    if not results:
+        raise RenderError(f"{envelope.control_id} holds no result (OBX) to write as HPRIM")
+    if accepts.format == "hprim-medecins":
+        qualified = ins.qualified_ins(message) if envelope.identity.ins_qualified else None
+        out = hprim_medecins.write(
+            hprim,
+            ins=qualified[0] if qualified else "",
+            recipient=(recipient.msh_facility, recipient.name),
+        )
+    else:
+        out = hprim_sante.write(hprim)
+    codec = charsets.codec_for(accepts.charset) if accepts.charset else HPRIM_CHARSET
+    data, replaced = charsets.encode(out, codec)
+    if replaced:
+        flags.append(f"chars_replaced:{replaced}")
+    unmapped = tuple(
+        f"OBX({n})-5 {r.value_type}" for n, r in enumerate(results, 1) if r.value_type == "ED"
+    )
+    translation = Translation(
+        "fhir" if envelope.format == "fhir" else "hl7v2",
+        "hprim-medecins" if accepts.format == "hprim-medecins" else "hprim-sante",
+        {"patients": len(hprim.patients), "results": len(results)},
+        unmapped,
+    )
+    return Rendered(
+        data,
+        f"{HPRIM_FORMATS[accepts.format]}; charset={codec}",
+        ("translated", *flags),
+        translation,
+    )
 
 
 # --- FHIR out ---------------------------------------------------------------------------

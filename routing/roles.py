@@ -33,6 +33,7 @@ from broker.envelope import Envelope
 from broker.errors import KafkaUnavailableError, PermanentError, TransientError
 from routing import app_ack
 from routing.delivery import FETCH_MAX, Dispatcher, lanes_named
+from routing.mssante import MssanteService
 from routing.router import Router
 from routing.subscriber import (
     REVOKE_WAIT_S,
@@ -215,6 +216,7 @@ class DeliveryRole:
     def __init__(self) -> None:
         self.dispatcher: Dispatcher | None = None
         self._broker: KafkaBroker | None = None
+        self._mssante: MssanteService | None = None
 
     async def start(self, ctx: Context) -> None:
         """Join ``delivery.dispatch``, start the workers, serve the mailbox API."""
@@ -222,7 +224,14 @@ class DeliveryRole:
 
         topic = topics.DELIVERIES.full_name(ctx.settings.kafka_topic_prefix)
         acks = app_ack.Lanes(topic, await kafka.partitions_of(ctx.settings, topics.DELIVERIES))
-        dispatcher = Dispatcher(ctx.stores.routing, lambda: ctx.directory, acks=acks)
+        # MSSanté: one SMTP sender for every MSSanté recipient; notices read over IMAP.
+        self._mssante = MssanteService(ctx, acks)
+        dispatcher = Dispatcher(
+            ctx.stores.routing,
+            lambda: ctx.directory,
+            acks=acks,
+            transports=self._mssante.transport_for,
+        )
         self.dispatcher = dispatcher
         dispatcher.start()
         # A router in this process says at once which lanes it gave work; the
@@ -269,6 +278,7 @@ class DeliveryRole:
             await dispatcher.stop()
             raise KafkaUnavailableError(f"delivery cannot subscribe: {type(exc).__name__}") from exc
         ctx.routers.append(mailbox_router(ctx, acks))
+        await self._mssante.start()
 
     async def stop(self) -> None:
         """Leave the group (which waits for in-flight attempts), then stop the workers."""
@@ -276,6 +286,8 @@ class DeliveryRole:
             await self._broker.stop()
         if self.dispatcher is not None:
             await self.dispatcher.stop()
+        if self._mssante is not None:
+            await self._mssante.stop()
 
     def endpoints(self) -> list[str]:
         """Return the mailbox API line for the start-up banner."""

@@ -348,7 +348,8 @@ class Router:
         decision: rules.Decision,
         is_blocked: bool,
     ) -> _Row:
-        partner = directory.partners[recipient.partner]
+        partner = directory.partner(recipient.partner)
+        assert partner is not None  # rules chose it from this directory
         lane = lane_of(partner, envelope.ordering_key)
         row = _Row(
             delivery_id=new_id(),

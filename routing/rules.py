@@ -22,6 +22,9 @@ input names the same fields in ``ProviderRef.source``):
 - answers (RRI^I12-I15, OSU, ORL, ORG, ORR, SIU): ``referrer``
   (PRD/ROL/PRT role RP, then the ordering provider ORC-12/OBR-16) — the
   answer goes back to whoever referred.
+- CI-SIS document requests (MSH-21 ``CISIS_CDA_HL7_V2``): instead of the
+  result rules, ``mssante-rct`` — each PRT ``RCT``, as a directory partner
+  or an MSSanté address, within the request's flags (``routing/cisis.py``);
 - any message: ``addressee`` — MSH-6 naming a known partner (not the platform);
 - explicit ``routes:`` from the directory file (message type with wildcards,
   sender, field conditions; ``to:`` partners or roles).
@@ -29,9 +32,10 @@ input names the same fields in ``ProviderRef.source``):
 Never back to the sender unless a route says ``include_sender``; one
 recipient per partner however many rules chose it.
 
-Identity (domain-requirements §3.1): a message carrying an INS without
-asserting a qualified identity is refused when its sender's policy is
-``refuse``; otherwise it is routed and the render strips the INS (flagged).
+Identity (domain-requirements §3.1): a message carrying an INS that is not
+valid and qualified (``adapters/hl7v2/ins.py``; HL7 v2 ingress already
+refused it when the sender's policy is ``refuse``) is refused here too under
+that policy; otherwise it is routed and the render strips the INS (flagged).
 Routing never uses the INS: recipients come from providers, not patients.
 """
 
@@ -43,10 +47,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
+from adapters.hl7v2 import ins
 from adapters.hl7v2.er7 import Message
 from broker.directory import Directory, Partner, PartnerRef, Route
 from broker.envelope import Envelope, ProviderRef
 from broker.errors import MessageError
+from routing import cisis
 
 Kind = Literal["result", "referral", "answer", "other"]
 
@@ -125,6 +131,8 @@ class Decision:
     skipped: list[Skipped] = field(default_factory=list)
     refused: str | None = None
     strip_ins: bool = False
+    # A refusal's ERRs: (HL7 table 0357 code, field), e.g. (102, "PID-3").
+    refused_errors: tuple[tuple[int, str], ...] = ()
 
     @property
     def is_routable(self) -> bool:
@@ -273,14 +281,26 @@ def route(envelope: Envelope, directory: Directory) -> Decision:
     identity = envelope.identity
     unqualified_ins = identity.ins_present and not identity.ins_qualified
     if unqualified_ins and sender is not None and sender.identity_policy == "refuse":
+        issues = identity.issues or ["not_qualified"]
         return Decision(
             kind,
-            refused="INS present without a qualified identity (PID-32) and the sender's "
+            refused=f"INS not valid and qualified ({', '.join(issues)}) and the sender's "
             "identity policy is refuse",
+            refused_errors=tuple(dict.fromkeys(ins.RULES[i] for i in issues if i in ins.RULES)),
         )
     collected = _Collector(envelope, directory)
+    try:
+        request = cisis.request_of(envelope)
+    except MessageError as exc:
+        return Decision(kind, refused=f"invalid CI-SIS document request: {exc}")
+    if request is not None:
+        # The creator chose the recipients, PRT by PRT: they replace the result rules.
+        chosen, left = cisis.choose(request, directory)
+        for choice in chosen:
+            collected.add(choice.partner, Reason(cisis.RULE, choice.field, choice.value))
+        collected.skipped += [Skipped(cisis.RULE, x.field, x.value, x.why) for x in left]
     copies_wanted = not envelope.handling or bool(COPIES_REQUESTED & set(envelope.handling))
-    for role in BUILT_IN[kind]:
+    for role in BUILT_IN[kind] if request is None else ():
         if role == "copies-to" and not copies_wanted:
             for ref, where in copies_to(envelope):
                 collected.skipped.append(

@@ -6,6 +6,9 @@
   migrated template, so tests never see each other's rows.
 - Kafka: one tansu broker per session on a free loopback port; each test gets
   its own topic prefix ``t.<uuid>.``.
+- Mail (``tests/mail.py``): an SMTP server (aiosmtpd, STARTTLS, client
+  certificate), an IMAP server (dovecot) and their test CA, started by the
+  first test that asks for ``smtp_server`` / ``imap_server``.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from broker.store import db
 from broker.store.migrate import migrate
 from broker.store.partitions import ensure_partitions
 from broker.store.stores import Stores
+from tests.mail import imap_server, mail_ca, smtp_server  # noqa: F401  # session fixtures
 
 REPO = Path(__file__).resolve().parent.parent
 CORPUS = REPO / "tests" / "corpus"

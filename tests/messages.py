@@ -12,6 +12,7 @@ import zlib
 from adapters.hl7v2 import charset
 from adapters.hl7v2.er7 import Message
 from adapters.hl7v2.extract import build_envelope
+from adapters.hl7v2.ins import nir_key
 from broker.envelope import Envelope
 from broker.ids import new_id_at
 from broker.pseudonym import Pseudonymizer
@@ -31,10 +32,15 @@ def variant(raw: bytes, control_id: str, patient: str | None = None) -> bytes:
     if patient is not None:
         # The patient's local id and INS both change: the INS (qualified here) is what
         # orders a patient's messages, so distinct patients need distinct ones.
-        ins = f"{zlib.crc32(patient.encode()):015d}"
         text = text.replace("LS-PAT-42", patient).replace("A-998", patient)
-        text = text.replace("277076322082910", ins)
+        text = text.replace("277076322082910", patient_ins(patient))
     return text.encode()
+
+
+def patient_ins(patient: str) -> str:
+    """Return the INS ``variant`` gives ``patient``: a well-formed NIR, its key computed."""
+    number = f"1{zlib.crc32(patient.encode()) % 10**12:012d}"
+    return f"{number}{nir_key(number):02d}"
 
 
 def envelope(

@@ -34,7 +34,8 @@ from datetime import datetime
 from typing import Any
 
 from adapters.fhir.resources import Resources
-from adapters.hl7v2.extract import INS_OIDS, ordering_key
+from adapters.hl7v2.extract import ordering_key
+from adapters.hl7v2.ins import DEFAULT_QUALIFIED, INS_OIDS
 from adapters.translate.v2_orders import RESULT_COPIES_TO_URL
 from adapters.translate.v2_patient import IDENTITY_RELIABILITY_URL
 from broker.envelope import Envelope, Identity, PatientKey, ProviderRef
@@ -141,7 +142,7 @@ def identity(document: Json, keys: list[PatientKey]) -> Identity:
     has_ins = any(k.authority in INS_OIDS for k in keys)
     return Identity(
         ins_present=has_ins,
-        ins_qualified=has_ins and ("QUAL" in codes or "VALI" in codes),
+        ins_qualified=has_ins and bool(set(DEFAULT_QUALIFIED) & set(codes)),
         reliability="~".join(c for c in codes if c),
     )
 

@@ -70,6 +70,8 @@ TABLE_0357: Final = {
     101: "Required field missing",
     102: "Data type error",
     103: "Table value not found",
+    198: "Non-conformant cardinality",
+    199: "Other HL7 error",
     200: "Unsupported message type",
     201: "Unsupported event code",
     202: "Unsupported processing id",

@@ -1,4 +1,4 @@
-"""What a message must satisfy to be accepted: its header (MSH-9..16) and its sender.
+"""What a message must satisfy to be accepted: its header (MSH-9..16), its sender, its INS.
 
 Pure functions, no I/O: each returns a :class:`Refusal` (what to answer, and
 the reason kept with the refused input) or lets the message through. HL7
@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from adapters.hl7v2 import cisis, ins
 from adapters.hl7v2.ack import TABLE_0155, AckError, Header, Outcome, version_of
 from adapters.hl7v2.er7 import Message
 from broker.directory import Directory, Partner
@@ -28,12 +29,21 @@ SenderCheck = Literal["off", "declared", "required"]
 
 @dataclass(frozen=True)
 class Refusal:
-    """Why a message is refused: the ERR to answer, AE or AR, the reason kind, who sent it."""
+    """Why a message is refused: the ERR to answer, AE or AR, the reason kind, who sent it.
+
+    ``more``: further ERRs of the same refusal (every INS rule a message breaks).
+    """
 
     error: AckError
     outcome: Outcome
     kind: str
     sender: str | None = None
+    more: tuple[AckError, ...] = ()
+
+    @property
+    def errors(self) -> list[AckError]:
+        """Return every ERR of the refusal, the main one first."""
+        return [self.error, *self.more]
 
 
 def check_header(message: Message, header: Header) -> Refusal | None:
@@ -73,6 +83,20 @@ def check_header(message: Message, header: Header) -> Refusal | None:
         error = AckError(203, "MSH-12 version not HL7 v2.x", "MSH-12")
         return Refusal(error, "reject", "unsupported")
     return None
+
+
+def check_identity(message: Message, partner: Partner, *, production: bool) -> Refusal | ins.Check:
+    """Check the INS against the sender's policy: a Refusal (AE) under ``refuse``, else the check.
+
+    Under ``strip`` a message breaking the rules is accepted; routing then
+    forwards it without the INS, flagged (adapters/hl7v2/ins.py, §3.1).
+    """
+    policy = ins.Policy.of(partner.qualified_statuses, production=production)
+    result = ins.check(message, policy)
+    if not result.problems or partner.identity_policy != "refuse":
+        return result
+    first, *rest = (AckError(p.code, p.text, p.location) for p in result.problems)
+    return Refusal(first, "error", "identity", partner.id, tuple(rest))
 
 
 def identify(
@@ -154,3 +178,17 @@ def unverified_senders(directory: Directory) -> list[str]:
         for p in directory.partners.values()
         if (p.facilities or p.identifiers) and not p.declares_connection
     )
+
+
+def check_profile(message: Message, partner: Partner) -> Partner | Refusal:
+    """Check a message against the profile its MSH-21 claims: the CI-SIS CDA-in-HL7v2 one.
+
+    A message naming ``CISIS_CDA_HL7_V2`` must be a valid document request
+    (``adapters/hl7v2/cisis.py``): refused AE/AR with the guide's ERR
+    otherwise, and kept (kind ``invalid_document_request``).
+    """
+    refused = cisis.refusal_of(message)
+    if refused is None:
+        return partner
+    error, outcome = refused
+    return Refusal(error, outcome, "invalid_document_request", partner.id)

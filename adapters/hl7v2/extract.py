@@ -17,12 +17,11 @@ Where each routing hint comes from (HL7 v2.5.1 unless noted):
 - MSH-5/6 receiving application and facility.
 
 Patient identity: every PID-3 repetition becomes a pseudonymous
-:class:`PatientKey`. The French national identifier (INS, OIDs
-1.2.250.1.213.1.4.8 NIR and .9 NIA; .10 and .11 are the ANS test and demo
-NIR) is recognised by its assigning authority. The message asserts a
-*qualified* identity when PID-32 carries ``QUAL``, or ``VALI`` alongside an INS
-in PID-3 (the PAM FR 2.11 pattern); carebroker never infers or upgrades that
-status (domain-requirements §3.1).
+:class:`PatientKey`. Whether the message carries the French national
+identifier (INS) and asserts a *qualified* identity is decided by the rules
+of ``adapters/hl7v2/ins.py`` (OIDs, NIR key, PID-32 per the sender's
+policy); carebroker never infers or upgrades that status
+(domain-requirements §3.1).
 """
 
 from __future__ import annotations
@@ -30,19 +29,12 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
+from adapters.hl7v2 import ins
 from adapters.hl7v2.er7 import Message, Segment
+from adapters.hl7v2.ins import INS_OIDS
 from broker.envelope import Channel, Envelope, Identity, PatientKey, ProviderRef
 from broker.pseudonym import Pseudonymizer
 
-INS_OIDS = frozenset(
-    {
-        "1.2.250.1.213.1.4.8",  # INS-NIR
-        "1.2.250.1.213.1.4.9",  # INS-NIA
-        "1.2.250.1.213.1.4.10",  # INS-NIR test (ANS examples)
-        "1.2.250.1.213.1.4.11",  # INS-NIR demo
-    }
-)
-QUALIFIED_CODES = frozenset({"QUAL", "VALI"})
 # XCN-typed provider fields read per segment: (segment, field).
 _XCN_FIELDS = (("OBR", 16), ("ORC", 12), ("OBR", 28), ("PV1", 8), ("PD1", 4))
 
@@ -74,15 +66,19 @@ def patient_keys(message: Message, pseudonymizer: Pseudonymizer) -> list[Patient
     return keys
 
 
-def identity(message: Message, keys: list[PatientKey]) -> Identity:
-    """Return what the message asserts about the patient's identity; never infer more."""
-    pid = message.segment("PID")
-    if pid is None:
-        return Identity()
-    codes = [pid.get(32, rep, 1).upper() for rep in range(1, len(pid.repetitions(32)) + 1)]
-    has_ins = any(k.authority in INS_OIDS for k in keys)
-    qualified = has_ins and ("QUAL" in codes or "VALI" in codes)
-    return Identity(ins_present=has_ins, ins_qualified=qualified, reliability="~".join(codes))
+def identity(message: Message, check: ins.Check | None = None) -> Identity:
+    """Return what the message asserts about the patient's identity; never infer more.
+
+    ``check`` is the INS check ingress made with the sender's policy; without
+    it, the default policy (VALI or QUAL, not production) decides.
+    """
+    result = check if check is not None else ins.check(message)
+    return Identity(
+        ins_present=result.present,
+        ins_qualified=result.qualified,
+        reliability=result.reliability,
+        issues=result.kinds,
+    )
 
 
 def providers(message: Message) -> list[ProviderRef]:
@@ -167,13 +163,13 @@ def handling_codes(message: Message) -> list[str]:
 
 
 def ordering_key(keys: list[PatientKey], ident: Identity, fallback: str) -> str:
-    """Return the lane key of the patient: the qualified INS, else the first PID-3 id."""
+    """Return the lane key of the patient: the qualified INS, else the first local PID-3 id."""
     if ident.ins_qualified:
         for key in keys:
             if key.authority in INS_OIDS:
                 return key.digest
     for key in keys:
-        if key.authority not in INS_OIDS:
+        if not ins.is_claim(key.authority, key.id_type):
             return key.digest
     return fallback
 
@@ -190,10 +186,11 @@ def build_envelope(
     pseudonymizer: Pseudonymizer,
     batch_id: str | None = None,
     trace: dict[str, str] | None = None,
+    ins_check: ins.Check | None = None,
 ) -> Envelope:
-    """Return the envelope of an accepted HL7 v2 message."""
+    """Return the envelope of an accepted HL7 v2 message (``ins_check``: see :func:`identity`)."""
     keys = patient_keys(message, pseudonymizer)
-    ident = identity(message, keys)
+    ident = identity(message, ins_check)
     return Envelope(
         message_id=message_id,
         received_at=received_at,

@@ -13,7 +13,8 @@ back) but *sent* only after the commit (design invariant 1).
 
 Every refused input (malformed, undecodable, unknown or spoofed sender,
 unsupported version, oversize, incomplete, a batch whose counts do not add
-up) is kept with its reason through ``MessageStore.reject`` and answered
+up, an INS breaking the rules of a sender whose identity policy is
+``refuse``) is kept with its reason through ``MessageStore.reject`` and answered
 AE/AR with an ERR naming segment and field (design invariant 2). When the
 store cannot keep it, the answer is AR ("resend later") instead: nothing is
 answered as handled that was not kept.
@@ -41,7 +42,14 @@ from adapters.hl7v2.ack import (
     code_for,
     is_due,
 )
-from adapters.hl7v2.checks import Refusal, SenderCheck, check_header, identify
+from adapters.hl7v2.checks import (
+    Refusal,
+    SenderCheck,
+    check_header,
+    check_identity,
+    check_profile,
+    identify,
+)
 from adapters.hl7v2.commit import GroupCommit
 from adapters.hl7v2.er7 import Message, escape_controls
 from adapters.hl7v2.extract import build_envelope
@@ -114,8 +122,10 @@ class Ingress:
         channel: Channel = "mllp",
         actor: str = "mllp",
         senders: SenderCheck = "off",
+        ins_production: bool = False,
     ) -> None:
         self.store = store
+        self.ins_production = ins_production  # CAREBROKER_INS__PRODUCTION
         self.pseudonymizer = pseudonymizer
         self.channel: Channel = channel
         self.actor = actor
@@ -246,9 +256,16 @@ class Ingress:
         checked = check_header(message, header) or identify(
             self.directory, message, peer.certificate_cn, peer_host=peer.host, senders=self.senders
         )
+        if isinstance(checked, Partner):
+            checked = check_profile(message, checked)
         if isinstance(checked, Refusal):
             return self._refused(
                 data, header, codec, ids, peer, checked, batch_id=batch_id, message=message
+            )
+        identity = check_identity(message, checked, production=self.ins_production)
+        if isinstance(identity, Refusal):
+            return self._refused(
+                data, header, codec, ids, peer, identity, batch_id=batch_id, message=message
             )
         envelope = build_envelope(
             message,
@@ -260,6 +277,7 @@ class Ingress:
             received_at=ids[1],
             pseudonymizer=self.pseudonymizer,
             batch_id=batch_id,
+            ins_check=identity,
         )
         trace = telemetry.current_context() if telemetry.is_recording() else None
         if trace:  # the frame's span: the message's trace starts at its arrival
@@ -304,7 +322,7 @@ class Ingress:
             sender = known.id if known else None
         answer = (
             b"" if refusal.kind == "acknowledgement"  # never acknowledged
-            else self._ack(header, refusal.outcome, ids, [refusal.error], codec)
+            else self._ack(header, refusal.outcome, ids, refusal.errors, codec)
         )  # fmt: skip
         detail: dict[str, object] = {
             "kind": refusal.kind,

@@ -70,6 +70,7 @@ class MllpRole:
             ctx.pseudonymizer,
             batch_max=ctx.settings.ingress_batch_max,
             senders=senders,
+            ins_production=ctx.settings.ins.production,
         )
         ctx.on_reload.append(self._use_directory)
         self.ingress.start()

@@ -71,7 +71,7 @@ BENCH_PARTNERS: dict[str, Any] = {
 
 def register(commands: Any) -> None:
     """Add ``bench`` and its subcommands."""
-    from broker.commands import bench_convert, bench_e2e
+    from broker.commands import bench_convert, bench_e2e, bench_mssante
 
     bench = commands.add_parser(
         "bench",
@@ -82,6 +82,7 @@ def register(commands: Any) -> None:
     subcommands = bench.add_subparsers(dest="bench", metavar="BENCH", required=False)
     bench_e2e.register(subcommands)
     bench_convert.register(subcommands)
+    bench_mssante.register(subcommands)
     ingress = subcommands.add_parser(
         "ingress",
         help="durable HL7 v2 ingress over MLLP vs a python-hl7 parse-and-ACK server",

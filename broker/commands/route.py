@@ -22,11 +22,18 @@ from typing import Any
 from adapters.fhir import auth
 from adapters.fhir import extract as fhir_extract
 from adapters.fhir.validate import parse_json, validate
-from adapters.hl7v2 import charset
+from adapters.hl7v2 import charset, ins
 from adapters.hl7v2.er7 import Message
 from adapters.hl7v2.extract import build_envelope
 from broker.commands.options import settings_from
-from broker.directory import Directory, FhirEndpoint, MllpEndpoint, Partner, load_directory
+from broker.directory import (
+    Directory,
+    FhirEndpoint,
+    MllpEndpoint,
+    MssanteEndpoint,
+    Partner,
+    load_directory,
+)
 from broker.envelope import Envelope
 from broker.errors import ConfigError
 from broker.ids import new_id_at
@@ -72,7 +79,9 @@ def _explain(args: argparse.Namespace) -> int:
     if data.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"{":
         envelope = _fhir_envelope(data, args.sender, directory, pseudonymizer)
     else:
-        envelope = _v2_envelope(data, args.sender, directory, pseudonymizer)
+        envelope = _v2_envelope(
+            data, args.sender, directory, pseudonymizer, production=settings.ins.production
+        )
     decision = rules.route(envelope, directory)
     out = sys.stdout
     out.write(
@@ -85,7 +94,8 @@ def _explain(args: argparse.Namespace) -> int:
     if decision.recipients:
         out.write("recipients:\n")
         for recipient in decision.recipients:
-            partner = directory.partners[recipient.partner]
+            partner = directory.partner(recipient.partner)
+            assert partner is not None  # routing chose it from this directory
             out.write(f"  {partner.id}  ({_describe(partner)})\n")
             for reason in recipient.reasons:
                 out.write(f"    {reason}\n")
@@ -97,14 +107,20 @@ def _explain(args: argparse.Namespace) -> int:
         for skipped in decision.skipped:
             out.write(f"  {skipped}\n")
     if decision.strip_ins:
-        out.write("identity: INS without a qualified identity: forwarded without the INS\n")
+        issues = ", ".join(envelope.identity.issues) or "not_qualified"
+        out.write(f"identity: INS not valid and qualified ({issues}): forwarded without it\n")
     return 0 if decision.recipients else 1
 
 
 def _v2_envelope(
-    data: bytes, given: str | None, directory: Directory, pseudonymizer: Pseudonymizer
+    data: bytes,
+    given: str | None,
+    directory: Directory,
+    pseudonymizer: Pseudonymizer,
+    *,
+    production: bool,
 ) -> Envelope:
-    """Read an HL7 v2 file as the MLLP ingress does (charset, sender by MSH-4)."""
+    """Read an HL7 v2 file as the MLLP ingress does (charset, sender by MSH-4, its INS policy)."""
     text, codec = charset.decode(data)
     message = Message(text)
     sender = _given(given, directory)
@@ -128,6 +144,9 @@ def _v2_envelope(
         message_id=message_id,
         received_at=at,
         pseudonymizer=pseudonymizer,
+        ins_check=ins.check(
+            message, ins.Policy.of(sender.qualified_statuses, production=production)
+        ),
     )
 
 
@@ -179,11 +198,12 @@ def _receives(
         rendered = render_copy(envelope, partner, decision, directory)
     except RenderError as exc:
         return f"nothing: {exc} (the delivery would fail)"
-    what = (
-        "FHIR message Bundle"
-        if rendered.content_type.startswith("application/fhir")
-        else f"HL7 v2 ({rendered.content_type.partition('charset=')[2] or 'utf-8'})"
-    )
+    if rendered.content_type.startswith("message/rfc822"):
+        what = f"an MSSanté mail of {len(rendered.payload):,} bytes (documents, PDF, IHE_XDM.zip)"
+    elif rendered.content_type.startswith("application/fhir"):
+        what = "FHIR message Bundle"
+    else:
+        what = f"HL7 v2 ({rendered.content_type.partition('charset=')[2] or 'utf-8'})"
     translation = rendered.translation
     if translation is not None:
         what += f", translated from {'HL7 v2' if translation.source == 'hl7v2' else 'FHIR'}"
@@ -205,6 +225,8 @@ def _describe(partner: Partner) -> str:
         where = f"mllp {endpoint.host}:{endpoint.port}"
     elif isinstance(endpoint, FhirEndpoint):
         where = f"fhir {endpoint.url}"
+    elif isinstance(endpoint, MssanteEndpoint):
+        return f"mssante {endpoint.address or '(the patient address of the message)'}"
     else:
         where = "mailbox"
     return f"{where}; reads {reads}"

@@ -118,6 +118,10 @@ def _address(partner: Partner) -> str:
         return ""
     if endpoint.type == "mllp":
         return f"{endpoint.host}:{endpoint.port}"
+    if endpoint.type == "mssante":
+        return endpoint.address or ""
+    if endpoint.type == "directory":
+        return str(endpoint.path)
     return endpoint.url
 
 

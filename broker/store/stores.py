@@ -22,9 +22,11 @@ from broker.store.consent import ConsentStore
 from broker.store.console import ConsoleStore
 from broker.store.db import Database
 from broker.store.directory import DirectoryStore
+from broker.store.files import FileStore
 from broker.store.messages import MessageStore
 from broker.store.metrics import MetricsStore
 from broker.store.migrate import migrate
+from broker.store.mssante import MssanteStore
 from broker.store.outbox import OutboxStore
 from broker.store.partitions import PartitionStore
 from broker.store.refusals import RefusalStore
@@ -51,6 +53,8 @@ class Stores:
     partitions: PartitionStore
     throttle: ThrottleStore
     refusals: RefusalStore
+    mssante: MssanteStore
+    files: FileStore
 
     @classmethod
     def over(cls, database: Database, *, topic_prefix: str = "", outbox_shards: int = 8) -> Stores:
@@ -73,6 +77,8 @@ class Stores:
             partitions=PartitionStore(database.upkeep),
             throttle=ThrottleStore(general),
             refusals=RefusalStore(general),
+            mssante=MssanteStore(general, outbox_shards=outbox_shards),
+            files=FileStore(general),
         )
 
     @classmethod

@@ -203,6 +203,8 @@ def _reaches(name: str, role: str) -> bool:
     if name == "audit_syslog_key":
         return role == "audit"
     group, nested, _ = name.partition(".")
+    if group == "mssante":  # the application mailbox: the delivery role sends and reads
+        return role == "delivery"
     return not nested or group == role
 
 
@@ -220,9 +222,13 @@ def test_role_settings_reach_their_role_only(render: Any) -> None:
         names = {e["name"] for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
         console = {n for n in names if n.startswith("CAREBROKER_CONSOLE__")}
         fhir = {n for n in names if n.startswith("CAREBROKER_FHIR__")}
+        mssante = {n for n in names if n.startswith("CAREBROKER_MSSANTE__")}
         assert ("CAREBROKER_CONSOLE__OIDC_CLIENT_SECRET" in console) == (role == "console"), role
         assert bool(console) == (role == "console"), role
         assert bool(fhir) == (role == "fhir"), role
+        # The mailbox's key and password: in the delivery pods, nowhere else.
+        assert ("CAREBROKER_MSSANTE__KEY" in mssante) == (role == "delivery"), role
+        assert bool(mssante) == (role == "delivery"), role
 
 
 def _merged(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -425,3 +431,30 @@ def test_pods_carry_no_service_variables(render: Any, tmp_path: Path) -> None:
     assert linked["CAREBROKER_MLLP_TCP_PORT"].startswith("tcp://10.96.")
     assert linked["CAREBROKER_CONSOLE_SERVICE_PORT_HTTP"] == "8080"
     assert _settings_from(linked).http_port == 8080
+
+
+def test_the_files_role_mounts_its_drop_volume_where_its_settings_say(render: Any) -> None:
+    claim = {"persistentVolumeClaim": {"claimName": "lab-drop"}}
+    rendered = render(
+        {
+            "settings": {"files": {"directory": "/srv/lab-drop"}},
+            "roles": {"files": {"dropVolume": claim}},
+        }
+    )
+    deployments = rendered.deployments()
+    pod = deployments["files"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    [volume] = [v for v in pod["volumes"] if v["name"] == "drop"]
+    assert volume == {"name": "drop", **claim}
+    assert {"name": "drop", "mountPath": "/srv/lab-drop"} in container["volumeMounts"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["CAREBROKER_FILES__DIRECTORY"] == "/srv/lab-drop"
+    for role, deployment in deployments.items():  # only the files pods get the drop
+        if role != "files":
+            other = deployment["spec"]["template"]["spec"]["containers"][0]
+            assert all(e["name"] != "CAREBROKER_FILES__DIRECTORY" for e in other["env"])
+            assert all(
+                v["name"] != "drop" for v in deployment["spec"]["template"]["spec"]["volumes"]
+            )
+    with pytest.raises(helm_python.HelmRenderError, match=r"needs roles\.files\.dropVolume"):
+        render({"settings": {"files": {"directory": "/srv/lab-drop"}}})

@@ -175,6 +175,7 @@ async def test_process_message_is_durable_and_answers_ok(
         "ins_present": True,
         "ins_qualified": True,
         "reliability": "VALI",
+        "issues": [],
     }
     assert "277076322082910" not in json.dumps(envelope), "no identifier in clear"
     outbox = await pool.fetchval("SELECT count(*) FROM outbox WHERE topic LIKE 't.fhir.%'")

@@ -11,6 +11,7 @@ from broker.alerts import AlertName
 from broker.console.api import DeliveryStatus, MessageStatus
 from broker.console.flows import FlowState
 from broker.console.i18n import LABELS
+from broker.console.mssante import MailState
 from broker.console.structure import field_reference, label_message, title
 from broker.console.ui import SCRIPTS
 from broker.errors import MessageError
@@ -87,7 +88,8 @@ def test_every_label_the_scripts_use_exists_in_english_and_french() -> None:
     families = {
         "status": get_args(MessageStatus) + get_args(DeliveryStatus),
         "kind": get_args(EventKind),
-        "alert": (*get_args(AlertName), "mailbox_unacknowledged"),
+        "alert": (*get_args(AlertName), "mailbox_unacknowledged", "mssante_reception_overdue"),
+        "mailstate": get_args(MailState),
         "severity": ("warning", "critical"),
         "change": ("firing", "resolved", "acknowledged", "silenced", "unsilenced"),
         "state": get_args(FlowState),

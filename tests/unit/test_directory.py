@@ -93,3 +93,27 @@ def test_yaml_syntax_error_names_the_line(tmp_path: Path) -> None:
 def test_missing_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"nope\.yaml: file not found"):
         load_directory(tmp_path / "nope.yaml")
+
+
+def test_a_directory_endpoint_and_identity_statuses_are_checked(tmp_path: Path) -> None:
+    gp = """partners:
+  - id: gp
+    name: GP
+    kind: gp
+    endpoint: {type: directory, path: PATH}
+    accepts: {format: hprim-medecins}
+    identity_policy: refuse
+    qualified_statuses: STATUSES
+"""
+    good = load_directory(
+        _write(tmp_path, gp.replace("PATH", "/srv/gp").replace("STATUSES", "[QUAL]"))
+    )
+    partner = good.partners["gp"]
+    assert str(getattr(partner.endpoint, "path", "")) == "/srv/gp"
+    assert partner.qualified_statuses == ["QUAL"]
+    relative = _write(tmp_path, gp.replace("PATH", "inbox").replace("STATUSES", "[QUAL]"))
+    with pytest.raises(ConfigError, match=r"partner 'gp': .*endpoint.directory.path"):
+        load_directory(relative)
+    lower = _write(tmp_path, gp.replace("PATH", "/srv/gp").replace("STATUSES", "[qual]"))
+    with pytest.raises(ConfigError, match=r"partner 'gp': .*qualified_statuses.0"):
+        load_directory(lower)

@@ -166,7 +166,7 @@ def test_unqualified_ins_is_refused_or_stripped_per_sender_policy() -> None:
 
     refused = rules.route(env, directory(refuse))
     assert not refused.is_routable
-    assert "qualified identity" in refused.reason()
+    assert "not valid and qualified (not_qualified)" in refused.reason()
 
 
 def test_fhir_input_is_classified_by_its_focus_resource() -> None:

@@ -355,11 +355,13 @@
     const summary = el("section", { id: "summary", "aria-labelledby": "summary-h" });
     const deliveries = el("section", { id: "deliveries", "aria-labelledby": "deliveries-h" });
     const sent = el("div", { id: "sent" });
+    const mssante = el("section", { id: "mssante", "aria-labelledby": "mssante-h" });
     const timeline = el("section", { id: "timeline-section", "aria-labelledby": "timeline-h" });
     const original = el("section", { id: "original", "aria-labelledby": "original-h" }, el("h2", { id: "original-h", text: L("original_message") }));
-    page.replaceChildren(status, summary, deliveries, timeline, original, sent);
+    page.replaceChildren(status, summary, deliveries, mssante, timeline, original, sent);
 
     let detail = null;
+    let mails = { mails: [], zams: [] };
     let events = [];
     let shown = "";
 
@@ -468,16 +470,61 @@
         m.deliveries.length ? table("delivery-table", null, headers, rows) : el("p", { class: "notice", text: L("no_deliveries") })
       );
       timeline.replaceChildren(el("h2", { id: "timeline-h", text: L("timeline") }), el("p", { class: "sub", text: L("timeline_note") }), timelineView(events));
+      renderMails();
+    }
+
+    function renderMails() {
+      // Only for a CI-SIS document request mailed over MSSanté.
+      if (!mails.mails.length && !mails.zams.length) {
+        mssante.replaceChildren();
+        return;
+      }
+      const rows = mails.mails.map((m) =>
+        el(
+          "tr",
+          { "data-mail": m.delivery_id, "data-state": m.state },
+          el("th", { scope: "row" }, m.recipient, el("div", { class: "sub", text: [m.notice_asked ? L("notice_asked") : "", m.receipt_asked ? L("receipt_asked") : ""].filter(Boolean).join(" · ") })),
+          el("td", { "data-field": "state" }, el("span", { class: `status status-${m.state === "failed" ? "failed" : m.state === "pending" ? "pending" : "delivered"}`, text: L(`mailstate_${m.state}`) }), m.notice_overdue ? el("div", { class: "sub error", text: L("notice_overdue") }) : null),
+          el("td", { text: m.sent_at ? when(m.sent_at) : "–" }),
+          el("td", { text: m.delivered_at ? when(m.delivered_at) : "–" }),
+          el("td", { text: m.read_at ? when(m.read_at) : "–" }),
+          el("td", { "data-field": "words" }, m.failed ? el("span", { class: "error", text: m.failed }) : m.read_error ? el("span", { class: "error", text: m.read_error }) : (m.code || "–"))
+        )
+      );
+      const byMail = Object.fromEntries(mails.mails.map((m) => [m.delivery_id, m.recipient]));
+      const zamRows = mails.zams.map((z) =>
+        el(
+          "tr",
+          { "data-zam": z.delivery_id },
+          el("th", { scope: "row", text: `ZAM^${z.event}` }),
+          el("td", { text: byMail[z.about] || z.about }),
+          el("td", {}, statusBadge(z.status)),
+          el("td", { class: "num", text: num(z.attempts) }),
+          el("td", { text: z.control_id || "–" }),
+          el("td", { text: z.delivered_at ? when(z.delivered_at) : "–" }),
+          el("td", {}, z.last_error ? el("span", { class: "error", text: z.last_error }) : "–")
+        )
+      );
+      mssante.replaceChildren(
+        el("h2", { id: "mssante-h", text: L("mssante_h") }),
+        el("p", { class: "sub", text: L("mssante_note") }),
+        table("mail-table", null, [L("mail_recipient"), L("mail_state"), L("sent_at"), L("notice_at"), L("read_at"), L("server_words")], rows),
+        el("h3", { text: L("zams_h") }),
+        zamRows.length
+          ? table("zam-table", null, [L("zam_event"), L("zam_about"), L("status"), L("attempts"), L("control_id"), L("delivered_at"), L("last_error")], zamRows)
+          : el("p", { class: "notice", text: L("no_zams") })
+      );
     }
 
     async function refresh() {
-      const [m, t] = await Promise.all([api("GET", `${MESSAGES}/${id}`), api("GET", TIMELINE(id))]);
-      const fresh = JSON.stringify([m, t]);
+      const [m, t, x] = await Promise.all([api("GET", `${MESSAGES}/${id}`), api("GET", TIMELINE(id)), api("GET", `${MESSAGES}/${id}/mssante`)]);
+      const fresh = JSON.stringify([m, t, x]);
       if (fresh === shown) return;
       // Redraw only on change, and give focus back to the control that had it.
       const focused = document.activeElement && document.activeElement.id;
       shown = fresh;
       detail = m;
+      mails = x;
       events = Array.isArray(t) ? t : t.events || [];
       render();
       if (focused && document.getElementById(focused)) document.getElementById(focused).focus();

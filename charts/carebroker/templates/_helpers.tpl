@@ -40,7 +40,7 @@ app.kubernetes.io/part-of: carebroker
 
 {{/* The roles in broker/settings.py ROLES order; `roles` in values may only name these. */}}
 {{- define "carebroker.roles" -}}
-{{- list "mllp" "fhir" "relay" "router" "delivery" "audit" "console" | toJson }}
+{{- list "mllp" "fhir" "files" "relay" "router" "delivery" "audit" "console" | toJson }}
 {{- end }}
 
 {{- define "carebroker.image" -}}
@@ -70,15 +70,21 @@ reference for these is mounted and its path passed (the others' Secret
 references become secretKeyRef variables).
 */}}
 {{- define "carebroker.fileSettings" -}}
-{{- list "kafka_ssl_cafile" "mllp.tls_cert" "mllp.tls_key" "mllp.tls_client_ca" "audit_syslog_ca" "audit_syslog_cert" "audit_syslog_key" | toJson }}
+{{- list "kafka_ssl_cafile" "mllp.tls_cert" "mllp.tls_key" "mllp.tls_client_ca" "audit_syslog_ca" "audit_syslog_cert" "audit_syslog_key" "mssante.cert" "mssante.key" "mssante.ca" | toJson }}
 {{- end }}
 
 {{/*
-The nested models of Settings (`mllp`, `console`, `fhir`): each is a map of the
-settings of the role of the same name, passed as CAREBROKER_<GROUP>__<NAME>.
+The nested models of Settings (`mllp`, `console`, `fhir`, `files`, `ins`, `mssante`):
+each is a map of settings passed as CAREBROKER_<GROUP>__<NAME>. Those of roleGroups
+belong to the role of the same name; `mssante` reaches the delivery role only; the
+others (`ins`) reach every role.
 */}}
 {{- define "carebroker.settingGroups" -}}
-{{- list "mllp" "console" "fhir" | toJson }}
+{{- list "mllp" "console" "fhir" "files" "ins" "mssante" | toJson }}
+{{- end }}
+
+{{- define "carebroker.roleGroups" -}}
+{{- list "mllp" "console" "fhir" "files" | toJson }}
 {{- end }}
 
 {{/*
@@ -87,10 +93,11 @@ a nested model's settings (the MLLP TLS private key, the console's OIDC client
 secret among them) only the role they belong to. Argument: dict key (dotted), role.
 */}}
 {{- define "carebroker.settingReaches" -}}
-{{- $groups := include "carebroker.settingGroups" . | fromJsonArray }}
+{{- $groups := include "carebroker.roleGroups" . | fromJsonArray }}
 {{- $group := first (splitList "." .key) }}
 {{- if and (eq .key "audit_syslog_key") (ne .role "audit") }}
-{{- else if and (has $group $groups) (ne .role $group) }}
+{{- else if and (eq $group "mssante") (ne .role "delivery") }}
+{{- else if and (has $group $groups) (ne $group "mssante") (ne .role $group) }}
 {{- else }}yes{{- end }}
 {{- end }}
 
@@ -207,6 +214,13 @@ CAREBROKER_CONSOLE__<NAME> (env_nested_delimiter "__").
     secretName: {{ .secretName | quote }}
 {{- end }}
 {{- end }}
+{{- if and (eq .role "files") .settings.files.directory }}
+{{- if not .root.Values.roles.files.dropVolume }}
+{{- fail "settings.files.directory needs roles.files.dropVolume: the volume the labs' files arrive on" }}
+{{- end }}
+- name: drop
+  {{- toYaml .root.Values.roles.files.dropVolume | nindent 2 }}
+{{- end }}
 {{- with .root.Values.extraVolumes }}
 {{ toYaml . }}
 {{- end }}
@@ -237,6 +251,10 @@ CAREBROKER_CONSOLE__<NAME> (env_nested_delimiter "__").
   mountPath: {{ printf "/etc/carebroker/partner-credentials/%s" .secretName | quote }}
   readOnly: true
 {{- end }}
+{{- end }}
+{{- if and (eq .role "files") .settings.files.directory }}
+- name: drop
+  mountPath: {{ .settings.files.directory | quote }}
 {{- end }}
 {{- with .root.Values.extraVolumeMounts }}
 {{ toYaml . }}

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-import zlib
 from datetime import UTC
 from typing import Any
 
@@ -26,7 +25,7 @@ from broker.store.audit import AuditWriter
 from broker.store.db import transaction
 from broker.store.messages import Accepted
 from tests.integration.console.conftest import Console, audit, cli_token, get_as
-from tests.messages import ORU, REF, envelope, variant
+from tests.messages import ORU, REF, envelope, patient_ins, variant
 
 LOCAL = "1.2.250.1.999.1"  # LABO-SUD's patient ids (PID-3.4.2 of the ORU sample)
 INS = "1.2.250.1.213.1.4.8"  # INS-NIR
@@ -239,7 +238,7 @@ async def test_a_patient_search_needs_an_operator_and_is_audited(
     assert await search(client, "ada", **patient, recipient="maison-sante-nord") == ["LS-A"]
     assert await search(client, "otto", patient_authority=LOCAL, patient_id="PAT-404") == []
     # The same patient by another identifier of PID-3 (the INS the variant gives PAT-1).
-    ins = f"{zlib.crc32(b'PAT-1'):015d}"
+    ins = patient_ins("PAT-1")
     assert await search(client, "otto", patient_authority=INS, patient_id=ins) == ["LS-C", "LS-A"]
     # Values and authorities are trimmed, as the digests in messages were made.
     spaced = {"patient_authority": f" {LOCAL} ", "patient_id": "PAT-1 "}

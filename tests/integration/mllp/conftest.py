@@ -108,9 +108,16 @@ async def start_listener(pool: asyncpg.Pool, topic_prefix: str) -> AsyncIterator
         partners: dict[str, Any] | None = None,
         senders: SenderCheck = "off",
         limits: Limits | None = None,
+        ins_production: bool = False,
     ) -> Listener:
         store = MessageStore(store_pool or pool, topic_prefix=topic_prefix)
-        ingress = Ingress(store, directory(partners), Pseudonymizer(b"k" * 32), senders=senders)
+        ingress = Ingress(
+            store,
+            directory(partners),
+            Pseudonymizer(b"k" * 32),
+            senders=senders,
+            ins_production=ins_production,
+        )
         ingress.start()
         server = MllpServer(
             ingress.handle,
