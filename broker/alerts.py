@@ -37,12 +37,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
 from broker.directory import Directory
 from broker.errors import StoreRefusedError, StoreUnavailableError
 from broker.events import AuditEvent
+from broker.ops_access import OPERATIONS_RESPONSES, require_operations_access
 from broker.settings import Settings
 from broker.store.alerts import AlertStore
 from broker.store.mssante import MailRows
@@ -322,7 +323,11 @@ class AlertsOut(BaseModel):
     alerts: list[AlertOut]
 
 
-ROUTER = APIRouter(tags=["operations"])
+ROUTER = APIRouter(
+    tags=["operations"],
+    dependencies=[Depends(require_operations_access)],
+    responses=OPERATIONS_RESPONSES,
+)
 
 
 @ROUTER.get("/api/alerts", summary="Alerts firing now", response_model=AlertsOut)

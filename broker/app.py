@@ -39,14 +39,16 @@ from broker.errors import (
     StoreUnavailableError,
 )
 from broker.health import Readiness
-from broker.http import HttpServer, bind, create_app
+from broker.http import HttpServer, bind, body_limits, create_app, http_limits
 from broker.local import PG_APP_ROLE, EmbeddedPostgres, LocalKafka
+from broker.ops_access import METRICS_LISTENER
 from broker.pseudonym import Pseudonymizer
 from broker.relay import Relay, republish_unrouted
 from broker.settings import ROLES, Role, Settings
 from broker.store import db
 from broker.store.db import Database
 from broker.store.stores import Stores
+from broker.strangers import StrangerRecorder
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +82,10 @@ class ShellRole(TaskRole):
 
 
 class FhirRole(TaskRole):
-    """Serve the FHIR gateway (``/fhir``) on the process's HTTP listener."""
+    """Serve the FHIR gateway (``/fhir``) on the process's HTTP listener.
+
+    Its task writes the strangers' refusals the gateway counts (broker/strangers.py).
+    """
 
     name = "fhir"
 
@@ -88,6 +93,7 @@ class FhirRole(TaskRole):
         from adapters.fhir.gateway import Gateway, create_router
 
         fhir = ctx.settings.fhir
+        self.strangers = StrangerRecorder(ctx.stores.refusals)
         ctx.routers.append(
             create_router(
                 Gateway(
@@ -97,10 +103,14 @@ class FhirRole(TaskRole):
                     max_body_bytes=ctx.settings.http_max_body_bytes,
                     cert_header=fhir.client_cert_header,
                     base_url=fhir.base_url,
+                    strangers=self.strangers,
                 )
             )
         )
         await super().start(ctx)
+
+    async def run(self, ctx: Context) -> None:
+        await self.strangers.run(ctx.stop)
 
     def endpoints(self) -> list[str]:
         return ["fhir: /fhir on the HTTP listener (FHIR R4 $process-message, REST create)"]
@@ -195,12 +205,29 @@ async def _serve(
     http_sock = bind(settings.http_host, settings.http_port)
     routers: list[APIRouter] = []
     app = create_app(readiness)
-    http = HttpServer(app, http_sock)
+    http = HttpServer(app, http_sock, http_limits(settings), body_limits(settings))
     await http.start()
     cleanup.append(http.stop)
     # With port 0 the kernel chose: roles that print or publish their URL see the real one.
     settings = settings.model_copy(update={"http_port": http.port})
     announce(f"http: http://{settings.http_host}:{http.port} (health: /healthz)")
+    operations: FastAPI | None = None
+    if settings.metrics_port is not None:
+        operations = create_app(readiness)
+        setattr(operations.state, METRICS_LISTENER, True)
+        listener = HttpServer(
+            operations,
+            bind(settings.metrics_host, settings.metrics_port, "metrics"),
+            http_limits(settings),
+            body_limits(settings),
+        )
+        await listener.start()
+        cleanup.append(listener.stop)
+        settings = settings.model_copy(update={"metrics_port": listener.port})
+        announce(
+            f"metrics: http://{settings.metrics_host}:{listener.port}/metrics "
+            "(and /api/alerts, /healthz)"
+        )
 
     owner_dsn = None  # the embedded server: migrations and upkeep as its owner
     if dsn is None:
@@ -271,7 +298,9 @@ async def _serve(
         readiness.set(service.name, True)
         for line in service.endpoints():
             announce(line)
-    mount(app, ctx)
+    mount(app, ctx, operations=operations is None)
+    if operations is not None:
+        mount(operations, ctx, roles=False)
     monitor = asyncio.create_task(_monitor(ctx))
     cleanup.append(monitor.cancel)
     partners = len(ctx.directory.partners)
@@ -304,19 +333,23 @@ async def open_stores(
     )
 
 
-def mount(app: FastAPI, ctx: Context) -> None:
-    """Serve the routes the roles added in ``start``, plus /metrics and /api/alerts.
+def mount(app: FastAPI, ctx: Context, *, roles: bool = True, operations: bool = True) -> None:
+    """Serve the routes the roles added in ``start``, and /metrics and /api/alerts.
 
     Called once the roles have started: ``create_app`` runs before them (the
     port is bound first), so their routers are included here. Every process
     serves /metrics and /api/alerts whatever its roles: both read the shared
     state (PostgreSQL, Kafka), so any instance answers for the deployment.
-    Route handlers find the context at ``app.state.context``.
+    With a metrics listener (``CAREBROKER_METRICS_PORT``) they are mounted on
+    its app only (``roles=False``), and not on the main one (``operations=False``);
+    who may read them: :mod:`broker.ops_access`. Route handlers find the
+    context at ``app.state.context``.
     """
     app.state.context = ctx
     app.state.lag_probe = metrics.LagProbe(ctx.settings)
     app.state.started = datetime.now(UTC)
-    for router in (*ctx.routers, *metrics.ROUTERS, *alerts.ROUTERS):
+    routers = [*(ctx.routers if roles else ()), *(metrics.ROUTERS if operations else ())]
+    for router in (*routers, *(alerts.ROUTERS if operations else ())):
         app.include_router(router)
 
 

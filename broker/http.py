@@ -3,6 +3,7 @@
 Roles add their routes (FHIR gateway, console API, mailbox) to one FastAPI
 application; the OpenAPI document is generated from it. The socket is bound
 before anything else starts so a taken port is a clear start-up error.
+Deadlines, connection caps and body limits: :mod:`broker.http_limits`.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import uvicorn
 from fastapi import APIRouter, FastAPI, Request
@@ -20,6 +21,8 @@ from fastapi.responses import JSONResponse
 
 from broker.errors import StartupError
 from broker.health import Readiness
+from broker.http_limits import BodyLimit, HttpLimits, guarded_protocol
+from broker.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +91,7 @@ def bind(host: str, port: int, what: str = "HTTP") -> socket.socket:
         sock.close()
         reason = "already in use" if exc.errno == 98 else (exc.strerror or "unavailable")
         raise StartupError(f"{what} port {host}:{port} is {reason}") from exc
-    sock.listen(1024)
+    sock.listen(2048)
     sock.setblocking(False)
     return sock
 
@@ -101,19 +104,56 @@ class _Server(uvicorn.Server):
         yield
 
 
-class HttpServer:
-    """uvicorn serving one FastAPI app on an already-bound socket."""
+def http_limits(settings: Settings) -> HttpLimits:
+    """Return the listener limits the settings ask for."""
+    return HttpLimits(
+        header_timeout_s=settings.http_header_timeout_s,
+        body_timeout_s=settings.http_body_timeout_s,
+        max_connections=settings.http_max_connections,
+        max_connections_per_address=settings.http_max_connections_per_address,
+        trusted_proxies=tuple(
+            p.strip() for p in settings.http_trusted_proxies.split(",") if p.strip()
+        ),
+    )
 
-    def __init__(self, app: FastAPI, sock: socket.socket) -> None:
+
+def body_limits(settings: Settings) -> Callable[[str], int | None]:
+    """Return each path's body limit: the FHIR gateway bounds its own (with an OperationOutcome)."""
+    api = settings.http_max_api_body_bytes
+
+    def limit_for(path: str) -> int | None:
+        return None if path == "/fhir" or path.startswith("/fhir/") else api
+
+    return limit_for
+
+
+class HttpServer:
+    """uvicorn serving one FastAPI app on an already-bound socket, within limits."""
+
+    def __init__(
+        self,
+        app: FastAPI,
+        sock: socket.socket,
+        limits: HttpLimits | None = None,
+        body_limit: Callable[[str], int | None] | None = None,
+    ) -> None:
         self.sock = sock
+        limits = limits or HttpLimits()
+        self.protocol = guarded_protocol(limits)
+        trusted = list(limits.trusted_proxies)
         self.server = _Server(
             uvicorn.Config(
-                app,
+                BodyLimit(app, body_limit) if body_limit else app,
+                http=self.protocol,
                 log_config=None,
                 access_log=False,
                 lifespan="off",
                 timeout_graceful_shutdown=5,
-                limit_concurrency=2000,
+                # Client addresses (sign-in throttling, refusal records, the
+                # loopback check of /metrics) come from X-Forwarded-For only
+                # when a trusted proxy sent it; uvicorn would trust 127.0.0.1.
+                proxy_headers=bool(trusted),
+                forwarded_allow_ips=trusted or "",
             )
         )
         self._task: asyncio.Task[None] | None = None

@@ -36,7 +36,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
@@ -50,6 +50,7 @@ from prometheus_client.registry import Collector
 from broker import redact, topics
 from broker.errors import StoreRefusedError, StoreUnavailableError
 from broker.kafka import client_options
+from broker.ops_access import OPERATIONS_RESPONSES, require_operations_access
 from broker.redact import label
 from broker.settings import Settings
 from broker.store.audit import LATENCY_BUCKETS
@@ -289,7 +290,11 @@ async def _lag(options: dict[str, Any], group: str, topic: str) -> dict[int, int
             await consumer.stop()
 
 
-ROUTER = APIRouter(tags=["operations"])
+ROUTER = APIRouter(
+    tags=["operations"],
+    dependencies=[Depends(require_operations_access)],
+    responses=OPERATIONS_RESPONSES,
+)
 
 
 @ROUTER.get(

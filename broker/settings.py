@@ -129,7 +129,59 @@ class Settings(BaseSettings):
     http_host: str = Field(default="127.0.0.1", description="HTTP listen address.")
     http_port: int = Field(default=8080, ge=0, le=65535, description="HTTP listen port.")
     http_max_body_bytes: int = Field(
-        default=32 * 1024 * 1024, ge=1024, description="Largest HTTP request body accepted."
+        default=32 * 1024 * 1024,
+        ge=1024,
+        description="Largest FHIR request body accepted (413 and an OperationOutcome beyond).",
+    )
+    http_max_api_body_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        description="Largest body of every other HTTP route (console, API, mailbox): 413 "
+        "beyond, without reading it.",
+    )
+    http_header_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="A request's line and headers must arrive within this many seconds of "
+        "the connection opening (or the previous response); else 408 and closed.",
+    )
+    http_body_timeout_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="A request's body must arrive within this many seconds of its headers; "
+        "else the connection is closed.",
+    )
+    http_max_connections: int = Field(
+        default=4096,
+        ge=16,
+        description="Open connections per HTTP listener. When full, the connection waiting "
+        "longest for its request is closed to make room.",
+    )
+    http_max_connections_per_address: int = Field(
+        default=64,
+        ge=1,
+        description="Open HTTP connections from one client address (trusted proxies "
+        "excepted); beyond, 503 and closed.",
+    )
+    http_trusted_proxies: str = Field(
+        default="",
+        description="Reverse proxies whose X-Forwarded-For names the client: addresses or "
+        "CIDRs, comma-separated. Empty: none is believed.",
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token that /metrics and GET /api/alerts require from any client. "
+        "Unset: they answer loopback clients only (or any client of METRICS_PORT).",
+    )
+    metrics_host: str = Field(
+        default="127.0.0.1", description="Listen address of the metrics listener."
+    )
+    metrics_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description="A listener of its own for /metrics, /api/alerts and the health checks; "
+        "set, they are served there (no longer on HTTP_PORT). Unset: no such listener.",
     )
 
     # --- pipeline tuning --------------------------------------------------------
@@ -229,7 +281,7 @@ class Settings(BaseSettings):
     )
     console: ConsoleSettings = Field(
         default_factory=ConsoleSettings,
-        description="The console role: sessions, sign-in lockout, single sign-on.",
+        description="The console role: sessions, sign-in throttling, API tokens, single sign-on.",
     )
     fhir: FhirGatewaySettings = Field(
         default_factory=FhirGatewaySettings,

@@ -491,10 +491,23 @@ def fhir_message(
         "value": f"urn:uuid:{envelope.message_id}",
     }
     header = bundle["entry"][0]["resource"]
-    header.setdefault("source", {}).setdefault(
-        "endpoint", f"urn:carebroker:partner:{envelope.sender}"
-    )
+    # The copy comes from carebroker: naming the sender's system as its source
+    # would have the recipient answer (or trust) it as if it came from there.
+    # Who sent it stays in MessageHeader.sender (issue 13).
+    header["source"] = dict(BROKER_SOURCE)
+    if not header.get("sender") and envelope.sender:
+        header["sender"] = {
+            "identifier": {"system": "urn:carebroker:partner", "value": envelope.sender}
+        }
     return bundle, flags, translation
+
+
+# MessageHeader.source of every FHIR message carebroker delivers.
+BROKER_SOURCE = {
+    "name": "carebroker",
+    "software": "carebroker",
+    "endpoint": "urn:carebroker:broker",
+}
 
 
 def partner_endpoint(partner: Partner) -> str:
@@ -582,10 +595,7 @@ def _as_message(document: Json, envelope: Envelope) -> Json:
         "resourceType": "MessageHeader",
         "id": header_id,
         "eventCoding": {"system": V2_0003, "code": code, "display": display},
-        "source": {
-            "name": envelope.sender,
-            "endpoint": f"urn:carebroker:partner:{envelope.sender}",
-        },
+        "source": dict(BROKER_SOURCE),
         "focus": [{"reference": url} for url in focus_entries],
     }
     return {

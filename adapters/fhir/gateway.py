@@ -11,12 +11,16 @@ Routes (an ``APIRouter`` the ``fhir`` role adds to the HTTP app):
 - ``POST /fhir`` — a ``transaction`` Bundle of such creates.
 - ``GET /fhir/metadata`` — the CapabilityStatement.
 
-Every POST follows design invariants 1-3, as MLLP does: read the body
-(bounded), authenticate the partner, validate, then one
+Every POST follows design invariants 1-3, as MLLP does: authenticate the
+partner (from the headers: a stranger's body is never read, nor kept, nor
+audited; its refusal is counted in :mod:`broker.strangers`), read the body
+(bounded), validate, then one
 :meth:`MessageStore.accept` transaction stores the message, its outbox record,
 the ``received`` audit event and the answer under the key (sender, "",
-Bundle.identifier); only after the commit does the sender get a 2xx. A resend
-gets the stored answer, not a second message. Refused input is stored with its
+Bundle.identifier; a conditional create: a digest of its If-None-Exist
+criteria, which may hold patient identifiers and never become an id); only
+after the commit does the sender get a 2xx. A resend gets the stored answer,
+not a second message. Refused input is stored with its
 reason by :meth:`MessageStore.reject` and answered with an OperationOutcome:
 400 (with the FHIRPath of the problem), 401/403, 413, 415, 422; a store
 outage is 503 so the sender retries.
@@ -47,6 +51,7 @@ from broker.errors import StoreUnavailableError
 from broker.ids import new_id_at
 from broker.pseudonym import Pseudonymizer
 from broker.store.messages import REJECTED_PAYLOAD_CAP, Accepted, MessageStore, Rejected
+from broker.strangers import StrangerRecorder
 
 log = logging.getLogger(__name__)
 Json = dict[str, Any]
@@ -65,6 +70,7 @@ class Gateway:
     max_body_bytes: int
     cert_header: str | None = None
     base_url: str | None = None
+    strangers: StrangerRecorder | None = None
 
 
 class Refused(Exception):
@@ -160,19 +166,20 @@ async def _receive(
     gateway: Gateway, request: Request, mode: Mode, kind: str, span: Span
 ) -> Response:
     message_id, received_at = new_id_at()
-    body, too_large = await _read(request, gateway.max_body_bytes)
     directory = gateway.directory()
     who = auth.authenticate(request.headers, directory, gateway.cert_header)
-    partner = who if isinstance(who, Partner) else None
+    if isinstance(who, auth.Refusal):
+        return _refuse_stranger(gateway, request, who)
+    partner = who
+    body, too_large = await _read(request, gateway.max_body_bytes)
     try:
         document, control_id = _admit(
-            gateway, request, body, too_large, who, directory, mode, kind, message_id
+            gateway, request, body, too_large, directory, mode, kind, message_id, partner
         )
     except Refused as refused:
         return await _refuse(
             gateway, refused, body, message_id, received_at, partner, refused.control_id
         )
-    assert partner is not None
     envelope = extract.build_envelope(
         document,
         payload=body,
@@ -211,15 +218,13 @@ def _admit(
     request: Request,
     body: bytes,
     too_large: bool,
-    who: Partner | auth.Refusal,
     directory: Directory,
     mode: Mode,
     kind: str,
     message_id: uuid.UUID,
+    who: Partner,
 ) -> tuple[Json, str]:
-    """Return (document, control id) of acceptable input; raise Refused saying why not."""
-    if isinstance(who, auth.Refusal):
-        raise Refused(who.status, [Issue(who.expression, who.text, who.code)], who.text)
+    """Return (document, control id) of a partner's acceptable input; raise Refused if not."""
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media not in _MEDIA_TYPES:
         text = f"content type {media or '(none)'} not supported; send application/fhir+json"
@@ -231,7 +236,7 @@ def _admit(
         text = f"POST /fhir/{kind} is not supported (see /fhir/metadata)"
         raise Refused(404, [Issue("", text, "not-supported")], text)
     document = _valid_document(body, mode, kind)
-    control_id = _control_id(document, mode, request, message_id)
+    control_id = _control_id(document, mode, request, message_id, gateway.pseudonymizer)
     refusal = auth.check_sender(document, directory, who)
     if refusal is not None:
         raise Refused(
@@ -315,17 +320,26 @@ def _message_identity(document: Json) -> str:
     return f"MessageHeader/{header['id']}" if header.get("id") else ""
 
 
-def _control_id(document: Json, mode: Mode, request: Request, message_id: uuid.UUID) -> str:
-    """Return the de-duplication id: Bundle.identifier, the If-None-Exist query, or a new id."""
+def _control_id(
+    document: Json,
+    mode: Mode,
+    request: Request,
+    message_id: uuid.UUID,
+    pseudonymizer: Pseudonymizer,
+) -> str:
+    """Return the de-duplication id: Bundle.identifier, the If-None-Exist digest, or a new id."""
     identity = _message_identity(document) if mode != "create" else ""
     if identity and (mode == "message" or (document.get("identifier") or {}).get("value")):
         return identity
     condition = request.headers.get("if-none-exist", "").strip()
     if mode == "create" and condition:
         # A conditional create is answered once per criteria: same sender, same
-        # criteria (parameters in any order) -> the resource created first.
+        # criteria (parameters in any order) -> the resource created first. The
+        # criteria name patients (identifier=, name=, birthdate=): only their
+        # keyed digest becomes the id operators and viewers see.
         criteria = urlencode(sorted(parse_qsl(condition.lstrip("?"), keep_blank_values=True)))
-        return f"{document['resourceType']}?{criteria}"
+        digest = pseudonymizer.lane("If-None-Exist", document["resourceType"], criteria)
+        return f"{document['resourceType']}?If-None-Exist={digest}"
     return f"urn:uuid:{message_id}"
 
 
@@ -479,8 +493,30 @@ async def _refuse(
             "status": refused.status,
         },
     )
-    headers = {"WWW-Authenticate": 'Bearer realm="carebroker"'} if refused.status == 401 else {}
+    # What is left of a body too large is not read: the connection cannot go on.
+    headers = {"Connection": "close"} if refused.status == 413 else {}
     return Response(answer, status_code=refused.status, media_type=FHIR_JSON, headers=headers)
+
+
+def _refuse_stranger(gateway: Gateway, request: Request, refusal: auth.Refusal) -> Response:
+    """Answer 401 to a request nobody's credential vouches for: its body unread, nothing kept.
+
+    Counted in the strangers' record (client address, reason, declared size),
+    not stored as a message nor audited: 200 guessed tokens used to add 200
+    messages of up to 1 MiB each, and 200 audit events.
+    """
+    declared = request.headers.get("content-length", "")
+    size = int(declared) if declared.isdigit() else 0
+    if gateway.strangers is not None:
+        address = request.client.host if request.client else ""
+        gateway.strangers.note(address, "fhir", refusal.reason or "refused", size)
+    issue = Issue(refusal.expression, refusal.text, refusal.code)
+    headers = {"WWW-Authenticate": 'Bearer realm="carebroker"'}
+    if size or "transfer-encoding" in request.headers:
+        headers["Connection"] = "close"  # the body is not read: the connection cannot go on
+    return Response(
+        encode(outcome([issue])), status_code=refusal.status, media_type=FHIR_JSON, headers=headers
+    )
 
 
 def _store_down() -> Response:

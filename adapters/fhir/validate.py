@@ -24,6 +24,10 @@ from adapters.translate.bundle import fhirpath, loads
 from broker.errors import MessageError
 
 Json = dict[str, Any]
+# Deepest JSON nesting accepted. FHIR resources nest a few dozen levels at most
+# (a Bundle entry's contained resource's extension's value ...); deeper input
+# would reach Python's recursion limit in the parser or the validator.
+MAX_DEPTH = 64
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,8 @@ def parse_json(body: bytes) -> Json:
         ) from None
     try:
         document = loads(text)
+    except RecursionError:
+        raise FhirValidationError([_too_deep()]) from None
     except json.JSONDecodeError as exc:
         raise FhirValidationError(
             [
@@ -70,6 +76,8 @@ def parse_json(body: bytes) -> Json:
         raise FhirValidationError(
             [Issue("$", "a FHIR resource must be a JSON object", "structure")]
         )
+    if _depth(document) > MAX_DEPTH:
+        raise FhirValidationError([_too_deep()])
     if _NUL.search(text):
         # FHIR strings cannot hold control characters (R4 2.1.28.0.1), nor can
         # PostgreSQL text: named here, before anything tries to store it.
@@ -77,6 +85,25 @@ def parse_json(body: bytes) -> Json:
             [Issue("$", "a string holds U+0000, which FHIR strings cannot contain", "value")]
         )
     return document
+
+
+def _too_deep() -> Issue:
+    return Issue("$", f"JSON nested deeper than {MAX_DEPTH} levels", "too-costly")
+
+
+def _depth(document: Any) -> int:
+    """Return how deep arrays and objects nest (iteratively: no recursion to exhaust)."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(document, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > deepest:
+            deepest = depth
+            if deepest > MAX_DEPTH:
+                return deepest
+        children = value.values() if isinstance(value, dict) else value
+        stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
+    return deepest
 
 
 # \u0000 as a JSON escape: preceded by an even number of backslashes (none included).

@@ -158,13 +158,13 @@ def _fhir_envelope(
     validate(document)
     sender = _given(given, directory)
     if sender is None:
-        claims = auth.claimed_partners(document, directory)
-        if not claims:
+        sender = auth.claimed_sender(document, directory)
+        if sender is None:
             raise ConfigError(
                 f"the content names no partner of {directory.source} as its sender "
-                "(MessageHeader.source, MessageHeader.sender): give --sender ID"
+                "(identifiers of MessageHeader.sender, MessageHeader.source.endpoint): "
+                "give --sender ID"
             )
-        sender = claims[0][1]
     message_id, at = new_id_at()
     # Bundle.identifier (a resource's identifier is a list), else its id, as the gateway keys it.
     identifier = document.get("identifier")

@@ -58,7 +58,12 @@ def register(commands: Any) -> None:
         "token", help="issue an API token for scripts (Authorization: Bearer TOKEN)"
     )
     token.add_argument("name", help="the user the token acts as (with that user's role)")
-    token.add_argument("--days", type=int, default=90, help="lifetime in days (default 90)")
+    token.add_argument(
+        "--days",
+        type=int,
+        default=90,
+        help="lifetime in days (default 90, at most CAREBROKER_CONSOLE__API_TOKEN_MAX_DAYS: 365)",
+    )
     token.add_argument("--label", default="", help="what the token is for, shown in the audit")
     _store_options(token)
     token.set_defaults(handler=_run(_token))
@@ -163,13 +168,17 @@ async def _password(args: argparse.Namespace, store: AccountStore, _: Settings) 
 
 
 async def _token(args: argparse.Namespace, store: AccountStore, settings: Settings) -> int:
-    if args.days < 1:
-        raise UserError("--days must be at least 1")
     console = settings.console
+    if not 1 <= args.days <= console.api_token_max_days:
+        raise UserError(
+            f"--days must be between 1 and {console.api_token_max_days} "
+            "(CAREBROKER_CONSOLE__API_TOKEN_MAX_DAYS)"
+        )
     sessions = Sessions(
         store,
         idle_timeout_s=console.session_idle_timeout_s,
         lifetime_s=console.session_lifetime_s,
+        api_max_days=console.api_token_max_days,
     )
     async with store.transaction() as work:
         if not await work.users.is_active(args.name):

@@ -19,13 +19,16 @@ It accepts, in this order:
    when present, must be this server.
 
 Answers: 401 without a live session, 403 with a missing or wrong CSRF token,
-403 when the role is too low. The role is read from the user at each request,
+403 when the role is too low. Sign-in (``POST /api/session``) is throttled per
+client address and per user name (:mod:`broker.console.throttle`): 429 with
+``Retry-After`` before any password is checked. The role is read from the user at each request,
 so a role change or a disabled user applies at once.
 """
 
 from __future__ import annotations
 
 import hmac
+import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -39,9 +42,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from broker.console.deps import console
 from broker.console.sessions import Session, Sessions
 from broker.console.settings import ConsoleSettings
+from broker.console.throttle import SignInThrottle
 from broker.console.users import SignInError, UserRole, Users, has_role
 from broker.events import AuditEvent
+from broker.pseudonym import Pseudonymizer
 from broker.store.accounts import AccountStore
+from broker.store.refusals import RefusalStore
+from broker.store.throttle import ThrottleStore
+from broker.strangers import StrangerRecorder
 
 COOKIE = "carebroker_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -81,17 +89,25 @@ class Principal:
 class Authenticator:
     """Users and sessions of one process, built once by the console role."""
 
-    def __init__(self, store: AccountStore, settings: ConsoleSettings) -> None:
+    def __init__(
+        self,
+        store: AccountStore,
+        settings: ConsoleSettings,
+        keys: Pseudonymizer,
+        throttle: ThrottleStore,
+        refusals: RefusalStore,
+    ) -> None:
         self.store = store
         self.settings = settings
-        self.users = Users(
-            store, max_failures=settings.sign_in_max_failures, lockout_s=settings.sign_in_lockout_s
-        )
+        self.users = Users(store)
         self.sessions = Sessions(
             store,
             idle_timeout_s=settings.session_idle_timeout_s,
             lifetime_s=settings.session_lifetime_s,
+            api_max_days=settings.api_token_max_days,
         )
+        self.throttle = SignInThrottle(throttle, keys, settings)
+        self.strangers = StrangerRecorder(refusals)
 
     def set_cookie(self, response: Response, token: str) -> None:
         """Give a browser its session: HttpOnly, SameSite=Strict, Secure when configured."""
@@ -216,8 +232,12 @@ def _info(session: Session, token: str | None = None) -> SessionInfo:
 @router.post(
     "",
     summary="Sign in with a user name and password",
-    responses={401: {"description": "Wrong name or password, disabled, or locked."}},
-)
+    responses={
+        401: {"description": "Wrong name or password, or a disabled user."},
+        429: {"description": "Too many failed attempts from this address or for this name: "
+              "retry after `Retry-After` seconds."},
+    },
+)  # fmt: skip
 async def sign_in(
     body: SignIn,
     request: Request,
@@ -227,10 +247,23 @@ async def sign_in(
     """Open a session. JSON only: a cross-site HTML form cannot post it (login CSRF)."""
     if not _same_origin(request):
         raise HTTPException(403, "cross-origin request refused")
+    address = request.client.host if request.client else ""
+    throttled = await auth.throttle.admit(body.name, address)
+    if throttled is not None:
+        auth.strangers.note(address, "console", f"sign_in_throttled_by_{throttled.by}")
+        wait = throttled.retry_after_s
+        raise HTTPException(
+            429,
+            f"too many failed sign-ins: retry in {wait} s",
+            headers={"Retry-After": str(math.ceil(wait))},
+        )
     try:
         user = await auth.users.verify(body.name, body.password, via=body.client)
     except SignInError as exc:
+        if exc.reason == "unknown_user":
+            auth.strangers.note(address, "console", "unknown_user")
         raise HTTPException(401, str(exc)) from exc
+    await auth.throttle.succeeded(body.name, address)
     async with auth.store.transaction() as work:
         token, session = await auth.sessions.open(work, user.name, body.client)
     if body.client == "cli":

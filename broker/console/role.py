@@ -17,6 +17,7 @@ from broker.console import (
     mssante,
     oidc,
     partners,
+    refusals,
     ui,
     users_api,
 )
@@ -37,6 +38,7 @@ ROUTERS = (
     actions.router,
     dead_letters.router,
     alert_actions.router,
+    refusals.router,
     oidc.router,
     ui.router,
 )
@@ -47,7 +49,13 @@ def build_console(ctx: Context) -> Console:
     settings = ctx.settings.console
     ctx.console = Console(
         settings=settings,
-        auth=auth.Authenticator(ctx.stores.accounts, settings),
+        auth=auth.Authenticator(
+            ctx.stores.accounts,
+            settings,
+            ctx.pseudonymizer,
+            ctx.stores.throttle,
+            ctx.stores.refusals,
+        ),
         flows=flows.FlowsCache(settings.flows_cache_s),
         oidc=oidc.OidcClient(settings)
         if settings.oidc_issuer and settings.oidc_client_id
@@ -58,7 +66,10 @@ def build_console(ctx: Context) -> Console:
 
 
 class ConsoleRole(TaskRole):
-    """Serve the console; hourly, forget sessions that ended a week ago."""
+    """Serve the console; hourly, forget sessions that ended a week ago and idle throttle keys.
+
+    Meanwhile, write the strangers' refusals it noted every few seconds.
+    """
 
     name = "console"
 
@@ -69,14 +80,17 @@ class ConsoleRole(TaskRole):
 
     async def run(self, ctx: Context) -> None:
         assert ctx.console is not None
+        strangers = asyncio.create_task(ctx.console.auth.strangers.run(ctx.stop))
         while not ctx.stop.is_set():
             with contextlib.suppress(StoreUnavailableError):
                 purged = await ctx.console.auth.sessions.purge()
                 if purged:
                     log.info("ended sessions purged", extra={"count": purged})
+                await ctx.console.auth.throttle.purge()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(3600):
                     await ctx.stop.wait()
+        await strangers
 
     def endpoints(self) -> list[str]:
         return [f"console: {self._where} (operator web UI and API)"]

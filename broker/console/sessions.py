@@ -7,7 +7,9 @@ Three kinds share one table (``console_sessions``):
 - ``cli``: the token comes back in the body of ``POST /api/session`` and is
   sent as ``Authorization: Bearer``; same idle timeout and lifetime.
 - ``api``: made by ``carebroker users token NAME`` for scripts; bearer only,
-  no idle timeout, a fixed lifetime (90 days unless told otherwise).
+  no idle timeout, a fixed lifetime (90 days unless told otherwise), never
+  longer than ``api_token_max_days`` (365): an older token is refused even if
+  it was issued for longer, before that limit existed or was lowered.
 
 A session ends at ``expires_at``, after ``idle_timeout`` without use, when
 revoked (sign-out), or when its user is disabled. The user's role is read at
@@ -34,10 +36,13 @@ def _digest(token: str) -> bytes:
 class Sessions:
     """Open, find and revoke sessions (tokens made here, kept in the store as digests)."""
 
-    def __init__(self, store: AccountStore, *, idle_timeout_s: int, lifetime_s: int) -> None:
+    def __init__(
+        self, store: AccountStore, *, idle_timeout_s: int, lifetime_s: int, api_max_days: int = 365
+    ) -> None:
         self.store = store
         self.idle_timeout = timedelta(seconds=idle_timeout_s)
         self.lifetime = timedelta(seconds=lifetime_s)
+        self.api_max_lifetime = timedelta(days=api_max_days)
 
     async def open(
         self,
@@ -64,7 +69,7 @@ class Sessions:
     async def find(self, token: str) -> Session | None:
         """Return the live session this token opens, or None (unknown, expired, revoked)."""
         async with self.store.connection() as work:
-            return await work.sessions.find(_digest(token), _TOUCH_EVERY)
+            return await work.sessions.find(_digest(token), _TOUCH_EVERY, self.api_max_lifetime)
 
     async def purge(self, older_than: timedelta = timedelta(days=7)) -> int:
         """Delete sessions ended more than ``older_than`` ago; return how many."""

@@ -45,11 +45,37 @@ class ConsoleSettings(BaseModel):
     sign_in_max_failures: int = Field(
         default=5,
         ge=1,
-        description="Failed sign-ins for one user name within `sign_in_lockout_s` before "
-        "further attempts are refused until that window passes.",
+        description="Failed sign-ins for one user name within `sign_in_window_s` before each "
+        "further attempt waits (1 s, then doubling, at most `sign_in_max_delay_s`).",
     )
-    sign_in_lockout_s: int = Field(
-        default=15 * 60, ge=1, description="Window of the failed sign-in count (seconds)."
+    sign_in_max_delay_s: int = Field(
+        default=30,
+        ge=1,
+        le=300,
+        description="Longest wait between two sign-in attempts for one user name: a stranger "
+        "guessing at a name slows its owner by this much, never locks them out.",
+    )
+    sign_in_address_max_failures: int = Field(
+        default=10,
+        ge=1,
+        description="Failed sign-ins from one client address (any names) within "
+        "`sign_in_window_s` before each further attempt from it waits.",
+    )
+    sign_in_address_max_delay_s: int = Field(
+        default=120,
+        ge=1,
+        description="Longest wait between two sign-in attempts from one client address.",
+    )
+    sign_in_window_s: int = Field(
+        default=15 * 60,
+        ge=1,
+        description="Failed sign-ins older than this (seconds) are forgotten.",
+    )
+    api_token_max_days: int = Field(
+        default=365,
+        ge=1,
+        description="Longest lifetime of an API token (`carebroker users token --days`); "
+        "a token older than this is refused, whatever it was issued for.",
     )
 
     # --- OpenID Connect (optional; see broker/console/oidc.py) --------------------

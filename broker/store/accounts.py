@@ -37,12 +37,10 @@ class UserRow:
 
 @dataclass(frozen=True)
 class Credentials:
-    """What a sign-in checks: the stored hash and the lockout state (row locked)."""
+    """What a sign-in checks: the stored hash and whether the user is disabled."""
 
     disabled: bool
     password_hash: str | None
-    failed_sign_ins: int
-    recent: bool  # the first failure counted is within the lockout window
 
 
 @dataclass(frozen=True)
@@ -120,29 +118,12 @@ class UserRows:
             await self.conn.fetchval("SELECT NOT disabled FROM console_users WHERE name = $1", name)
         )
 
-    async def credentials(self, name: str, lockout_s: int) -> Credentials | None:
-        """Return (and lock, in a transaction) what a sign-in checks; None when unknown."""
+    async def credentials(self, name: str) -> Credentials | None:
+        """Return what a sign-in checks (one read, no lock: hashing follows, unconnected)."""
         row = await self.conn.fetchrow(
-            "SELECT disabled, password_hash, failed_sign_ins,"
-            " coalesce(failed_since > now() - make_interval(secs => $2), false) AS recent"
-            " FROM console_users WHERE name = $1 FOR UPDATE",
-            name,
-            lockout_s,
+            "SELECT disabled, password_hash FROM console_users WHERE name = $1", name
         )
         return Credentials(**dict(row)) if row else None
-
-    async def count_failure(self, name: str, lockout_s: int) -> None:
-        """Count a wrong password (a new window starts after ``lockout_s``)."""
-        await self.conn.execute(
-            "UPDATE console_users SET"
-            " failed_sign_ins = CASE WHEN failed_since > now() -"
-            " make_interval(secs => $2) THEN failed_sign_ins + 1 ELSE 1 END,"
-            " failed_since = CASE WHEN failed_since > now() -"
-            " make_interval(secs => $2) THEN failed_since ELSE now() END"
-            " WHERE name = $1",
-            name,
-            lockout_s,
-        )
 
     async def signed_in(self, name: str, rehash: str | None = None) -> UserRow:
         """Note a successful sign-in (failures forgotten, the hash upgraded if given)."""
@@ -214,17 +195,25 @@ class SessionRows:
         )
         return Session(**dict(row))
 
-    async def find(self, token_sha256: bytes, touch_every: timedelta) -> Session | None:
-        """Return the live session of a token's digest; note its use (every ``touch_every``)."""
+    async def find(
+        self, token_sha256: bytes, touch_every: timedelta, api_max_lifetime: timedelta
+    ) -> Session | None:
+        """Return the live session of a token's digest; note its use (every ``touch_every``).
+
+        An API token older than ``api_max_lifetime`` is not live, whatever it
+        was issued for.
+        """
         row = await self.conn.fetchrow(
             "SELECT s.id, s.user_name, u.role, s.kind, s.csrf_token, s.expires_at,"
             " s.last_seen_at < now() - $2::interval AS stale"
             " FROM console_sessions s JOIN console_users u ON u.name = s.user_name"
             " WHERE s.token_sha256 = $1 AND s.revoked_at IS NULL AND s.expires_at > now()"
             " AND (s.idle_timeout IS NULL OR s.last_seen_at > now() - s.idle_timeout)"
+            " AND (s.kind <> 'api' OR s.created_at > now() - $3::interval)"
             " AND NOT u.disabled",
             token_sha256,
             touch_every,
+            api_max_lifetime,
         )
         if row is None:
             return None

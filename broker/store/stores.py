@@ -30,8 +30,10 @@ from broker.store.migrate import migrate
 from broker.store.mssante import MssanteStore
 from broker.store.outbox import OutboxStore
 from broker.store.partitions import PartitionStore
+from broker.store.refusals import RefusalStore
 from broker.store.routing import PgRoutingStore
 from broker.store.seed import BenchStore
+from broker.store.throttle import ThrottleStore
 
 
 @dataclass
@@ -51,6 +53,8 @@ class Stores:
     metrics: MetricsStore
     partitions: PartitionStore
     feed: FeedStore
+    throttle: ThrottleStore
+    refusals: RefusalStore
     mssante: MssanteStore
     files: FileStore
 
@@ -73,6 +77,8 @@ class Stores:
             alerts=AlertStore(general),
             metrics=MetricsStore(general),
             partitions=PartitionStore(database.upkeep),
+            throttle=ThrottleStore(general),
+            refusals=RefusalStore(general),
             mssante=MssanteStore(general, outbox_shards=outbox_shards),
             files=FileStore(general),
             feed=FeedStore(general),

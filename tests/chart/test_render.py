@@ -370,7 +370,9 @@ def test_network_policy_opens_the_declared_ports(rendered: Rendered) -> None:
         for d in rendered.deployments().values()
         for port in d["spec"]["template"]["spec"]["containers"][0]["ports"]
     }
-    assert opened == declared == {"http", "mllp"}
+    assert opened == declared == {"http", "metrics", "mllp"}
+    (metrics_rule,) = [r for r in policy["spec"]["ingress"] if r["ports"][0]["port"] == "metrics"]
+    assert {"podSelector": {}} in metrics_rule["from"], "only this namespace by default"
 
 
 def test_service_monitor_scrapes_metrics_on_every_role(render: Any) -> None:
@@ -379,7 +381,8 @@ def test_service_monitor_scrapes_metrics_on_every_role(render: Any) -> None:
     assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
     assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
     (endpoint,) = monitor["spec"]["endpoints"]
-    assert endpoint["path"] == "/metrics" and endpoint["port"] == "http"
+    # The metrics listener: /metrics is not served to the world on the HTTP port.
+    assert endpoint["path"] == "/metrics" and endpoint["port"] == "metrics"
     scraped = [
         s["metadata"]["labels"]["app.kubernetes.io/component"]
         for s in rendered.of_kind("Service")
@@ -388,7 +391,7 @@ def test_service_monitor_scrapes_metrics_on_every_role(render: Any) -> None:
     assert sorted(scraped) == sorted(ROLES)
     for service in rendered.of_kind("Service"):
         if service["metadata"]["name"] != "cb-carebroker-mllp-tcp":
-            assert [p["name"] for p in service["spec"]["ports"]] == ["http"]
+            assert [p["name"] for p in service["spec"]["ports"]] == ["http", "metrics"]
     assert render(None).of_kind("ServiceMonitor") == []
 
 

@@ -64,6 +64,7 @@ async def test_install_migrates_then_every_role_starts_and_stops(
     carebroker: list[Running],
 ) -> None:
     http_ports = {role: free_port() for role in ROLES}
+    metrics_ports = {role: free_port() for role in ROLES}
     mllp_port = free_port()
     rendered = render(
         {
@@ -74,10 +75,16 @@ async def test_install_migrates_then_every_role_starts_and_stops(
                 # Loopback only: test traffic stays on this machine.
                 "mllp": {"host": "127.0.0.1", "port": mllp_port},
                 "http_host": "127.0.0.1",
+                "metrics_host": "127.0.0.1",
                 "config": {"directory": PARTNERS.read_text()},
             },
             # Pods each have their own address; here the roles share one, so their ports differ.
-            "roles": {role: {"settings": {"http_port": http_ports[role]}} for role in ROLES},
+            "roles": {
+                role: {
+                    "settings": {"http_port": http_ports[role], "metrics_port": metrics_ports[role]}
+                }
+                for role in ROLES
+            },
         }
     )
     config_maps = {c["metadata"]["name"]: c["data"] for c in rendered.of_kind("ConfigMap")}
@@ -112,6 +119,7 @@ async def test_install_migrates_then_every_role_starts_and_stops(
         (container,) = pod["containers"]
         ports = {p["name"]: p["containerPort"] for p in container["ports"]}
         assert ports["http"] == http_ports[role]
+        assert ports["metrics"] == metrics_ports[role]
         root = tmp_path / role
         env = PodStart(root, config_maps, secrets).environment(pod, container)
         log = tmp_path / f"{role}.log"
@@ -135,6 +143,8 @@ async def test_install_migrates_then_every_role_starts_and_stops(
         assert body["components"][role] is True, (role, body)
         assert "carebroker ready: roles " + role in running.output()
         assert "5 partner(s) from" in running.output(), running.output()
+        scraped = httpx.get(f"http://127.0.0.1:{metrics_ports[role]}/metrics")
+        assert scraped.status_code == 200, role  # where the ServiceMonitor scrapes
     with socket.create_connection(("127.0.0.1", mllp_port), timeout=5):
         pass  # the mllp pod's MLLP port is bound where the Service sends senders
 

@@ -33,6 +33,11 @@ async def test_add_list_password_and_token(
     assert again.stderr == "carebroker: error: user 'claire' already exists\n"
     weak = users("add", "bob", "--role", "viewer", "--password-stdin", *db, stdin="short")
     assert weak.returncode == 1 and "password too short" in weak.stderr
+    trivial = users(
+        "add", "bob", "--role", "viewer", "--password-stdin", *db, stdin="Password2024!"
+    )
+    assert trivial.returncode == 1 and "password too weak" in trivial.stderr
+    assert "Password2024" not in trivial.stderr
     bad_name = users(
         "add", "Bob Smith", "--role", "viewer", "--password-stdin", *db, stdin=PASSWORD
     )
@@ -52,6 +57,9 @@ async def test_add_list_password_and_token(
     assert event["detail"] == {"user": "claire", "action": "created", "role": "admin"}
 
     # An API token works against a running console, with the user's role, no CSRF token.
+    century = users("token", "claire", "--days", "36500", *db)
+    assert century.returncode == 1
+    assert "CAREBROKER_CONSOLE__API_TOKEN_MAX_DAYS" in century.stderr
     token = users("token", "claire", "--days", "7", "--label", "nightly export", *db)
     assert token.returncode == 0, token.stderr
     assert "valid until" in token.stderr

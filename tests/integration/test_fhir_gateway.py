@@ -9,6 +9,7 @@ events.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from collections.abc import AsyncIterator
@@ -30,6 +31,8 @@ from adapters.translate.v2_to_fhir import convert
 from broker.directory import Directory, parse_directory
 from broker.pseudonym import Pseudonymizer
 from broker.store.messages import MessageStore
+from broker.store.refusals import RefusalStore
+from broker.strangers import StrangerRecorder
 from tests.conftest import CORPUS, REPO
 
 LAB_TOKEN = "labo-sud-secret-token"
@@ -48,6 +51,10 @@ def directory() -> Directory:
     for partner in data["partners"]:
         if partner["id"] == "labo-sud":
             partner["token_sha256"] = [_sha(LAB_TOKEN)]
+            # The ODS code the NHS BaRS examples of the corpus send as.
+            partner["identifiers"] = [
+                {"system": "https://fhir.nhs.uk/Id/ods-organization-code", "value": "RND"}
+            ]
         if partner["id"] == "cabinet-dupont":
             partner["token_sha256"] = [_sha(GP_TOKEN)]
     return parse_directory(data, "partners.yaml")
@@ -56,6 +63,7 @@ def directory() -> Directory:
 def make_app(store: MessageStore, max_body: int = 2 * 1024 * 1024) -> FastAPI:
     app = FastAPI()
     found = directory()
+    app.state.strangers = StrangerRecorder(RefusalStore(store.pool))
     app.include_router(
         create_router(
             Gateway(
@@ -63,6 +71,7 @@ def make_app(store: MessageStore, max_body: int = 2 * 1024 * 1024) -> FastAPI:
                 directory=lambda: found,
                 pseudonymizer=Pseudonymizer(b"k" * 32),
                 max_body_bytes=max_body,
+                strangers=app.state.strangers,
             )
         )
     )
@@ -75,8 +84,13 @@ async def store(pool: asyncpg.Pool) -> MessageStore:
 
 
 @pytest.fixture
-async def client(store: MessageStore) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=make_app(store))
+def app(store: MessageStore) -> FastAPI:
+    return make_app(store)
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://carebroker") as c:
         yield c
 
@@ -343,30 +357,100 @@ async def test_a_sender_posing_as_another_partner_is_refused(
     assert (row["status"], row["sender"]) == ("rejected", "cabinet-dupont")
 
 
+async def test_a_wrong_media_type_is_refused_415_and_kept(
+    client: httpx.AsyncClient, pool: asyncpg.Pool
+) -> None:
+    headers = {**auth(), "Content-Type": "application/fhir+xml"}
+    response = await client.post("/fhir/$process-message", json=lab_message(), headers=headers)
+    assert response.status_code == 415
+    assert outcome_of(response)["issue"][0]["code"] == "not-supported"
+    [row] = await rows(pool)
+    assert (row["status"], row["sender"]) == ("rejected", "labo-sud")
+
+
 @pytest.mark.parametrize(
-    ("headers", "status", "code"),
+    ("headers", "reason"),
     [
-        pytest.param({"Content-Type": "application/fhir+json"}, 401, "login", id="no-credentials"),
-        pytest.param(auth("not-a-token"), 401, "login", id="unknown-token"),
+        pytest.param({"Content-Type": "application/fhir+json"}, "no_credentials", id="none"),
+        pytest.param(auth("not-a-token"), "unknown_token", id="unknown-token"),
         pytest.param(
-            {**auth(), "Content-Type": "application/fhir+xml"}, 415, "not-supported", id="xml"
+            {
+                "Authorization": "Basic bGFiby1zdWQ6c2VjcmV0",
+                "Content-Type": "application/fhir+json",
+            },
+            "unsupported_scheme",
+            id="basic",
         ),
     ],
 )
-async def test_authentication_and_media_type(
+async def test_a_stranger_gets_401_and_nothing_is_stored_but_a_count(
     client: httpx.AsyncClient,
+    app: FastAPI,
     pool: asyncpg.Pool,
     headers: dict[str, str],
-    status: int,
-    code: str,
+    reason: str,
 ) -> None:
     response = await client.post("/fhir/$process-message", json=lab_message(), headers=headers)
-    assert response.status_code == status
-    assert outcome_of(response)["issue"][0]["code"] == code
-    if status == 401:
-        assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    assert response.status_code == 401
+    assert outcome_of(response)["issue"][0]["code"] == "login"
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    assert await rows(pool) == []
+    assert await pool.fetchval("SELECT count(*) FROM audit_pending") == 0
+    await app.state.strangers.flush()
+    kept = await pool.fetch("SELECT address, channel, reason, requests FROM stranger_refusals")
+    assert [tuple(r) for r in kept] == [("127.0.0.1", "fhir", reason, 1)]
+
+
+async def test_200_guessed_tokens_add_one_counted_row_and_no_message(
+    client: httpx.AsyncClient, app: FastAPI, pool: asyncpg.Pool
+) -> None:
+    body = b"{" + b" " * (1024 * 1024 - 2) + b"}"
+    answers = await asyncio.gather(
+        *(
+            client.post("/fhir/$process-message", content=body, headers=auth(f"guess-{n}"))
+            for n in range(200)
+        )
+    )
+    assert {a.status_code for a in answers} == {401}
+    await app.state.strangers.flush()
+    assert await pool.fetchval("SELECT count(*) FROM messages") == 0
+    assert await pool.fetchval("SELECT count(*) FROM payloads") == 0
+    assert await pool.fetchval("SELECT count(*) FROM audit_pending") == 0
+    kept = await pool.fetch("SELECT reason, requests, bytes FROM stranger_refusals")
+    assert [tuple(r) for r in kept] == [("unknown_token", 200, 200 * len(body))]
+
+
+async def test_deeply_nested_json_is_refused_400_with_an_outcome_and_kept(
+    client: httpx.AsyncClient, pool: asyncpg.Pool
+) -> None:
+    for depth in (100, 100_000):
+        nested = b'{"resourceType": "Bundle", "type": "message", "entry": ' + b"[" * depth
+        body = nested + b"]" * depth + b"}"
+        response = await client.post("/fhir/$process-message", content=body, headers=auth())
+        assert response.status_code == 400, depth
+        issue = outcome_of(response)["issue"][0]
+        assert issue["code"] == "too-costly" and "nested deeper than" in issue["diagnostics"]
+    stored = await rows(pool)
+    assert [(r["status"], r["sender"]) for r in stored] == [("rejected", "labo-sud")] * 2
+    assert all(r["reason"] and "nested deeper" in r["reason"] for r in stored)
+    ok = await client.post("/fhir/$process-message", json=lab_message("LS-OK"), headers=auth())
+    assert ok.status_code == 200
+
+
+async def test_if_none_exist_criteria_never_become_an_id(
+    client: httpx.AsyncClient, pool: asyncpg.Pool
+) -> None:
+    request = json.loads((CORPUS / "fhir-r4-examples" / "ServiceRequest-lipid.json").read_text())
+    criteria = "identifier=urn:oid:1.2.250.1.213.1.4.8|277076322082910&family=DUPONT"
+    headers = {**auth(GP_TOKEN), "If-None-Exist": criteria}
+    first = await client.post("/fhir/ServiceRequest", json=request, headers=headers)
+    again = await client.post("/fhir/ServiceRequest", json=request, headers=headers)
+    assert (first.status_code, again.status_code) == (201, 200)
     [row] = await rows(pool)
-    assert row["status"] == "rejected"
+    assert row["control_id"].startswith("ServiceRequest?If-None-Exist=")
+    events = await pool.fetch("SELECT event FROM audit_pending")
+    for text in (row["control_id"], json.dumps(dict(row["envelope"])), str(events)):
+        assert "277076322082910" not in text and "DUPONT" not in text
 
 
 async def test_a_50_mb_body_is_refused_413_and_kept_capped(
@@ -447,7 +531,7 @@ async def test_fhir_examples_are_accepted_or_refused_with_an_outcome(
         else:
             assert answer["resourceType"] == document["resourceType"]
     else:
-        assert response.status_code in (400, 404, 422), response.text
+        assert response.status_code in (400, 403, 404, 422), response.text
         issues = outcome_of(response)["issue"]
         assert issues and all(i["severity"] == "error" and i["diagnostics"] for i in issues)
         assert row["status"] == "rejected" and row["reason"]
@@ -461,7 +545,9 @@ _EXPECTED = {
     "Bundle-3a0707d3-549e-4467-b8b8-5a2ab3800efe.json": 200,  # a response message: accepted
     "Bundle-xds.json": 422,  # a transaction with Patient, Practitioner, Binary creates
     "Bundle-f001.json": 400,  # a collection, not a transaction
-    "bars_booking_request_bundle.json": 200,
+    # Its MessageHeader.sender is an Organization with a name and no identifier:
+    # a name identifies nobody (issue 13).
+    "bars_booking_request_bundle.json": 403,
     "bars_validation_request_bundle.json": 200,
     "bars_servicerequest_get.json": 400,  # a searchset
     "ServiceRequest-physiotherapy.json": 201,
@@ -471,3 +557,149 @@ _EXPECTED = {
     "Patient-example.json": 404,
     "MessageHeader-1cbdfb97-5859-48a4-8301-d54eab818d68.json": 404,
 }
+
+
+def wide(text: str) -> str:
+    """Return ASCII text in full-width forms (U+FF01-FF5E): how some systems type ids."""
+    return "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in text)
+
+
+def _claiming(
+    control_id: str,
+    *,
+    source: dict[str, Any] | None = None,
+    reference: dict[str, Any] | None = None,
+    organisation: dict[str, Any] | None = None,
+) -> Any:
+    """labo-sud's message with its MessageHeader.source, sender or sender organisation changed."""
+    message = lab_message(control_id)
+    header = message["entry"][0]["resource"]
+    if source is not None:
+        header["source"] = source
+    if organisation is not None:
+        found = next(
+            e["resource"] for e in message["entry"] if e["fullUrl"] == header["sender"]["reference"]
+        )
+        found.update(organisation)
+    if reference is not None:
+        header["sender"] = reference
+    return message
+
+
+SPOOFS = [
+    pytest.param(
+        {"source": {"name": "CHU de Montpellier", "endpoint": "LIS"}},
+        "MessageHeader.source.name",
+        id="the-CHU-display-name-as-source",
+    ),
+    pytest.param(
+        {"source": {"name": "LIS", "endpoint": "urn:carebroker:partner:CHU-Montpellier "}},
+        "MessageHeader.source.endpoint",
+        id="the-CHU-endpoint-other-case-trailing-space",
+    ),
+    pytest.param(
+        {
+            "organisation": {
+                "identifier": [{"system": "urn:carebroker:partner", "value": "CHU-MONTPELLIER "}]
+            }
+        },
+        "MessageHeader.sender",
+        id="the-CHU-id-other-case-trailing-space",
+    ),
+    pytest.param(
+        {"organisation": {"identifier": [{"value": wide("CHU-MTP")}], "name": "labo"}},
+        "MessageHeader.sender",
+        id="the-CHU-facility-in-full-width",
+    ),
+    pytest.param(
+        {
+            "organisation": {
+                "identifier": [{"system": "1.2.250.1.71.4.2.2", "value": "340780477"}],
+                "name": "x",
+            }
+        },
+        "MessageHeader.sender",
+        id="the-CHU-FINESS-without-urn-oid",
+    ),
+    pytest.param(
+        {"organisation": {"identifier": [{"value": "LABO-SUD"}, {"value": "CHU-MTP"}]}},
+        "MessageHeader.sender",
+        id="its-own-identifier-and-the-CHUs",
+    ),
+    pytest.param(
+        {"reference": {"display": "CHU de Montpellier"}},
+        "MessageHeader.sender.display",
+        id="a-display-only-sender-naming-the-CHU",
+    ),
+    pytest.param(
+        {"reference": {"display": "Laboratoire Sud"}},
+        "MessageHeader.sender",
+        id="a-display-only-sender",
+    ),
+    pytest.param(
+        {"organisation": {"identifier": [], "name": "Laboratoire Sud"}},
+        "MessageHeader.sender",
+        id="an-organisation-with-a-name-only",
+    ),
+    pytest.param(
+        {"organisation": {"identifier": [{"system": "urn:oid:1.2.3.4", "value": "UNKNOWN-LAB"}]}},
+        "MessageHeader.sender",
+        id="an-identifier-the-directory-does-not-know",
+    ),
+]
+
+
+@pytest.mark.parametrize(("claim", "path"), SPOOFS)
+async def test_a_partner_cannot_send_as_another_nor_as_nobody(
+    client: httpx.AsyncClient, pool: asyncpg.Pool, claim: dict[str, Any], path: str
+) -> None:
+    message = _claiming("SPOOF-1", **claim)
+    response = await client.post("/fhir/$process-message", json=message, headers=auth())
+    assert response.status_code == 403, response.text
+    issue = outcome_of(response)["issue"][0]
+    assert issue["code"] == "security"
+    assert issue["expression"] == [path]
+    [row] = await rows(pool)
+    assert (row["status"], row["sender"]) == ("rejected", "labo-sud")
+
+
+@pytest.mark.parametrize(
+    "claim",
+    [
+        pytest.param(
+            {"organisation": {"identifier": [{"value": "labo-sud"}]}}, id="its-facility-other-case"
+        ),
+        pytest.param(
+            {
+                "organisation": {
+                    "identifier": [{"system": "urn:carebroker:partner", "value": wide("LABO-SUD")}]
+                }
+            },
+            id="its-id-in-full-width",
+        ),
+        pytest.param(
+            {
+                "organisation": {
+                    "identifier": [
+                        {"system": "https://fhir.nhs.uk/Id/ods-organization-code", "value": "RND"}
+                    ]
+                }
+            },
+            id="its-declared-identifier",
+        ),
+        pytest.param(
+            {
+                "reference": {
+                    "identifier": {"system": "urn:carebroker:partner", "value": "labo-sud"}
+                }
+            },
+            id="a-logical-reference",
+        ),
+    ],
+)
+async def test_a_partner_identified_by_its_own_identifiers_is_accepted(
+    client: httpx.AsyncClient, claim: dict[str, Any]
+) -> None:
+    message = _claiming("OWN-1", **claim)
+    response = await client.post("/fhir/$process-message", json=message, headers=auth())
+    assert response.status_code == 200, response.text

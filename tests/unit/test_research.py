@@ -30,7 +30,7 @@ HL7_TERMINOLOGY = ("http://terminology.hl7.org/", "http://hl7.org/fhir/")
 
 def patient_key(message: Message) -> str:
     keys = patient_keys(message, ROUTING)
-    return ordering_key(keys, identity(message, keys), ROUTING.lane(message.control_id))
+    return ordering_key(keys, identity(message), ROUTING.lane(message.control_id))
 
 
 def research(message: Message, key: bytes = KEY, **options: Any) -> Json:

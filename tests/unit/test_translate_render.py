@@ -206,6 +206,38 @@ def test_a_fhir_message_in_keeps_its_resources_and_is_re_addressed() -> None:
     assert json.loads(sent)["entry"][1:] == bundle["entry"][1:]
 
 
+@pytest.mark.parametrize(
+    "payload",
+    [
+        pytest.param(lambda: translated_oru(), id="a-message-bundle"),
+        pytest.param(
+            lambda: (CORPUS / "fhir-r4-examples" / "DiagnosticReport-pap.json").read_bytes(),
+            id="a-resource-alone",
+        ),
+        pytest.param(None, id="hl7v2-translated"),
+    ],
+)
+def test_a_delivered_copy_comes_from_carebroker_on_behalf_of_its_sender(payload: object) -> None:
+    env = envelope(ORU) if payload is None else fhir_envelope(payload())  # type: ignore[operator]
+    bundle = json.loads(render_for(env, NORD).payload)
+    Bundle.model_validate(bundle)
+    header = bundle["entry"][0]["resource"]
+    # Never the sender's system as if the copy came from there (issue 13).
+    assert header["source"] == {
+        "name": "carebroker",
+        "software": "carebroker",
+        "endpoint": "urn:carebroker:broker",
+    }
+    sender = header["sender"]
+    if "reference" in sender:  # the sender's own Organization, kept in the Bundle
+        [organisation] = [
+            e["resource"] for e in bundle["entry"] if e["fullUrl"] == sender["reference"]
+        ]
+        assert {"value": "LABO-SUD"} in organisation["identifier"]
+    else:
+        assert sender == {"identifier": {"system": "urn:carebroker:partner", "value": "labo-sud"}}
+
+
 def test_fhir_in_v2_out_in_the_recipient_version_charset_and_address() -> None:
     env = fhir_envelope(translated_oru())
     out = render_for(env, CHU, sender=LAB)

@@ -1,4 +1,4 @@
-"""Sign-in, sessions that end, sign-out, lockout, disabled users, CLI and API tokens."""
+"""Sign-in, sessions that end, sign-out, throttling, disabled users, CLI and API tokens."""
 
 from __future__ import annotations
 
@@ -10,7 +10,14 @@ import httpx
 from broker.console.auth import COOKIE
 from broker.console.sessions import Sessions
 from broker.store.accounts import AccountStore
-from tests.integration.console.conftest import PASSWORD, audit, cli_token, sign_in
+from tests.integration.console.conftest import (
+    BASE,
+    PASSWORD,
+    Console,
+    audit,
+    cli_token,
+    sign_in,
+)
 
 
 async def test_sign_in_sets_a_strict_http_only_cookie_and_audits(
@@ -41,7 +48,7 @@ async def test_passwords_are_stored_as_argon2id_hashes(
 
 
 async def test_wrong_password_and_unknown_user_get_the_same_answer(
-    client: httpx.AsyncClient, users: dict[str, str], pool: asyncpg.Pool
+    client: httpx.AsyncClient, users: dict[str, str], pool: asyncpg.Pool, console: Console
 ) -> None:
     wrong = await client.post("/api/session", json={"name": "otto", "password": "not-it-at-all"})
     unknown = await client.post(
@@ -52,12 +59,16 @@ async def test_wrong_password_and_unknown_user_get_the_same_answer(
     assert COOKIE not in client.cookies
     events = await audit(pool)
     refused = [e for e in events if e["detail"].get("action") == "sign_in_refused"]
-    assert [(e["actor"], e["detail"]["reason"]) for e in refused] == [
-        ("user:otto", "password"),
-        ("anonymous", "unknown_user"),
-    ]
-    # What was typed as a user name may be a password: it is not kept.
+    # A known user's failure is audited; an unknown name is a stranger's, counted apart.
+    assert [(e["actor"], e["detail"]["reason"]) for e in refused] == [("user:otto", "password")]
+    assert console.ctx.console is not None
+    await console.ctx.console.auth.strangers.flush()
+    strangers = await pool.fetch("SELECT address, channel, reason, requests FROM stranger_refusals")
+    assert [tuple(r) for r in strangers] == [("127.0.0.1", "console", "unknown_user", 1)]
+    # What was typed as a user name may be a password: it is kept nowhere.
     assert all("my secret password" not in str(e) for e in events)
+    kept = await pool.fetch("SELECT * FROM sign_in_throttle")
+    assert all("my secret password" not in str(tuple(r)) for r in kept)
 
 
 async def test_a_malformed_sign_in_is_refused_without_quoting_the_password(
@@ -71,23 +82,40 @@ async def test_a_malformed_sign_in_is_refused_without_quoting_the_password(
         assert "correct horse" not in response.text and "31415926" not in response.text
 
 
-async def test_repeated_failures_lock_the_name_until_the_window_passes(
+async def test_repeated_failures_delay_the_name_they_never_lock_it(
     client: httpx.AsyncClient, users: dict[str, str], pool: asyncpg.Pool
 ) -> None:
-    for _ in range(5):
-        response = await client.post("/api/session", json={"name": "vera", "password": "guess" * 3})
-        assert response.status_code == 401
-    locked = await client.post("/api/session", json={"name": "vera", "password": PASSWORD})
-    assert locked.status_code == 401
-    reasons = [e["detail"].get("reason") for e in await audit(pool)]
-    assert reasons[-1] == "locked"
-    # The window (15 minutes by default) has passed:
-    await pool.execute(
-        "UPDATE console_users SET failed_since = now() - interval '16 minutes' WHERE name = 'vera'"
+    stranger = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=client._transport.app, client=("198.51.100.7", 4000)),  # type: ignore[attr-defined]
+        base_url=BASE,
     )
-    assert (
-        await client.post("/api/session", json={"name": "vera", "password": PASSWORD})
-    ).status_code == 200
+    # A stranger guesses at vera's password, far beyond the five free failures.
+    answers = []
+    for _ in range(12):
+        response = await stranger.post("/api/session", json={"name": "vera", "password": "guess"})
+        answers.append(response.status_code)
+        if response.status_code == 429:
+            await _pass(pool, float(response.headers["Retry-After"]))
+    assert answers[:5] == [401] * 5
+    assert 429 in answers, "after five failures each attempt waits"
+    # vera, from her own workstation: at most the longest delay (30 s), never 15 minutes.
+    mine = await client.post("/api/session", json={"name": "vera", "password": PASSWORD})
+    if mine.status_code == 429:
+        wait = float(mine.headers["Retry-After"])
+        assert wait <= 30, wait
+        await _pass(pool, wait)
+        mine = await client.post("/api/session", json={"name": "vera", "password": PASSWORD})
+    assert mine.status_code == 200, mine.text
+    await stranger.aclose()
+
+
+async def _pass(pool: asyncpg.Pool, seconds: float) -> None:
+    """Let ``seconds`` pass for the throttle (every attempt moved back in time)."""
+    await pool.execute(
+        "UPDATE sign_in_throttle SET last_at = last_at - make_interval(secs => $1),"
+        " window_start = window_start - make_interval(secs => $1)",
+        seconds,
+    )
 
 
 async def test_sign_out_ends_the_session(

@@ -37,7 +37,10 @@ class Change:
 CHANGES = [
     Change("DELETE", "/api/session", "viewer"),
     Change(
-        "POST", "/api/users", "admin", {"name": "new-user", "role": "viewer", "password": "x" * 12}
+        "POST",
+        "/api/users",
+        "admin",
+        {"name": "new-user", "role": "viewer", "password": "plum lantern orbit 42"},
     ),
     Change("PATCH", "/api/users/{name}", "admin", {"role": "operator"}),
     Change("POST", "/api/partners/reload", "admin"),
